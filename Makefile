@@ -1,0 +1,62 @@
+# One-word targets; the README and .ci/run call these.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+NODE_STAMP := tests/real-client/node_modules/.installed
+
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.x (3.11 or newer)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(NODE_STAMP): tests/real-client/package.json tests/real-client/package-lock.json
+	cd tests/real-client && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The main job; make run RUN_ARGS="--profile stage --duration 60". A completed run whose SLO
+# failed or which is invalid (exit 1) has done its job: the verdicts are printed and in the report.
+run: setup
+	$(BIN)/testbed run $(RUN_ARGS) || test $$? -eq 1
+
+serve: setup
+	$(BIN)/backbone serve
+
+test: setup $(NODE_STAMP)
+	$(BIN)/python -m pytest
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# make bench BENCH_ARGS="--only Files --pairs 5"
+bench: setup
+	$(BIN)/python -m testbed.bench $(BENCH_ARGS)
+
+bench-arrival: setup
+	$(BIN)/python -m loadtests.arrival.bench
+
+# make bench-seed SEED_ARGS="--pool light --mode api"
+bench-seed: setup
+	$(BIN)/python -m testbed.bench_seed $(SEED_ARGS)
+
+# make bench-scenarios BENCH_ARGS="--only 03 production-mix --duration-s 30"
+bench-scenarios: setup
+	$(BIN)/python -m testbed.bench_scenarios $(BENCH_ARGS)
+
+clean:
+	rm -rf var results .pytest_cache .mypy_cache .ruff_cache
+
+bench-report: setup
+	$(BIN)/python -m reports.bench $(BENCH_ARGS)

@@ -1,0 +1,104 @@
+"""The Consumer API: create_consumer_app(services), and the gunicorn entry."""
+
+from __future__ import annotations
+
+import falcon
+
+from backbone.modules.announcements.consumer_api import add_announcement_routes
+from backbone.modules.challenges.consumer_api import add_challenge_routes
+from backbone.modules.devices.consumer_api import (
+    add_deletion_process_routes,
+    add_device_routes,
+    add_notification_routes,
+)
+from backbone.modules.files.consumer_api import add_file_routes
+from backbone.modules.messages.consumer_api import add_message_routes
+from backbone.modules.quotas.consumer_api import add_quota_routes
+from backbone.modules.relationships.consumer_api import add_relationship_routes
+from backbone.modules.synchronization.consumer_api import add_synchronization_routes
+from backbone.modules.tags.consumer_api import add_tag_routes
+from backbone.modules.tokens.consumer_api import add_token_routes
+from backbone.platform.health import HealthResource
+from backbone.platform.http import App, BearerAuthentication, BodyLimit, RequestTelemetry, create_app, send
+from backbone.platform.metrics import MetricsResource
+from backbone.platform.openapi import (
+    OpenApiResource,
+    Schema,
+    Security,
+    build_document,
+    describe,
+    envelope,
+    obj,
+    string,
+)
+from backbone.settings import Settings
+from backbone.wiring import Services, build_services
+
+MAJOR_VERSION = "7"
+OPENAPI_PATH = "/docs/v2/openapi.json"
+# Infrastructure routes, not part of the API the document describes.
+HIDDEN_ROUTES = ("/health", "/metrics")
+BEARER = Security(
+    schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+    requirement=lambda resource, method: (
+        [] if method in getattr(resource, "anonymous_methods", frozenset()) else [{"bearer": []}]
+    ),
+)
+
+
+class VersionResource:
+    """`GET /api/v2/Version`; the official runtime checks that the major version is 6 or 7."""
+
+    anonymous_methods = frozenset({"GET"})
+
+    @describe(
+        "The backbone's major version", {200: envelope(obj({"majorVersion": string()}))}, tags=("Version",)
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send(resp, {"majorVersion": MAJOR_VERSION})
+
+
+def create_consumer_app(services: Services) -> App:
+    """Assemble the Consumer API on the given services."""
+    app = create_app(
+        middleware=[
+            RequestTelemetry(services.metrics, services.tracing),
+            BodyLimit(services.settings.max_request_body_bytes),
+            BearerAuthentication(services.tokens.verify),
+        ]
+    )
+    add_device_routes(app, services.identities, services.devices, services.logins)
+    add_challenge_routes(app, services.challenges)
+    add_synchronization_routes(app, services.synchronization)
+    add_tag_routes(app, services.tags)
+    add_relationship_routes(app, services.relationship_templates, services.relationships)
+    add_token_routes(app, services.tokens_service)
+    add_message_routes(app, services.messages)
+    add_announcement_routes(app, services.announcements)
+    add_file_routes(app, services.files)
+    add_deletion_process_routes(app, services.deletion_processes)
+    add_quota_routes(app, services.quotas)
+    add_notification_routes(app, services.notifications)
+    app.add_route("/api/v2/Version", VersionResource())
+    app.add_route("/health", HealthResource(services.health))
+    if services.metrics is not None:
+        app.add_route("/metrics", MetricsResource(services.metrics))
+    app.add_route(OPENAPI_PATH, OpenApiResource(lambda: consumer_openapi(app)))
+    return app
+
+
+def consumer_openapi(app: App) -> Schema:
+    """The OpenAPI document of the Consumer API, generated from its routes."""
+    return build_document(
+        app,
+        title="enmeshed Backbone Consumer API (reference implementation)",
+        version="v2",
+        description="The API wallets and connectors use. Errors come in the backbone's error envelope.",
+        security=BEARER,
+        hidden=HIDDEN_ROUTES,
+    )
+
+
+def application() -> App:
+    """Build the app inside a gunicorn worker, after fork, from the environment."""
+    return create_consumer_app(build_services(Settings.from_process_env()))

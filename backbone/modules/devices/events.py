@@ -1,0 +1,58 @@
+"""What the devices module publishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backbone.platform.events import DomainEvent
+
+
+@dataclass(frozen=True)
+class IdentityCreated(DomainEvent):
+    address: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class BackupDeviceUsed(DomainEvent):
+    identity_address: str
+
+
+@dataclass(frozen=True)
+class TierCreated(DomainEvent):
+    id: str
+    tier_name: str
+
+    def payload(self) -> dict[str, Any]:
+        # `name` is taken by the event's own name; the payload keeps the original's `Name`.
+        return {"Id": self.id, "Name": self.tier_name}
+
+
+@dataclass(frozen=True)
+class TierDeleted(DomainEvent):
+    id: str
+
+
+@dataclass(frozen=True)
+class IdentityToBeDeleted(DomainEvent):
+    identity_address: str
+    grace_period_ends_at: datetime
+
+
+@dataclass(frozen=True)
+class IdentityDeletionCancelled(DomainEvent):
+    identity_address: str
+
+
+@dataclass(frozen=True)
+class TierOfIdentityChanged(DomainEvent):
+    old_tier_id: str
+    new_tier_id: str
+    identity_address: str
+
+
+@dataclass(frozen=True)
+class IdentityDeleted(DomainEvent):
+    identity_address: str

@@ -1,0 +1,408 @@
+"""Identities, their devices, OAuth clients and tiers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from backbone.platform.errors import DomainError
+
+BASIC_TIER_NAME = "Basic"
+QUEUED_FOR_DELETION_TIER_ID = "TIR00000000000000001"
+QUEUED_FOR_DELETION_TIER_NAME = "Queued for Deletion"
+DEFAULT_COMMUNICATION_LANGUAGE = "en"
+PNS_HANDLE_MIN_LENGTH = 10
+PNS_HANDLE_MAX_LENGTH = 500
+DEFAULT_GRACE_PERIOD = timedelta(days=14)
+MAX_GRACE_PERIOD_DAYS = 3650
+
+# ISO 639-1, the list the original validates device communication languages against.
+COMMUNICATION_LANGUAGES = frozenset(
+    (
+        "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy "
+        "da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu "
+        "hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb "
+        "lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om "
+        "or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw "
+        "ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu"
+    ).split()
+)
+_STRONG_PASSWORD = (
+    re.compile(r"[a-z]"),
+    re.compile(r"[A-Z]"),
+    re.compile(r"\d"),
+    re.compile(r"[^A-Za-z0-9]"),
+)
+
+
+class IdentityStatus(Enum):
+    Active = 0
+    ToBeDeleted = 1
+    Deleting = 2
+
+
+class DeletionProcessStatus(Enum):
+    """The original's integers; `Deleting` is reached by the deletion job once the grace period is over."""
+
+    Active = 1
+    Cancelled = 2
+    Deleting = 10
+
+
+class DeletionAuditMessage(Enum):
+    """The message keys of the deletion audit log (the jobs add the later ones)."""
+
+    StartedByOwner = "StartedByOwner"
+    CancelledByOwner = "CancelledByOwner"
+    GracePeriodReminder1Sent = "GracePeriodReminder1Sent"
+    GracePeriodReminder2Sent = "GracePeriodReminder2Sent"
+    GracePeriodReminder3Sent = "GracePeriodReminder3Sent"
+    DeletionStarted = "DeletionStarted"
+    DataDeleted = "DataDeleted"
+    DeletionCompleted = "DeletionCompleted"
+    ErrorDuringDeletion = "ErrorDuringDeletion"
+
+
+class PushPlatform(Enum):
+    """Push notification services a device can register with (wire names in lower case)."""
+
+    fcm = "fcm"
+    apns = "apns"
+    dummy = "dummy"
+    sse = "sse"
+
+    @property
+    def takes_handle(self) -> bool:
+        # The original stores no handle for these two: SSE pushes by address, dummy only logs.
+        return self in (PushPlatform.fcm, PushPlatform.apns)
+
+
+class PushEnvironment(Enum):
+    Development = 0
+    Production = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    id: str
+    name: str
+    can_be_used_as_default_for_client: bool = True
+    can_be_manually_assigned: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    client_id: str
+    display_name: str
+    client_secret_hash: str
+    default_tier_id: str
+    max_identities: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    address: str
+    client_id: str | None
+    public_key: bytes
+    created_at: datetime
+    identity_version: int
+    tier_id: str
+    status: IdentityStatus
+    deletion_grace_period_ends_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    identity_address: str
+    username: str
+    created_at: datetime
+    created_by_device: str
+    communication_language: str
+    is_backup_device: bool
+    last_login_at: datetime | None
+
+    @property
+    def is_onboarded(self) -> bool:
+        """A device counts as onboarded once it has logged in."""
+        return self.last_login_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PnsRegistration:
+    """A device's registration with a push notification service (one per device)."""
+
+    device_id: str
+    identity_address: str
+    device_push_identifier: str
+    platform: PushPlatform
+    handle: str
+    app_id: str
+    environment: PushEnvironment
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionProcess:
+    """An identity's request to be deleted once its grace period is over."""
+
+    id: str
+    identity_address: str
+    status: DeletionProcessStatus
+    created_at: datetime
+    created_by_device: str
+    grace_period_ends_at: datetime
+    cancelled_at: datetime | None = None
+    cancelled_by_device: str | None = None
+    grace_period_reminder1_sent_at: datetime | None = None
+    grace_period_reminder2_sent_at: datetime | None = None
+    grace_period_reminder3_sent_at: datetime | None = None
+    deletion_started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionAuditEntry:
+    """What happened to a deletion process; it keeps only hashes of the identity and device."""
+
+    id: str
+    deletion_process_id: str | None
+    created_at: datetime
+    message_key: DeletionAuditMessage
+    old_status: DeletionProcessStatus | None
+    new_status: DeletionProcessStatus | None
+    identity_address_hash: bytes
+    device_id_hash: bytes | None
+    additional_data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the token endpoint needs to know about a device user."""
+
+    device: Device
+    password_hash: str
+    access_failed_count: int
+    lockout_end: datetime | None
+    identity_status: IdentityStatus
+    deletion_grace_period_ends_at: datetime | None
+
+
+def meets_password_policy(password: str, *, development: bool) -> bool:
+    """Tell whether a password passes the original's device password policy (any in development)."""
+    if development:
+        return bool(password)
+    return len(password) >= 10 and all(rule.search(password) for rule in _STRONG_PASSWORD)
+
+
+def check_password_policy(password: str, *, development: bool) -> None:
+    """Refuse a new device's password that breaks the policy."""
+    if not meets_password_policy(password, development=development):
+        raise DomainError(
+            "error.platform.validation.invalidPropertyValue",
+            "'devicePassword' must have at least 10 characters with an upper-case letter, a lower-case "
+            "letter, a digit and a non-alphanumeric character.",
+        )
+
+
+def invalid_signature() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.invalidSignature", "The given signature is not valid."
+    )
+
+
+def invalid_public_key() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.invalidPublicKeyFormat",
+        "The format of the given public key is not supported.",
+    )
+
+
+def challenge_has_expired() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.challengeHasExpired",
+        "The given challenge has expired. Obtain a new challenge and try again.",
+    )
+
+
+def address_already_exists() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.addressAlreadyExists",
+        "The address derived from the given public key already exists. "
+        "Try again with a different public key.",
+    )
+
+
+def client_reached_identities_limit() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.clientReachedIdentitiesLimit",
+        "The client has reached the maximum number of identities it may create.",
+    )
+
+
+def invalid_client() -> DomainError:
+    return DomainError(
+        "error.platform.unauthorized",
+        "You have to authenticate in order to execute this action. Further make sure that the auth token "
+        "has not expired.",
+    )
+
+
+def invalid_communication_language() -> DomainError:
+    return DomainError(
+        "error.platform.validation.invalidDeviceCommunicationLanguage",
+        "The given communication language is not a valid two-letter ISO 639-1 code.",
+    )
+
+
+def only_one_backup_device_can_exist() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.onlyOneBackupDeviceCanExist",
+        "The identity already has a backup device; only one backup device can exist.",
+    )
+
+
+def device_cannot_be_deleted(reason: str) -> DomainError:
+    return DomainError("error.platform.validation.device.deviceCannotBeDeleted", reason)
+
+
+def change_password_failed(reason: str) -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.changePasswordFailed", f"Changing the password failed: {reason}"
+    )
+
+
+def invalid_pns_platform(platform: str) -> DomainError:
+    return DomainError(
+        "error.platform.validation.invalidPnsPlatform",
+        f"The push notification platform '{platform}' is not one of fcm, apns, dummy, sse.",
+    )
+
+
+# --- operators: clients, tiers, identities -------------------------------------------------
+
+MIN_TIER_NAME_LENGTH = 3
+MAX_TIER_NAME_LENGTH = 30
+GENERATED_CLIENT_SECRET_LENGTH = 30
+MAX_CLIENT_ID_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TierOverview:
+    tier: Tier
+    number_of_identities: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOverview:
+    client: OAuthClient
+    default_tier: Tier
+    number_of_identities: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedClient:
+    """A new client with its secret in clear text: shown once, then only its hash is kept."""
+
+    client: OAuthClient
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityOverview:
+    """One row of the operators' identity list."""
+
+    address: str
+    created_at: datetime
+    last_login_at: datetime | None
+    created_with_client: str | None
+    identity_version: int
+    tier: Tier
+    number_of_devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityDetails:
+    identity: Identity
+    devices: tuple[Device, ...]
+
+
+def check_tier_name(name: str) -> None:
+    if not MIN_TIER_NAME_LENGTH <= len(name.strip()) <= MAX_TIER_NAME_LENGTH or name != name.strip():
+        raise DomainError(
+            "error.platform.validation.invalidTierName",
+            f"A tier name must have {MIN_TIER_NAME_LENGTH} to {MAX_TIER_NAME_LENGTH} characters "
+            "without leading or trailing spaces.",
+        )
+
+
+def _device_error(code: str, message: str) -> DomainError:
+    return DomainError(f"error.platform.validation.device.{code}", message)
+
+
+def client_id_already_exists() -> DomainError:
+    return _device_error(
+        "clientIdAlreadyExists",
+        "A client with the given client id already exists. Try a different client id.",
+    )
+
+
+def tier_name_already_exists() -> DomainError:
+    return _device_error("tierNameAlreadyExists", "A tier with the given name already exists.")
+
+
+def tier_id_invalid_or_does_not_exist() -> DomainError:
+    return _device_error(
+        "tierIdInvalidOrDoesNotExist", "The given tier does not exist or cannot be used here."
+    )
+
+
+def basic_tier_cannot_be_deleted() -> DomainError:
+    return _device_error("basicTierCannotBeDeleted", "The tier 'Basic' cannot be deleted.")
+
+
+def queued_for_deletion_tier_cannot_be_deleted() -> DomainError:
+    return _device_error(
+        "queuedForDeletionTierCannotBeDeleted", "The tier 'Queued for Deletion' cannot be deleted."
+    )
+
+
+def used_tier_cannot_be_deleted(reason: str) -> DomainError:
+    return _device_error("usedTierCannotBeDeleted", f"The tier cannot be deleted: {reason}")
+
+
+def queued_for_deletion_tier_cannot_be_manually_assigned_or_unassigned() -> DomainError:
+    return _device_error(
+        "queuedForDeletionTierCannotBeManuallyAssignedOrUnassigned",
+        "The tier 'Queued for Deletion' cannot be assigned to or taken from an identity by hand.",
+    )
+
+
+def max_identities_less_than_current_identities(current: int) -> DomainError:
+    return _device_error(
+        "maxIdentitiesLessThanCurrentIdentities",
+        f"'maxIdentities' cannot be lower than the client's current number of identities ({current}).",
+    )
+
+
+def only_one_active_deletion_process_allowed() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.onlyOneActiveDeletionProcessAllowed",
+        "Only one active deletion process is allowed per identity.",
+    )
+
+
+def deletion_process_is_not_in_required_status(required: DeletionProcessStatus) -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.deletionProcessIsNotInRequiredStatus",
+        f"The deletion process must be in status '{required.name}' to perform this action.",
+    )
+
+
+def grace_period_has_already_expired() -> DomainError:
+    return DomainError(
+        "error.platform.validation.device.gracePeriodHasAlreadyExpired",
+        "The grace period of the deletion process has already expired.",
+    )

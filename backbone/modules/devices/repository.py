@@ -1,0 +1,910 @@
+"""Tables and queries of identities, devices, OAuth clients and tiers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from backbone.modules.devices.model import (
+    ClientOverview,
+    Credentials,
+    DeletionAuditEntry,
+    DeletionAuditMessage,
+    DeletionProcess,
+    DeletionProcessStatus,
+    Device,
+    Identity,
+    IdentityOverview,
+    IdentityStatus,
+    OAuthClient,
+    PnsRegistration,
+    PushEnvironment,
+    PushPlatform,
+    Tier,
+    TierOverview,
+)
+from backbone.platform.db import (
+    Database,
+    Page,
+    Paged,
+    UtcDateTime,
+    address_column,
+    fetch_page,
+    id_column,
+    metadata,
+)
+from backbone.platform.odata import FieldType, ODataQuery
+
+tiers = sa.Table(
+    "tiers",
+    metadata,
+    id_column(primary_key=True),
+    sa.Column("name", sa.String(30), nullable=False, unique=True),
+    sa.Column("can_be_used_as_default_for_client", sa.Boolean, nullable=False),
+    sa.Column("can_be_manually_assigned", sa.Boolean, nullable=False),
+)
+
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("client_id", sa.String(200), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("client_secret_hash", sa.String(200), nullable=False),
+    id_column("default_tier_id", nullable=False),
+    sa.Column("max_identities", sa.Integer),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    address_column("address", primary_key=True),
+    sa.Column("client_id", sa.String(200)),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("identity_version", sa.SmallInteger, nullable=False),
+    id_column("tier_id", nullable=False),
+    id_column("tier_id_before_deletion"),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("deletion_grace_period_ends_at", UtcDateTime),
+    sa.Index("ix_identities_client_id", "client_id"),
+    sa.Index("ix_identities_tier_id", "tier_id"),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    id_column(primary_key=True),
+    address_column("identity_address", nullable=False),
+    sa.Column("username", sa.String(20), nullable=False),
+    # Logins match usernames case-insensitively (ASP.NET Identity's NormalizedUserName).
+    sa.Column("normalized_username", sa.String(20), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    id_column("created_by_device", nullable=False),
+    sa.Column("communication_language", sa.String(2), nullable=False),
+    sa.Column("is_backup_device", sa.Boolean, nullable=False),
+    sa.Column("last_login_at", UtcDateTime),
+    sa.Column("access_failed_count", sa.Integer, nullable=False),
+    sa.Column("lockout_end", UtcDateTime),
+    # Deleted devices stay as rows (the original marks them), hidden from every query.
+    sa.Column("deleted_at", UtcDateTime),
+    id_column("deleted_by_device"),
+    sa.Index("ix_devices_identity_address", "identity_address"),
+    # At most one backup device per identity, even when two registrations race.
+    sa.Index(
+        "ix_devices_one_backup_device_per_identity",
+        "identity_address",
+        unique=True,
+        sqlite_where=sa.text("is_backup_device AND deleted_at IS NULL"),
+        postgresql_where=sa.text("is_backup_device AND deleted_at IS NULL"),
+    ),
+)
+
+# The original's PnsRegistrations: one row per device, the handle stored as "<platform>|<handle>".
+pns_registrations = sa.Table(
+    "pns_registrations",
+    metadata,
+    id_column("device_id", primary_key=True),
+    address_column("identity_address", nullable=False),
+    id_column("device_push_identifier", nullable=False, unique=True),
+    # The original's column holds 200 characters but its validator admits 500; keep what we accept.
+    sa.Column("handle", sa.String(510), nullable=False),
+    sa.Column("app_id", sa.Text, nullable=False),
+    sa.Column("environment", sa.SmallInteger, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_pns_registrations_identity_address", "identity_address"),
+)
+
+# Usernames of deleted identities, hashed: `GET /Identities/IsDeleted` keeps answering true.
+deleted_usernames = sa.Table(
+    "deleted_usernames",
+    metadata,
+    sa.Column("username_hash", sa.LargeBinary(32), primary_key=True),
+    sa.Column("deleted_at", UtcDateTime, nullable=False),
+)
+
+_OPEN_PROCESS_STATUSES = (
+    f"status IN ({DeletionProcessStatus.Active.value}, {DeletionProcessStatus.Deleting.value})"
+)
+
+identity_deletion_processes = sa.Table(
+    "identity_deletion_processes",
+    metadata,
+    id_column(primary_key=True),
+    address_column("identity_address", nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    id_column("created_by_device", nullable=False),
+    sa.Column("cancelled_at", UtcDateTime),
+    id_column("cancelled_by_device"),
+    sa.Column("grace_period_ends_at", UtcDateTime, nullable=False),
+    sa.Column("grace_period_reminder1_sent_at", UtcDateTime),
+    sa.Column("grace_period_reminder2_sent_at", UtcDateTime),
+    sa.Column("grace_period_reminder3_sent_at", UtcDateTime),
+    sa.Column("deletion_started_at", UtcDateTime),
+    sa.Index("ix_identity_deletion_processes_identity_address", "identity_address", "created_at"),
+    # At most one open (Active or Deleting) process per identity, even when two starts race.
+    sa.Index(
+        "ix_identity_deletion_processes_one_open_per_identity",
+        "identity_address",
+        unique=True,
+        sqlite_where=sa.text(_OPEN_PROCESS_STATUSES),
+        postgresql_where=sa.text(_OPEN_PROCESS_STATUSES),
+    ),
+)
+
+# Outlives the identity: it names the identity and device by hashes only.
+identity_deletion_process_audit_log = sa.Table(
+    "identity_deletion_process_audit_log",
+    metadata,
+    id_column(primary_key=True),
+    id_column("identity_deletion_process_id"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("message_key", sa.String(50), nullable=False),
+    sa.Column("old_status", sa.SmallInteger),
+    sa.Column("new_status", sa.SmallInteger),
+    sa.Column("identity_address_hash", sa.LargeBinary, nullable=False),
+    sa.Column("device_id_hash", sa.LargeBinary),
+    sa.Column("additional_data", sa.Text),
+    sa.Index("ix_identity_deletion_process_audit_log_identity_address_hash", "identity_address_hash"),
+)
+
+_NOT_DELETED = devices.c.deleted_at.is_(None)
+
+
+def _tier(row: Any) -> Tier:
+    return Tier(row.id, row.name, row.can_be_used_as_default_for_client, row.can_be_manually_assigned)
+
+
+def _client(row: Any) -> OAuthClient:
+    return OAuthClient(
+        row.client_id,
+        row.display_name,
+        row.client_secret_hash,
+        row.default_tier_id,
+        row.max_identities,
+        row.created_at,
+    )
+
+
+def _identity(row: Any) -> Identity:
+    return Identity(
+        address=row.address,
+        client_id=row.client_id,
+        public_key=row.public_key,
+        created_at=row.created_at,
+        identity_version=row.identity_version,
+        tier_id=row.tier_id,
+        status=IdentityStatus(row.status),
+        deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
+    )
+
+
+def _device(row: Any) -> Device:
+    return Device(
+        id=row.id,
+        identity_address=row.identity_address,
+        username=row.username,
+        created_at=row.created_at,
+        created_by_device=row.created_by_device,
+        communication_language=row.communication_language,
+        is_backup_device=row.is_backup_device,
+        last_login_at=row.last_login_at,
+    )
+
+
+_IDENTITY_BY_ADDRESS = sa.select(identities).where(identities.c.address == sa.bindparam("address"))
+# The fields operators filter and order the identity list by (OData names).
+_IDENTITY_FIELDS: dict[str, Any] = {
+    "address": identities.c.address,
+    "createdWithClient": identities.c.client_id,
+    "tier/id": identities.c.tier_id,
+    "createdAt": identities.c.created_at,
+}
+IDENTITY_LIST_FIELDS = {
+    "address": FieldType.TEXT,
+    "createdWithClient": FieldType.TEXT,
+    "tier/id": FieldType.TEXT,
+    "createdAt": FieldType.DATETIME,
+}
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": lambda column, value: column == value,
+    "gt": lambda column, value: column > value,
+    "lt": lambda column, value: column < value,
+}
+
+
+class TierRepository:
+    def add(self, connection: Connection, tier: Tier) -> None:
+        connection.execute(
+            tiers.insert().values(
+                id=tier.id,
+                name=tier.name,
+                can_be_used_as_default_for_client=tier.can_be_used_as_default_for_client,
+                can_be_manually_assigned=tier.can_be_manually_assigned,
+            )
+        )
+
+    def find(self, connection: Connection, tier_id: str) -> Tier | None:
+        row = connection.execute(sa.select(tiers).where(tiers.c.id == tier_id)).first()
+        return None if row is None else _tier(row)
+
+    def find_by_name(self, connection: Connection, name: str) -> Tier | None:
+        row = connection.execute(sa.select(tiers).where(tiers.c.name == name)).first()
+        return None if row is None else _tier(row)
+
+    def all(self, connection: Connection) -> list[Tier]:
+        return [_tier(row) for row in connection.execute(sa.select(tiers).order_by(tiers.c.name))]
+
+    def overviews(self, connection: Connection) -> list[TierOverview]:
+        """Every tier with its number of identities, by name."""
+        counted = (
+            sa.select(identities.c.tier_id, sa.func.count().label("number"))
+            .group_by(identities.c.tier_id)
+            .subquery()
+        )
+        statement = (
+            sa.select(tiers, sa.func.coalesce(counted.c.number, 0).label("number_of_identities"))
+            .outerjoin(counted, counted.c.tier_id == tiers.c.id)
+            .order_by(tiers.c.name)
+        )
+        return [
+            TierOverview(_tier(row), int(row.number_of_identities)) for row in connection.execute(statement)
+        ]
+
+    def is_used(self, connection: Connection, tier_id: str) -> str | None:
+        """Say what still uses the tier (a client's default, an identity), or None."""
+        as_default = sa.select(oauth_clients.c.client_id).where(oauth_clients.c.default_tier_id == tier_id)
+        if connection.execute(as_default.limit(1)).first() is not None:
+            return "it is the default tier of a client."
+        assigned = sa.select(identities.c.address).where(identities.c.tier_id == tier_id)
+        if connection.execute(assigned.limit(1)).first() is not None:
+            return "identities are assigned to it."
+        return None
+
+    def delete(self, connection: Connection, tier_id: str) -> bool:
+        return connection.execute(tiers.delete().where(tiers.c.id == tier_id)).rowcount == 1
+
+
+class ClientRepository:
+    def add(self, connection: Connection, client: OAuthClient) -> None:
+        connection.execute(
+            oauth_clients.insert().values(
+                client_id=client.client_id,
+                display_name=client.display_name,
+                client_secret_hash=client.client_secret_hash,
+                default_tier_id=client.default_tier_id,
+                max_identities=client.max_identities,
+                created_at=client.created_at,
+            )
+        )
+
+    def find(self, connection: Connection, client_id: str) -> OAuthClient | None:
+        row = connection.execute(
+            sa.select(oauth_clients).where(oauth_clients.c.client_id == client_id)
+        ).first()
+        return None if row is None else _client(row)
+
+    def count_identities(self, connection: Connection, client_id: str) -> int:
+        statement = (
+            sa.select(sa.func.count()).select_from(identities).where(identities.c.client_id == client_id)
+        )
+        return int(connection.execute(statement).scalar_one())
+
+    def overviews(self, connection: Connection, client_id: str | None = None) -> list[ClientOverview]:
+        """Clients (or the one client) with their default tier and number of identities."""
+        counted = (
+            sa.select(identities.c.client_id, sa.func.count().label("number"))
+            .where(identities.c.client_id.is_not(None))
+            .group_by(identities.c.client_id)
+            .subquery()
+        )
+        statement = (
+            sa.select(
+                oauth_clients,
+                tiers.c.id.label("tier_id"),
+                tiers.c.name.label("tier_name"),
+                tiers.c.can_be_used_as_default_for_client,
+                tiers.c.can_be_manually_assigned,
+                sa.func.coalesce(counted.c.number, 0).label("number_of_identities"),
+            )
+            .join(tiers, tiers.c.id == oauth_clients.c.default_tier_id)
+            .outerjoin(counted, counted.c.client_id == oauth_clients.c.client_id)
+            .order_by(oauth_clients.c.created_at, oauth_clients.c.client_id)
+        )
+        if client_id is not None:
+            statement = statement.where(oauth_clients.c.client_id == client_id)
+        return [
+            ClientOverview(
+                _client(row),
+                Tier(
+                    row.tier_id,
+                    row.tier_name,
+                    row.can_be_used_as_default_for_client,
+                    row.can_be_manually_assigned,
+                ),
+                int(row.number_of_identities),
+            )
+            for row in connection.execute(statement)
+        ]
+
+    def update(
+        self, connection: Connection, client_id: str, default_tier_id: str, max_identities: int | None
+    ) -> None:
+        connection.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.client_id == client_id)
+            .values(default_tier_id=default_tier_id, max_identities=max_identities)
+        )
+
+    def set_secret_hash(self, connection: Connection, client_id: str, secret_hash: str) -> None:
+        connection.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.client_id == client_id)
+            .values(client_secret_hash=secret_hash)
+        )
+
+    def delete(self, connection: Connection, client_id: str) -> bool:
+        return (
+            connection.execute(oauth_clients.delete().where(oauth_clients.c.client_id == client_id)).rowcount
+            == 1
+        )
+
+
+class IdentityRepository:
+    def addresses_in_tier(self, connection: Connection, tier_id: str) -> list[str]:
+        statement = sa.select(identities.c.address).where(identities.c.tier_id == tier_id)
+        return list(connection.execute(statement.order_by(identities.c.address)).scalars())
+
+    def add(self, connection: Connection, identity: Identity, device: Device, password_hash: str) -> None:
+        connection.execute(
+            identities.insert().values(
+                address=identity.address,
+                client_id=identity.client_id,
+                public_key=identity.public_key,
+                created_at=identity.created_at,
+                identity_version=identity.identity_version,
+                tier_id=identity.tier_id,
+                status=identity.status.value,
+                deletion_grace_period_ends_at=identity.deletion_grace_period_ends_at,
+            )
+        )
+        self.add_device(connection, device, password_hash)
+
+    def add_device(self, connection: Connection, device: Device, password_hash: str) -> None:
+        connection.execute(
+            devices.insert().values(
+                id=device.id,
+                identity_address=device.identity_address,
+                username=device.username,
+                normalized_username=device.username.upper(),
+                password_hash=password_hash,
+                created_at=device.created_at,
+                created_by_device=device.created_by_device,
+                communication_language=device.communication_language,
+                is_backup_device=device.is_backup_device,
+                last_login_at=device.last_login_at,
+                access_failed_count=0,
+                lockout_end=None,
+            )
+        )
+
+    def exists(self, connection: Connection, address: str) -> bool:
+        statement = sa.select(identities.c.address).where(identities.c.address == address)
+        return connection.execute(statement).first() is not None
+
+    def find(self, connection: Connection, address: str) -> Identity | None:
+        row = connection.execute(_IDENTITY_BY_ADDRESS, {"address": address}).first()
+        return None if row is None else _identity(row)
+
+    def set_tier(self, connection: Connection, address: str, tier_id: str) -> None:
+        connection.execute(identities.update().where(identities.c.address == address).values(tier_id=tier_id))
+
+    def all_devices_of(self, connection: Connection, address: str) -> list[Device]:
+        statement = (
+            sa.select(devices)
+            .where(devices.c.identity_address == address, _NOT_DELETED)
+            .order_by(devices.c.created_at, devices.c.id)
+        )
+        return [_device(row) for row in connection.execute(statement)]
+
+    def overviews(
+        self, connection: Connection, query: ODataQuery
+    ) -> tuple[list[IdentityOverview], int | None]:
+        """Identities as the operators' list shows them, filtered, ordered and cut as asked."""
+        device_stats = (
+            sa.select(
+                devices.c.identity_address,
+                sa.func.count().label("number_of_devices"),
+                sa.func.max(devices.c.last_login_at).label("last_login_at"),
+            )
+            .where(_NOT_DELETED)
+            .group_by(devices.c.identity_address)
+            .subquery()
+        )
+        conditions = [_COMPARISONS[c.operator](_IDENTITY_FIELDS[c.field], c.value) for c in query.filters]
+        statement = (
+            sa.select(
+                identities,
+                tiers.c.name.label("tier_name"),
+                tiers.c.can_be_used_as_default_for_client,
+                tiers.c.can_be_manually_assigned,
+                sa.func.coalesce(device_stats.c.number_of_devices, 0).label("number_of_devices"),
+                device_stats.c.last_login_at,
+            )
+            .join(tiers, tiers.c.id == identities.c.tier_id)
+            .outerjoin(device_stats, device_stats.c.identity_address == identities.c.address)
+            .where(*conditions)
+        )
+        order = []
+        if query.order_by is not None:
+            column = _IDENTITY_FIELDS[query.order_by]
+            order.append(column.desc() if query.descending else column.asc())
+        # The address is unique: a stable order, so $skip pages never repeat or miss a row.
+        order.append(identities.c.address)
+        rows = connection.execute(statement.order_by(*order).limit(query.top).offset(query.skip))
+        found = [
+            IdentityOverview(
+                address=row.address,
+                created_at=row.created_at,
+                last_login_at=row.last_login_at,
+                created_with_client=row.client_id,
+                identity_version=row.identity_version,
+                tier=Tier(
+                    row.tier_id,
+                    row.tier_name,
+                    row.can_be_used_as_default_for_client,
+                    row.can_be_manually_assigned,
+                ),
+                number_of_devices=int(row.number_of_devices),
+            )
+            for row in rows
+        ]
+        total = None
+        if query.count:
+            counted = sa.select(sa.func.count()).select_from(identities).where(*conditions)
+            total = int(connection.execute(counted).scalar_one())
+        return found, total
+
+    def find_for_update(self, connection: Connection, address: str) -> Identity | None:
+        """Read an identity and lock its row until commit (SQLite holds the write lock anyway)."""
+        statement = sa.select(identities).where(identities.c.address == address)
+        if connection.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        row = connection.execute(statement).first()
+        return None if row is None else _identity(row)
+
+    def queue_for_deletion(
+        self, connection: Connection, address: str, grace_period_ends_at: datetime, queued_tier_id: str
+    ) -> None:
+        """Mark the identity ToBeDeleted in the given tier, remembering the tier it leaves."""
+        connection.execute(
+            identities.update()
+            .where(identities.c.address == address)
+            .values(
+                status=IdentityStatus.ToBeDeleted.value,
+                deletion_grace_period_ends_at=grace_period_ends_at,
+                tier_id_before_deletion=identities.c.tier_id,
+                tier_id=queued_tier_id,
+            )
+        )
+
+    def restore_after_cancelled_deletion(self, connection: Connection, address: str, tier_id: str) -> None:
+        connection.execute(
+            identities.update()
+            .where(identities.c.address == address)
+            .values(
+                status=IdentityStatus.Active.value,
+                deletion_grace_period_ends_at=None,
+                tier_id_before_deletion=None,
+                tier_id=tier_id,
+            )
+        )
+
+    def tier_before_deletion(self, connection: Connection, address: str) -> str | None:
+        statement = sa.select(identities.c.tier_id_before_deletion).where(identities.c.address == address)
+        value: str | None = connection.execute(statement).scalar_one_or_none()
+        return value
+
+    def find_device(self, connection: Connection, device_id: str) -> Device | None:
+        statement = sa.select(devices).where(devices.c.id == device_id, _NOT_DELETED)
+        row = connection.execute(statement).first()
+        return None if row is None else _device(row)
+
+    def devices_of(
+        self, connection: Connection, address: str, device_ids: Sequence[str], page: Page
+    ) -> Paged:
+        """The identity's devices, oldest first, optionally only the given ids."""
+        statement = sa.select(devices).where(devices.c.identity_address == address, _NOT_DELETED)
+        if device_ids:
+            statement = statement.where(devices.c.id.in_(device_ids))
+        paged = fetch_page(connection, statement.order_by(devices.c.created_at, devices.c.id), page)
+        return Paged([_device(row) for row in paged.items], paged.page, paged.total_records)
+
+    def has_backup_device(self, connection: Connection, address: str) -> bool:
+        statement = sa.select(devices.c.id).where(
+            devices.c.identity_address == address, devices.c.is_backup_device.is_(True), _NOT_DELETED
+        )
+        return connection.execute(statement.limit(1)).first() is not None
+
+    def password_hash(self, connection: Connection, device_id: str) -> str | None:
+        statement = sa.select(devices.c.password_hash).where(devices.c.id == device_id, _NOT_DELETED)
+        value: str | None = connection.execute(statement).scalar_one_or_none()
+        return value
+
+    def set_password_hash(self, connection: Connection, device_id: str, password_hash: str) -> None:
+        connection.execute(
+            devices.update().where(devices.c.id == device_id).values(password_hash=password_hash)
+        )
+
+    def set_communication_language(self, connection: Connection, device_id: str, language: str) -> None:
+        connection.execute(
+            devices.update().where(devices.c.id == device_id).values(communication_language=language)
+        )
+
+    def mark_deleted(self, connection: Connection, device_id: str, by_device: str, at: datetime) -> bool:
+        """Mark a device deleted unless it has logged in meanwhile; return whether it was marked."""
+        statement = (
+            devices.update()
+            .where(devices.c.id == device_id, _NOT_DELETED, devices.c.last_login_at.is_(None))
+            .values(deleted_at=at, deleted_by_device=by_device)
+        )
+        return connection.execute(statement).rowcount == 1
+
+    def find_device_by_username(self, connection: Connection, username: str) -> Device | None:
+        statement = sa.select(devices).where(devices.c.normalized_username == username.strip().upper())
+        row = connection.execute(statement).first()
+        return None if row is None else _device(row)
+
+    def credentials(self, connection: Connection, username: str) -> Credentials | None:
+        statement = (
+            sa.select(
+                devices,
+                identities.c.status.label("identity_status"),
+                identities.c.deletion_grace_period_ends_at,
+            )
+            .join(identities, identities.c.address == devices.c.identity_address)
+            .where(devices.c.normalized_username == username.strip().upper(), _NOT_DELETED)
+        )
+        row = connection.execute(statement).first()
+        if row is None:
+            return None
+        return Credentials(
+            device=_device(row),
+            password_hash=row.password_hash,
+            access_failed_count=row.access_failed_count,
+            lockout_end=row.lockout_end,
+            identity_status=IdentityStatus(row.identity_status),
+            deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
+        )
+
+    def count_failed_login(self, connection: Connection, device_id: str) -> int:
+        """Add one failed login atomically and return the new count."""
+        statement = (
+            devices.update()
+            .where(devices.c.id == device_id)
+            .values(access_failed_count=devices.c.access_failed_count + 1)
+            .returning(devices.c.access_failed_count)
+        )
+        return int(connection.execute(statement).scalar_one())
+
+    def lock_out(self, connection: Connection, device_id: str, until: datetime) -> None:
+        connection.execute(
+            devices.update().where(devices.c.id == device_id).values(access_failed_count=0, lockout_end=until)
+        )
+
+    def record_login(self, connection: Connection, device_id: str, at: datetime) -> None:
+        connection.execute(
+            devices.update()
+            .where(devices.c.id == device_id)
+            .values(last_login_at=at, access_failed_count=0, lockout_end=None)
+        )
+
+    def use_backup_device(self, connection: Connection, device_id: str) -> bool:
+        """Turn a backup device into a normal one; return whether this call did it (first login)."""
+        statement = (
+            devices.update()
+            .where(devices.c.id == device_id, devices.c.is_backup_device.is_(True))
+            .values(is_backup_device=False)
+        )
+        return connection.execute(statement).rowcount == 1
+
+
+def _deletion_process(row: Any) -> DeletionProcess:
+    return DeletionProcess(
+        id=row.id,
+        identity_address=row.identity_address,
+        status=DeletionProcessStatus(row.status),
+        created_at=row.created_at,
+        created_by_device=row.created_by_device,
+        grace_period_ends_at=row.grace_period_ends_at,
+        cancelled_at=row.cancelled_at,
+        cancelled_by_device=row.cancelled_by_device,
+        grace_period_reminder1_sent_at=row.grace_period_reminder1_sent_at,
+        grace_period_reminder2_sent_at=row.grace_period_reminder2_sent_at,
+        grace_period_reminder3_sent_at=row.grace_period_reminder3_sent_at,
+        deletion_started_at=row.deletion_started_at,
+    )
+
+
+class DeletionProcessRepository:
+    def add(self, connection: Connection, process: DeletionProcess) -> None:
+        connection.execute(
+            identity_deletion_processes.insert().values(
+                id=process.id,
+                identity_address=process.identity_address,
+                status=process.status.value,
+                created_at=process.created_at,
+                created_by_device=process.created_by_device,
+                grace_period_ends_at=process.grace_period_ends_at,
+            )
+        )
+
+    def find(
+        self, connection: Connection, process_id: str, address: str, *, lock: bool = False
+    ) -> DeletionProcess | None:
+        statement = sa.select(identity_deletion_processes).where(
+            identity_deletion_processes.c.id == process_id,
+            identity_deletion_processes.c.identity_address == address,
+        )
+        if lock and connection.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        row = connection.execute(statement).first()
+        return None if row is None else _deletion_process(row)
+
+    def of_identity(self, connection: Connection, address: str) -> list[DeletionProcess]:
+        statement = (
+            sa.select(identity_deletion_processes)
+            .where(identity_deletion_processes.c.identity_address == address)
+            .order_by(identity_deletion_processes.c.created_at, identity_deletion_processes.c.id)
+        )
+        return [_deletion_process(row) for row in connection.execute(statement)]
+
+    def open_process_exists(self, connection: Connection, address: str) -> bool:
+        statement = sa.select(identity_deletion_processes.c.id).where(
+            identity_deletion_processes.c.identity_address == address,
+            identity_deletion_processes.c.status.in_(
+                [DeletionProcessStatus.Active.value, DeletionProcessStatus.Deleting.value]
+            ),
+        )
+        return connection.execute(statement.limit(1)).first() is not None
+
+    def cancel(self, connection: Connection, process_id: str, by_device: str, at: datetime) -> None:
+        connection.execute(
+            identity_deletion_processes.update()
+            .where(identity_deletion_processes.c.id == process_id)
+            .values(
+                status=DeletionProcessStatus.Cancelled.value, cancelled_at=at, cancelled_by_device=by_device
+            )
+        )
+
+    def add_audit_entry(self, connection: Connection, entry: DeletionAuditEntry) -> None:
+        connection.execute(
+            identity_deletion_process_audit_log.insert().values(
+                id=entry.id,
+                identity_deletion_process_id=entry.deletion_process_id,
+                created_at=entry.created_at,
+                message_key=entry.message_key.value,
+                old_status=None if entry.old_status is None else entry.old_status.value,
+                new_status=None if entry.new_status is None else entry.new_status.value,
+                identity_address_hash=entry.identity_address_hash,
+                device_id_hash=entry.device_id_hash,
+                additional_data=entry.additional_data,
+            )
+        )
+
+    def audit_log(
+        self, connection: Connection, identity_address_hash: bytes
+    ) -> list[tuple[str, int | None, int | None]]:
+        """(message key, old status, new status) of an identity's entries, oldest first."""
+        log = identity_deletion_process_audit_log
+        statement = (
+            sa.select(log.c.message_key, log.c.old_status, log.c.new_status)
+            .where(log.c.identity_address_hash == identity_address_hash)
+            .order_by(log.c.created_at, log.c.id)
+        )
+        return [(row.message_key, row.old_status, row.new_status) for row in connection.execute(statement)]
+
+    def audit_entries(self, connection: Connection, identity_address_hash: bytes) -> list[DeletionAuditEntry]:
+        """An identity's audit entries, oldest first (they outlive the identity and its processes)."""
+        log = identity_deletion_process_audit_log
+        statement = (
+            sa.select(log)
+            .where(log.c.identity_address_hash == identity_address_hash)
+            .order_by(log.c.created_at, log.c.id)
+        )
+        return [
+            DeletionAuditEntry(
+                id=row.id,
+                deletion_process_id=row.identity_deletion_process_id,
+                created_at=row.created_at,
+                message_key=DeletionAuditMessage(row.message_key),
+                old_status=None if row.old_status is None else DeletionProcessStatus(row.old_status),
+                new_status=None if row.new_status is None else DeletionProcessStatus(row.new_status),
+                identity_address_hash=row.identity_address_hash,
+                device_id_hash=row.device_id_hash,
+                additional_data=row.additional_data,
+            )
+            for row in connection.execute(statement)
+        ]
+
+
+def _registration(row: Any) -> PnsRegistration:
+    platform, _, handle = row.handle.partition("|")
+    return PnsRegistration(
+        device_id=row.device_id,
+        identity_address=row.identity_address,
+        device_push_identifier=row.device_push_identifier,
+        platform=PushPlatform(platform),
+        handle=handle,
+        app_id=row.app_id,
+        environment=PushEnvironment(row.environment),
+        updated_at=row.updated_at,
+    )
+
+
+class DeletionJobRepository:
+    """What the identity-deletion and housekeeping jobs read and change in the devices tables."""
+
+    def active(self, connection: Connection) -> list[DeletionProcess]:
+        statement = (
+            sa.select(identity_deletion_processes)
+            .where(identity_deletion_processes.c.status == DeletionProcessStatus.Active.value)
+            .order_by(identity_deletion_processes.c.grace_period_ends_at, identity_deletion_processes.c.id)
+        )
+        return [_deletion_process(row) for row in connection.execute(statement)]
+
+    def deleting(self, connection: Connection) -> list[DeletionProcess]:
+        statement = (
+            sa.select(identity_deletion_processes)
+            .where(identity_deletion_processes.c.status == DeletionProcessStatus.Deleting.value)
+            .order_by(identity_deletion_processes.c.id)
+        )
+        return [_deletion_process(row) for row in connection.execute(statement)]
+
+    def set_reminder_sent(self, connection: Connection, process_id: str, number: int, at: datetime) -> None:
+        column = f"grace_period_reminder{number}_sent_at"
+        connection.execute(
+            identity_deletion_processes.update()
+            .where(identity_deletion_processes.c.id == process_id)
+            .values({column: at})
+        )
+
+    def mark_deleting(self, connection: Connection, process: DeletionProcess, at: datetime) -> bool:
+        """Move an Active process to Deleting; False if someone else did (or it was cancelled)."""
+        result = connection.execute(
+            identity_deletion_processes.update()
+            .where(
+                identity_deletion_processes.c.id == process.id,
+                identity_deletion_processes.c.status == DeletionProcessStatus.Active.value,
+            )
+            .values(status=DeletionProcessStatus.Deleting.value, deletion_started_at=at)
+        )
+        if result.rowcount != 1:
+            return False
+        connection.execute(
+            identities.update()
+            .where(identities.c.address == process.identity_address)
+            .values(status=IdentityStatus.Deleting.value)
+        )
+        return True
+
+    def delete_identity(self, connection: Connection, address: str, at: datetime) -> list[str]:
+        """Remove the identity, its devices, push registrations and deletion processes; keep the
+        hashes of its usernames; return the usernames."""
+        usernames = list(
+            connection.execute(
+                sa.select(devices.c.username).where(devices.c.identity_address == address)
+            ).scalars()
+        )
+        for username in usernames:
+            hashed = _username_hash(username)
+            connection.execute(
+                _insert_ignoring_existing(connection, deleted_usernames).values(
+                    username_hash=hashed, deleted_at=at
+                )
+            )
+        connection.execute(pns_registrations.delete().where(pns_registrations.c.identity_address == address))
+        connection.execute(devices.delete().where(devices.c.identity_address == address))
+        connection.execute(
+            identity_deletion_processes.delete().where(
+                identity_deletion_processes.c.identity_address == address
+            )
+        )
+        connection.execute(identities.delete().where(identities.c.address == address))
+        return usernames
+
+    def username_deleted_at(self, connection: Connection, username: str) -> datetime | None:
+        statement = sa.select(deleted_usernames.c.deleted_at).where(
+            deleted_usernames.c.username_hash == _username_hash(username)
+        )
+        value: datetime | None = connection.execute(statement).scalar_one_or_none()
+        return value
+
+    def delete_cancelled_processes(self, connection: Connection, before: datetime) -> int:
+        statement = identity_deletion_processes.delete().where(
+            identity_deletion_processes.c.status == DeletionProcessStatus.Cancelled.value,
+            identity_deletion_processes.c.cancelled_at < before,
+        )
+        return int(connection.execute(statement).rowcount)
+
+    def delete_audit_entries(self, connection: Connection, before: datetime) -> int:
+        statement = identity_deletion_process_audit_log.delete().where(
+            identity_deletion_process_audit_log.c.created_at < before
+        )
+        return int(connection.execute(statement).rowcount)
+
+
+def _username_hash(username: str) -> bytes:
+    return hashlib.sha256(username.strip().upper().encode("utf-8")).digest()
+
+
+def _insert_ignoring_existing(connection: Connection, table: sa.Table) -> Any:
+    """An INSERT that skips a row whose primary key exists (a deletion retried after an error)."""
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+class PnsRegistrationRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, connection: Connection, registration: PnsRegistration) -> PnsRegistration:
+        """Insert or update the device's registration; an existing push identifier is kept."""
+        values = {
+            "device_id": registration.device_id,
+            "identity_address": registration.identity_address,
+            "device_push_identifier": registration.device_push_identifier,
+            "handle": f"{registration.platform.value}|{registration.handle}",
+            "app_id": registration.app_id,
+            "environment": registration.environment.value,
+            "updated_at": registration.updated_at,
+        }
+        statement = self._db.upsert(pns_registrations, ["device_id"], values, keep=["device_push_identifier"])
+        row = connection.execute(statement.returning(*pns_registrations.c)).one()
+        return _registration(row)
+
+    def delete(self, connection: Connection, device_id: str) -> None:
+        connection.execute(pns_registrations.delete().where(pns_registrations.c.device_id == device_id))
+
+    def of_identity(
+        self, connection: Connection, address: str, except_device: str | None = None
+    ) -> list[PnsRegistration]:
+        statement = sa.select(pns_registrations).where(pns_registrations.c.identity_address == address)
+        if except_device is not None:
+            statement = statement.where(pns_registrations.c.device_id != except_device)
+        return [
+            _registration(row)
+            for row in connection.execute(statement.order_by(pns_registrations.c.device_id))
+        ]
+
+    def every(self, connection: Connection) -> list[PnsRegistration]:
+        statement = sa.select(pns_registrations).order_by(pns_registrations.c.device_id)
+        return [_registration(row) for row in connection.execute(statement)]

@@ -1,0 +1,291 @@
+"""The SQL database: engine, transactions, and the few places where SQLite and PostgreSQL differ."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+# The database cannot answer now (server away, pool exhausted, lock wait over): requests get 503
+# and event handlers try again later, instead of a 500 that passes an outage off as a bug.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeoutError)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Store aware UTC datetimes; SQLite keeps them naive, PostgreSQL as timestamptz."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def id_column(name: str = "id", **kwargs: Any) -> sa.Column[str]:
+    """A 20-character strongly typed id column."""
+    return sa.Column(name, sa.String(20), **kwargs)
+
+
+def address_column(name: str, **kwargs: Any) -> sa.Column[str]:
+    """An identity address column (at most 80 characters)."""
+    return sa.Column(name, sa.String(80), **kwargs)
+
+
+@dataclass
+class _Transaction:
+    connection: Connection
+    writable: bool
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # What collaborators gather during the transaction, by their own key (e.g. the outbox's batch).
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+_current: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar("transaction", default=None)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which page of a list the client asked for."""
+
+    number: int = 1
+    size: int = 50
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+@dataclass(frozen=True)
+class Paged:
+    """One page of a list with the total the client pages by."""
+
+    items: list[Any]
+    page: Page
+    total_records: int
+
+    @property
+    def total_pages(self) -> int:
+        return max(1, -(-self.total_records // self.page.size))
+
+
+class Database:
+    """Hand out transactions; nested use joins the outermost one, so services compose atomically."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout_s: float = 30.0,
+        sqlite_busy_timeout_ms: int = 30_000,
+    ) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = _sqlite_engine(url, pool_size, max_overflow, pool_timeout_s, sqlite_busy_timeout_ms)
+        else:
+            self.engine = sa.create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout_s,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+        self.dialect = self.engine.dialect.name
+        # Told how long each unit of work waited for its pooled connection (the metrics set it).
+        self.connection_wait_observer: Callable[[float], None] | None = None
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Run a writing unit of work; on SQLite it takes the write lock up front (no upgrade deadlocks)."""
+        yield from self._unit(writable=True)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Run a read-only unit of work, or join the transaction already open."""
+        yield from self._unit(writable=False)
+
+    def _unit(self, *, writable: bool) -> Iterator[Connection]:
+        outer = _current.get()
+        if outer is not None:
+            if writable and not outer.writable:
+                raise RuntimeError("a writing unit of work cannot start inside a read-only one")
+            yield outer.connection
+            return
+        waiting_since = time.perf_counter()
+        with self.engine.connect() as connection:
+            if self.connection_wait_observer is not None:
+                self.connection_wait_observer(time.perf_counter() - waiting_since)
+            if self.dialect == "sqlite":
+                connection = connection.execution_options(
+                    sqlite_begin="IMMEDIATE" if writable else "DEFERRED"
+                )
+            unit = _Transaction(connection, writable)
+            token = _current.set(unit)
+            try:
+                with connection.begin():
+                    yield connection
+            finally:
+                _current.reset(token)
+        for callback in unit.after_commit:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction has committed (never if it rolls back)."""
+        unit = _current.get()
+        if unit is None:
+            raise RuntimeError("after_commit needs an open transaction")
+        unit.after_commit.append(callback)
+
+    def transaction_state(self) -> dict[str, Any]:
+        """Return a dict that lives as long as the current transaction (for per-transaction batches)."""
+        unit = _current.get()
+        if unit is None:
+            raise RuntimeError("transaction_state needs an open transaction")
+        return unit.state
+
+    def current(self) -> Connection:
+        """Return the connection of the open transaction."""
+        unit = _current.get()
+        if unit is None:
+            raise RuntimeError("no open transaction")
+        return unit.connection
+
+    def insert_ignoring_conflicts(self, table: sa.Table, index_elements: Sequence[str]) -> Any:
+        """Build an INSERT that silently skips rows violating the given unique key."""
+        dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+    def insert_or_touch(self, table: sa.Table, key: str, value: Any) -> Any:
+        """Build an INSERT of `{key: value}` that, on conflict, rewrites the key to itself.
+
+        The no-op update makes PostgreSQL lock the existing row, so the statement both creates
+        a missing row and takes its lock in one round trip.
+        """
+        dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
+        statement = dialect_insert(table).values({key: value})
+        return statement.on_conflict_do_update(index_elements=[key], set_={key: statement.excluded[key]})
+
+    def upsert(
+        self,
+        table: sa.Table,
+        index_elements: Sequence[str],
+        values: dict[str, Any],
+        *,
+        keep: Sequence[str] = (),
+    ) -> Any:
+        """Build an INSERT of `values` that, on a conflict of the key, updates the row instead.
+
+        The key columns and those named in `keep` retain their stored values on update.
+        """
+        dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
+        statement = dialect_insert(table).values(values)
+        unchanged = {*index_elements, *keep}
+        updates = {name: statement.excluded[name] for name in values if name not in unchanged}
+        return statement.on_conflict_do_update(index_elements=list(index_elements), set_=updates)
+
+    def for_update(self, statement: sa.Select[Any]) -> sa.Select[Any]:
+        """Lock the selected rows until commit (SQLite already holds the database write lock)."""
+        return statement.with_for_update() if self.is_postgresql else statement
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def fetch_page(connection: Connection, statement: sa.Select[Any], page: Page) -> Paged:
+    """Fetch one page; count only when the page is full (the original's totalRecords rule)."""
+    rows = list(connection.execute(statement.limit(page.size).offset(page.offset)))
+    if len(rows) < page.size and (rows or page.number == 1):
+        total = page.offset + len(rows)
+    else:
+        counted = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
+        total = connection.execute(counted).scalar_one()
+    return Paged(rows, page, total)
+
+
+def _sqlite_engine(
+    url: str, pool_size: int, max_overflow: int, pool_timeout_s: float, busy_timeout_ms: int
+) -> Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        poolclass=sa.pool.QueuePool,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN IMMEDIATE can be issued explicitly.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def count_created(
+    connection: Connection,
+    table: sa.Table,
+    created_by: str,
+    since: datetime | None,
+    until: datetime,
+    *,
+    total_of: str | None = None,
+) -> int:
+    """Count rows (or sum a column) created by `created_by` in [since, until): quota usage."""
+    measure = sa.func.count() if total_of is None else sa.func.coalesce(sa.func.sum(table.c[total_of]), 0)
+    statement = sa.select(measure).where(table.c.created_by == created_by, table.c.created_at < until)
+    if since is not None:
+        statement = statement.where(table.c.created_at >= since)
+    return int(connection.execute(statement).scalar_one())

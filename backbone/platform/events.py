@@ -1,0 +1,395 @@
+"""Domain events: written to an outbox in the changing transaction, handed to a bus after commit.
+
+A crash between commit and publish loses nothing: rows left unpublished are relayed later.
+Handlers record the ids they handled in an inbox, so a redelivered event has its effect once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, ClassVar, Protocol, cast
+
+import orjson
+import sqlalchemy as sa
+
+from backbone.platform.clock import Clock
+from backbone.platform.db import Database, UtcDateTime, metadata
+from backbone.platform.encoding import format_datetime
+from backbone.platform.ids import Ids
+from backbone.platform.metrics import Metrics
+from backbone.platform.tracing import Tracing
+
+log = logging.getLogger(__name__)
+
+outbox_events = sa.Table(
+    "outbox_events",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("traceparent", sa.String(55)),
+    sa.Column("claimed_until", UtcDateTime),
+    sa.Column("published_at", UtcDateTime),
+    sa.Index(
+        "ix_outbox_events_unpublished",
+        "created_at",
+        sqlite_where=sa.text("published_at IS NULL"),
+        postgresql_where=sa.text("published_at IS NULL"),
+    ),
+)
+
+inbox_handled_events = sa.Table(
+    "inbox_handled_events",
+    metadata,
+    sa.Column("handler", sa.String(100), primary_key=True),
+    sa.Column("event_id", sa.String(40), primary_key=True),
+    sa.Column("handled_at", UtcDateTime, nullable=False),
+)
+
+
+class DomainEvent:
+    """Base of the events modules publish: frozen dataclasses named in the past tense."""
+
+    event_name: ClassVar[str] = ""
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.event_name or cls.__name__
+
+    def payload(self) -> dict[str, Any]:
+        """Return the fields with PascalCase keys, as the original puts them on the bus."""
+        return _plain(cast(Any, self))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An event as it travels: id, name, PascalCase payload, and the trace it belongs to."""
+
+    id: str
+    name: str
+    payload: dict[str, Any]
+    created_at: datetime
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A reaction of one module to one event; `queue` is `<Module>.<EventName>`."""
+
+    module: str
+    event_name: str
+    handle: Callable[[PublishedEvent], None]
+
+    @property
+    def queue(self) -> str:
+        return f"{self.module}.{self.event_name}"
+
+
+class EventBus(Protocol):
+    """Carry published events to the subscribed handlers."""
+
+    def subscribe(self, handler: Handler) -> None: ...
+
+    def publish(self, events: Sequence[PublishedEvent]) -> None:
+        """Deliver the events or raise; the outbox rows stay pending when this raises."""
+        ...
+
+    def ping(self) -> None:
+        """Raise unless the bus can take events now (the health check)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections, if any."""
+        ...
+
+
+class Inbox:
+    """Remember which handler handled which event, inside the handler's own transaction."""
+
+    def __init__(
+        self, db: Database, clock: Clock, *, metrics: Metrics | None = None, tracing: Tracing | None = None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._metrics = metrics
+        self._tracing = tracing
+
+    def handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
+        """Run the handler unless it already handled this event; return whether it ran."""
+        tracing = self._tracing.handling(handler.queue, event.traceparent) if self._tracing else nullcontext()
+        started = time.perf_counter()
+        try:
+            with tracing:
+                ran = self._handle_once(handler, event)
+        except Exception:
+            if self._metrics is not None:
+                self._metrics.events_processing_errors.labels(handler.queue).inc()
+                self._observe_duration(handler, started)
+            raise
+        if ran and self._metrics is not None:
+            self._metrics.events_handled.labels(handler.queue).inc()
+            self._observe_duration(handler, started)
+        return ran
+
+    def _observe_duration(self, handler: Handler, started: float) -> None:
+        assert self._metrics is not None
+        duration_s = time.perf_counter() - started
+        self._metrics.events_processing_duration.labels(handler.queue).observe(duration_s)
+
+    def _handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
+        with self._db.transaction() as connection:
+            claim = self._db.insert_ignoring_conflicts(inbox_handled_events, ["handler", "event_id"])
+            inserted = connection.execute(
+                claim.values(
+                    handler=handler.queue, event_id=event.id, handled_at=self._clock.now()
+                ).returning(inbox_handled_events.c.event_id)
+            ).first()
+            if inserted is None:
+                return False
+            handler.handle(event)
+        return True
+
+
+class InProcessEventBus:
+    """Run handlers in the publishing process right after commit (the embedded default)."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers[handler.event_name].append(handler)
+
+    def ping(self) -> None:
+        """Always healthy: the handlers run in this process."""
+
+    def publish(self, events: Sequence[PublishedEvent]) -> None:
+        failures: list[str] = []
+        for published in events:
+            for handler in self._handlers.get(published.name, ()):
+                try:
+                    self._inbox.handle_once(handler, published)
+                except Exception:
+                    log.exception("handler %s failed on event %s", handler.queue, published.id)
+                    failures.append(handler.queue)
+        if failures:
+            raise HandlerFailed(failures)
+
+    def close(self) -> None:
+        pass
+
+
+class BusUnavailable(Exception):
+    """The bus cannot take events now (a broker away); the events stay in the outbox."""
+
+
+class HandlerFailed(Exception):
+    """At least one handler raised; the event stays pending and is relayed again."""
+
+
+class Outbox:
+    """Store events in the current transaction and publish them once it commits."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        ids: Ids,
+        clock: Clock,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._ids = ids
+        self._clock = clock
+        self._metrics = metrics
+        self.traceparent: Callable[[], str | None] = tracing.current_traceparent if tracing else lambda: None
+        self._committed_listeners: list[Callable[[PublishedEvent], None]] = []
+
+    def on_committed(self, listener: Callable[[PublishedEvent], None]) -> None:
+        """Tell `listener` about each event once its transaction committed, in the committing process."""
+        self._committed_listeners.append(listener)
+
+    def add(self, event: DomainEvent) -> None:
+        published = PublishedEvent(
+            id=self._ids.new("EVT"),
+            name=event.name(),
+            payload=event.payload(),
+            created_at=self._clock.now(),
+            traceparent=self.traceparent(),
+        )
+        payload = orjson.dumps(published.payload).decode("utf-8")
+        self._db.current().execute(
+            outbox_events.insert().values(
+                id=published.id,
+                name=published.name,
+                payload=payload,
+                created_at=published.created_at,
+                traceparent=published.traceparent,
+            )
+        )
+        if self._metrics is not None:
+            self._metrics.events_message_size.observe(len(payload))
+        # One batch per transaction: one publish and one "published" update after commit.
+        state = self._db.transaction_state()
+        batch: list[PublishedEvent] | None = state.get("outbox")
+        if batch is None:
+            batch = state["outbox"] = []
+            self._db.after_commit(lambda: self._committed(batch))
+        batch.append(published)
+
+    def _committed(self, events: list[PublishedEvent]) -> None:
+        for published in events:
+            for listener in self._committed_listeners:
+                try:
+                    listener(published)
+                except Exception:
+                    log.exception("a listener failed on committed event %s", published.id)
+        self._publish(events)
+
+    def _publish(self, events: list[PublishedEvent], *, claimed: bool = False) -> Exception | None:
+        """Hand the events to the bus and mark them published; return the failure, if any."""
+        started = time.perf_counter()
+        try:
+            self._bus.publish(events)
+        except Exception as error:
+            log.warning("publishing %d event(s) failed; they stay in the outbox: %s", len(events), error)
+            log.debug("publishing failed", exc_info=True)
+            self._count_published(
+                events, started, self._metrics.events_publishing_errors if self._metrics else None
+            )
+            if claimed:
+                self._release_claims([published.id for published in events])
+            return error
+        self._count_published(events, started, self._metrics.events_published if self._metrics else None)
+        self._mark_published([published.id for published in events])
+        return None
+
+    def _release_claims(self, event_ids: list[str]) -> None:
+        """Let the next relay take the rows at once instead of after the claim expires."""
+        try:
+            with self._db.transaction() as connection:
+                connection.execute(
+                    outbox_events.update()
+                    .where(outbox_events.c.id.in_(event_ids), outbox_events.c.published_at.is_(None))
+                    .values(claimed_until=None)
+                )
+        except Exception as error:
+            log.warning(
+                "releasing %d outbox claim(s) failed; they expire on their own: %s", len(event_ids), error
+            )
+
+    def _count_published(self, events: list[PublishedEvent], started: float, counter: Any) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.events_publishing_duration.observe(time.perf_counter() - started)
+        for published in events:
+            counter.labels(published.name).inc()
+
+    def _mark_published(self, event_ids: list[str]) -> None:
+        with self._db.transaction() as connection:
+            connection.execute(
+                outbox_events.update()
+                .where(outbox_events.c.id.in_(event_ids))
+                .values(published_at=self._clock.now(), claimed_until=None)
+            )
+
+    def relay_pending(self, *, older_than: timedelta = timedelta(0), batch: int = 100) -> int:
+        """Publish rows left unpublished; claim them first so parallel relays never share a row.
+
+        Return how many rows were taken; stop early while the bus is unavailable.
+        """
+        relayed = 0
+        while True:
+            claimed = self._claim(older_than, batch)
+            if not claimed:
+                return relayed
+            failure = self._publish(claimed, claimed=True)
+            if isinstance(failure, BusUnavailable):
+                return relayed
+            relayed += len(claimed)
+            if len(claimed) < batch:
+                return relayed
+
+    def delete_published(self, before: datetime) -> int:
+        """Housekeeping: forget events published before the date, and the inbox's memory of them.
+
+        A redelivery older than that no longer happens, so the inbox need not remember it.
+        """
+        with self._db.transaction() as connection:
+            removed = connection.execute(
+                outbox_events.delete().where(outbox_events.c.published_at < before)
+            ).rowcount
+            connection.execute(
+                inbox_handled_events.delete().where(inbox_handled_events.c.handled_at < before)
+            )
+        return int(removed)
+
+    def pending_count(self, limit: int | None = None) -> int:
+        """Count unpublished rows, at most `limit` of them (the partial index keeps this cheap)."""
+        with self._db.read() as connection:
+            pending = sa.select(outbox_events.c.id).where(outbox_events.c.published_at.is_(None))
+            if limit is not None:
+                pending = pending.limit(limit)
+            statement = sa.select(sa.func.count()).select_from(pending.subquery())
+            return int(connection.execute(statement).scalar_one())
+
+    def _claim(self, older_than: timedelta, batch: int) -> list[PublishedEvent]:
+        now = self._clock.now()
+        candidates = (
+            sa.select(outbox_events.c.id)
+            .where(
+                outbox_events.c.published_at.is_(None),
+                outbox_events.c.created_at <= now - older_than,
+                sa.or_(outbox_events.c.claimed_until.is_(None), outbox_events.c.claimed_until < now),
+            )
+            .order_by(outbox_events.c.created_at)
+            .limit(batch)
+        )
+        if self._db.is_postgresql:
+            candidates = candidates.with_for_update(skip_locked=True)
+        with self._db.transaction() as connection:
+            rows = connection.execute(
+                outbox_events.update()
+                .where(outbox_events.c.id.in_(candidates.scalar_subquery()))
+                .values(claimed_until=now + timedelta(seconds=30))
+                .returning(
+                    outbox_events.c.id,
+                    outbox_events.c.name,
+                    outbox_events.c.payload,
+                    outbox_events.c.created_at,
+                    outbox_events.c.traceparent,
+                )
+            ).all()
+        rows = sorted(rows, key=lambda row: row.created_at)
+        return [
+            PublishedEvent(row.id, row.name, orjson.loads(row.payload), row.created_at, row.traceparent)
+            for row in rows
+        ]
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {_pascal(item.name): _plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
+    return value

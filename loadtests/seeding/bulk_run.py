@@ -1,0 +1,83 @@
+"""`testbed seed --mode bulk`: plan, prepare the database, write resumable steps, export."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from backbone.platform.auth import PasswordHasher
+from loadtests.seeding.bulk import (
+    BulkReport,
+    BulkWriter,
+    SeedingError,
+    ensure_progress_table,
+    finished_steps,
+    now_utc,
+    other_seeds,
+    write_steps,
+)
+from loadtests.seeding.database import check_free_disk, existing_identities, plan_key, prepare
+from loadtests.seeding.export import bulk_entries, write_export
+from loadtests.seeding.planner import Plan
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    report: BulkReport
+    export_path: Path
+    resumed: bool
+
+
+def seed_bulk(
+    plan: Plan,
+    database_url: str,
+    *,
+    client_id: str,
+    client_secret: str,
+    export_path: Path,
+    password_hash_iterations: int = 100_000,
+    progress: Callable[[str], None] = print,
+) -> BulkOutcome:
+    """Write the plan into the database (COPY or executemany); resume a run cut short."""
+    started = time.perf_counter()
+    engine, tier_id = prepare(database_url, client_id=client_id, client_secret=client_secret)
+    try:
+        key = plan_key(plan)
+        ensure_progress_table(engine)
+        if strangers := other_seeds(engine, key):
+            raise SeedingError(
+                f"the database already holds another data set ({', '.join(strangers)}); seed into a fresh one"
+            )
+        done = finished_steps(engine, key)
+        if not done and existing_identities(engine):
+            raise SeedingError(
+                "the database already holds identities that no seeding run wrote; seed into a fresh one"
+            )
+        progress("bulk: " + check_free_disk(engine, plan))
+        # A resumed run takes the first run's timestamp, so its rows equal the ones it would
+        # have written without the interruption.
+        seeded_at = datetime.fromisoformat(next(iter(done.values()))) if done else now_utc()
+        if done:
+            progress(f"bulk: resuming {key}: {len(done)} steps already written")
+        writer = BulkWriter(
+            plan,
+            engine,
+            client_id=client_id,
+            tier_id=tier_id,
+            seeded_at=seeded_at,
+            password_hasher=PasswordHasher(password_hash_iterations),
+        )
+        report = write_steps(writer, key, done=done, report=BulkReport(), progress=progress)
+        if engine.dialect.name == "postgresql":
+            analyse_started = time.perf_counter()
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("ANALYZE")
+            report.tables["(analyze)"].seconds += time.perf_counter() - analyse_started
+    finally:
+        engine.dispose()
+    path = write_export(export_path, plan, "bulk", client_id, bulk_entries(plan))
+    report.seconds = time.perf_counter() - started
+    return BulkOutcome(report, path, bool(done))

@@ -1,0 +1,222 @@
+"""The run directory `results/<run-id>/`: what a run leaves behind and how the report reads it.
+
+    manifest.json        what ran, where, when: git revision, profile, scenario, versions, machine
+    requests/*.parquet   one row per request (each load-generating process writes its own parts)
+    series/*.parquet     every scraped Prometheus sample, per process, once a second
+    processes.parquet    CPU and memory of every process (and the load generator) once a second
+    arrival.json         the arrival engine's start accounting (scheduled, late, dropped per flow)
+    logs/                the logs of the landscape's processes and of the load generator
+    report.html          the rendered report (self-contained)
+    summary.md           its Markdown summary
+
+`docs/reports.md` describes every column. The columns are fixed here, in one place, and the
+writers and readers check them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+REQUESTS = "requests"
+SERIES = "series"
+PROCESSES = "processes.parquet"
+ARRIVAL = "arrival.json"
+LOGS = "logs"
+REPORT_HTML = "report.html"
+SUMMARY_MD = "summary.md"
+
+# Column name -> dtype. Times are Unix epoch seconds (float64), durations seconds.
+REQUEST_COLUMNS: dict[str, str] = {
+    "intended_start_s": "float64",  # when the request should have been sent (open model)
+    "start_s": "float64",  # when it was sent
+    "flow": "category",
+    "method": "category",
+    "route": "category",  # the server's route template (one route vocabulary)
+    "status": "int16",  # HTTP status; 0 when no response arrived
+    "error_code": "category",  # backbone error code, exception class, or "" when it succeeded
+    "ok": "bool",  # counted as success by the flow (expected business errors included)
+    "latency_s": "float64",  # uncorrected: send to response (service time as the client saw it)
+    "corrected_latency_s": "float64",  # from the intended start (coordinated omission corrected)
+}
+SERIES_COLUMNS: dict[str, str] = {
+    "t_s": "float64",  # scrape time
+    "process": "category",  # e.g. node-1, worker-1, gateway-1
+    "tier": "category",  # gateway, node, database, events, admin
+    "name": "category",  # sample name as exposed, e.g. http_server_request_duration_seconds_bucket
+    "labels": "category",  # the sample's labels in Prometheus notation, sorted: a="1",b="2"
+    "value": "float64",
+}
+PROCESS_COLUMNS: dict[str, str] = {
+    "t_s": "float64",
+    "process": "category",
+    "tier": "category",  # as above, plus load-generator
+    "pid": "int64",
+    "cpu_percent": "float64",  # of one core, the process and its children: 150 = 1.5 cores
+    "rss_bytes": "int64",
+    "cpu_limit_cores": "float64",  # the cores the process may use (NaN: the machine's)
+}
+TIERS = ("gateway", "node", "database", "events")
+LOAD_GENERATOR = "load-generator"
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_SECRET_KEY = re.compile(r"(secret|password|passwd|api_key|apikey|token|signing_key|credential)", re.I)
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@", re.I
+)
+REDACTED = "***"
+
+
+class RunDirectoryError(Exception):
+    """A run directory is missing a file or holds a table with the wrong columns."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything a report needs from one run directory."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    requests: pd.DataFrame
+    series: pd.DataFrame
+    processes: pd.DataFrame
+    arrival: Mapping[str, Any] = field(default_factory=dict)
+
+
+def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
+    """Return an empty table with the given columns and dtypes."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def conform(frame: pd.DataFrame, columns: Mapping[str, str], what: str) -> pd.DataFrame:
+    """Return the table with exactly the contract's columns and dtypes, or say what is missing."""
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise RunDirectoryError(f"{what}: missing column(s) {', '.join(missing)}")
+    if list(frame.columns) != list(columns):
+        frame = frame[list(columns)]
+    # Column by column and only where needed: a 10-million-row table must not be copied whole.
+    for name, dtype in columns.items():
+        if str(frame[name].dtype) != dtype:
+            frame[name] = frame[name].astype(dtype)
+    return frame
+
+
+def format_labels(labels: Mapping[str, str]) -> str:
+    """Return labels in sorted Prometheus notation (`a="1",b="2"`), the `labels` column's form."""
+    return ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()))
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """Invert `format_labels`."""
+    return {key: value.replace('\\"', '"').replace("\\\\", "\\") for key, value in _LABEL.findall(text)}
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def redact(value: Any) -> Any:
+    """Return a copy of nested data with secret-looking keys and URL passwords replaced by ***."""
+    if isinstance(value, Mapping):
+        return {
+            key: (REDACTED if _SECRET_KEY.search(str(key)) and item not in (None, "") else redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+    return value
+
+
+def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
+    """Write manifest.json (secrets redacted)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(redact(manifest), indent=2, sort_keys=True, default=str)
+    (run_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+def write_table(frame: pd.DataFrame, path: Path, columns: Mapping[str, str], what: str) -> None:
+    """Write one parquet file of a table after checking its columns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conform(frame, columns, what).to_parquet(path, index=False)
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """Read a run directory; tables that were not written come back empty."""
+    path = Path(run_dir)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise RunDirectoryError(f"{path}: not a run directory (no {MANIFEST})")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    arrival_path = path / ARRIVAL
+    arrival = json.loads(arrival_path.read_text(encoding="utf-8")) if arrival_path.is_file() else {}
+    return Run(
+        path=path,
+        manifest=manifest,
+        requests=_read(path / REQUESTS, REQUEST_COLUMNS, "requests"),
+        series=_read(path / SERIES, SERIES_COLUMNS, "series"),
+        processes=_read(path / PROCESSES, PROCESS_COLUMNS, "processes"),
+        arrival=arrival,
+    )
+
+
+def _read(path: Path, columns: Mapping[str, str], what: str) -> pd.DataFrame:
+    parts = _parts(path)
+    if not parts:
+        return empty_frame(columns)
+    tables = [pq.read_table(part) for part in parts]
+    table = pa.concat_tables(tables, promote_options="default").unify_dictionaries()
+    del tables
+    # One column per block and the Arrow buffers released as they convert: the peak stays near
+    # the table's own size.
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    return conform(frame, columns, f"{path}: {what}")
+
+
+def _parts(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(part for part in path.glob("*.parquet") if part.stat().st_size > 0)
+    return []
+
+
+def flows_table(arrival: Mapping[str, Any]) -> pd.DataFrame:
+    """Return the arrival engine's per-flow start accounting as a table (empty for a closed run)."""
+    columns = [
+        "flow",
+        "target_rate_per_s",
+        "achieved_rate_per_s",
+        "scheduled",
+        "started",
+        "late",
+        "late_unqueued",
+        "queued",
+        "dropped",
+        "completed",
+        "failed",
+        "unfinished",
+    ]
+    rows = [
+        {"flow": flow.get("name", ""), **{name: flow.get(name) for name in columns[1:]}}
+        for flow in arrival.get("flows", ())
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    for name in columns[1:3]:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name in columns[3:]:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(0).astype(np.int64)
+    return frame

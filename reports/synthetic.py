@@ -1,0 +1,314 @@
+"""A synthetic run directory with consistent tables, for `make bench-report` and the report tests.
+
+Requests follow a log-normal latency per route; the scraped series are what two nodes, a worker
+and a database would expose for exactly those requests (the duration histogram's buckets count
+the same requests), and the process samples cover every tier and the load generator. `stress`
+makes one tier saturate: "database" (pool exhausted, long checkout waits), "node" (every request
+slot busy, node CPU at its limit) or None.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports.rundir import (
+    ARRIVAL,
+    PROCESS_COLUMNS,
+    PROCESSES,
+    REQUEST_COLUMNS,
+    REQUESTS,
+    SERIES,
+    SERIES_COLUMNS,
+    format_labels,
+    write_manifest,
+    write_table,
+)
+
+ROUTES = (
+    ("GET", "/api/v2/Challenges/{id}", 0.004),
+    ("POST", "/api/v2/Challenges", 0.006),
+    ("GET", "/api/v2/Messages", 0.012),
+    ("POST", "/api/v2/Messages", 0.020),
+    ("GET", "/api/v2/Datawallet/Modifications", 0.010),
+    ("POST", "/api/v2/Datawallet/Modifications", 0.015),
+    ("POST", "/api/v2/Tokens", 0.018),
+    ("GET", "/api/v2/Files/{id}", 0.030),
+    ("POST", "/api/v2/SyncRuns", 0.014),
+    ("GET", "/api/v2/Relationships", 0.011),
+)
+BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.16, 0.19, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+NODES = ("node-1", "node-2")
+WORKERS_PER_NODE = 2
+THREADS = 4
+POOL_MAX = 15
+
+
+def write_synthetic_run(
+    run_dir: str | Path,
+    *,
+    requests: int = 100_000,
+    duration_s: int = 60,
+    seed: int = 1,
+    stress: str | None = None,
+    parts: int = 2,
+) -> Path:
+    """Write a complete run directory (without the report) and return its path."""
+    path = Path(run_dir)
+    rng = np.random.default_rng(seed)
+    t0_s = float(int(time.time()) - duration_s - 5)
+    frame = _requests(rng, requests, duration_s, t0_s, stress)
+    for index, part in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        write_table(frame.iloc[part], path / REQUESTS / f"part-{index}.parquet", REQUEST_COLUMNS, "requests")
+    write_table(
+        _series(rng, frame, duration_s, t0_s, stress),
+        path / SERIES / "part-0.parquet",
+        SERIES_COLUMNS,
+        "series",
+    )
+    write_table(_processes(rng, duration_s, t0_s, stress), path / PROCESSES, PROCESS_COLUMNS, "processes")
+    write_manifest(
+        path,
+        {
+            "run_id": path.name,
+            "started_at_s": t0_s,
+            "ended_at_s": t0_s + duration_s,
+            "started_at": pd.Timestamp(t0_s, unit="s", tz="UTC").isoformat(),
+            "ended_at": pd.Timestamp(t0_s + duration_s, unit="s", tz="UTC").isoformat(),
+            "seed": seed,
+            "synthetic": True,
+            "scenario": {
+                "name": "synthetic",
+                "model": "open",
+                "slos": [{"route": "/api/v2/Messages", "method": "GET", "percentiles_ms": [[95, 80]]}],
+            },
+            "profile": {
+                "name": "synthetic",
+                "nodes": len(NODES),
+                "workers": WORKERS_PER_NODE,
+                "threads_per_worker": THREADS,
+            },
+            "machine": {"cpus": 2},
+        },
+    )
+    rate = requests / duration_s
+    flow = {"name": "synthetic", "target_rate_per_s": rate, "achieved_rate_per_s": rate}
+    flow |= {"scheduled": requests, "started": requests, "completed": requests}
+    flow |= dict.fromkeys(("late", "late_unqueued", "queued", "dropped", "failed", "unfinished"), 0)
+    (path / ARRIVAL).write_text(json.dumps({"flows": [flow]}) + "\n", encoding="utf-8")
+    return path
+
+
+def _requests(
+    rng: np.random.Generator, count: int, duration_s: int, t0_s: float, stress: str | None
+) -> pd.DataFrame:
+    route_index = rng.integers(0, len(ROUTES), count)
+    medians = np.array([median for _, _, median in ROUTES])[route_index]
+    if stress is not None:
+        medians = medians * 4
+    latency = rng.lognormal(np.log(medians), 0.5).astype(np.float64)
+    start = t0_s + np.sort(rng.uniform(0, duration_s, count))
+    delay = np.where(rng.random(count) < 0.05, rng.exponential(0.02, count), 0.0)
+    status = np.where(rng.random(count) < 0.002, 400, 200).astype(np.int16)
+    ok = status < 400
+    method_names = sorted({method for method, _, _ in ROUTES})
+    method_codes = np.array([method_names.index(method) for method, _, _ in ROUTES])[route_index]
+    route_names = sorted({route for _, route, _ in ROUTES})
+    route_codes = np.array([route_names.index(route) for _, route, _ in ROUTES])[route_index]
+    return pd.DataFrame(
+        {
+            "intended_start_s": start - delay,
+            "start_s": start,
+            "flow": pd.Categorical.from_codes(np.zeros(count, dtype=np.int8), ["synthetic"]),
+            "method": pd.Categorical.from_codes(method_codes, method_names),
+            "route": pd.Categorical.from_codes(route_codes, route_names),
+            "status": status,
+            "error_code": pd.Categorical.from_codes(
+                (~ok).astype(np.int8), ["", "error.platform.validation.invalidPropertyValue"]
+            ),
+            "ok": ok,
+            "latency_s": latency,
+            "corrected_latency_s": latency + delay,
+        }
+    )
+
+
+def _series(
+    rng: np.random.Generator, requests: pd.DataFrame, duration_s: int, t0_s: float, stress: str | None
+) -> pd.DataFrame:
+    columns: dict[str, list] = {name: [] for name in SERIES_COLUMNS}
+
+    def add(
+        t: np.ndarray, process: str, tier: str, name: str, labels: dict[str, str], values: np.ndarray
+    ) -> None:
+        columns["t_s"].append(t)
+        columns["value"].append(np.asarray(values, dtype=np.float64))
+        for key, value in (
+            ("process", process),
+            ("tier", tier),
+            ("name", name),
+            ("labels", format_labels(labels)),
+        ):
+            columns[key].append(np.full(len(t), value, dtype=object))
+
+    seconds = np.arange(duration_s + 1)
+    times = t0_s + seconds + 0.05
+    node_of = rng.integers(0, len(NODES), len(requests))
+    edges = np.array([*BUCKETS_S, np.inf])
+    second_of = np.clip(
+        np.floor(requests["start_s"].to_numpy() + requests["latency_s"].to_numpy() - t0_s), 0, duration_s
+    ).astype(np.int64)
+    bucket_of = np.searchsorted(edges, requests["latency_s"].to_numpy(), side="left")
+    route_keys = requests["method"].astype(str) + " " + requests["route"].astype(str)
+    route_codes = pd.Categorical(route_keys, categories=[f"{m} {r}" for m, r, _ in ROUTES]).codes
+    status = requests["status"].to_numpy()
+    for node_index, node in enumerate(NODES):
+        mine = node_of == node_index
+        for route_code, (method, route, _) in enumerate(ROUTES):
+            for code in (200, 400):
+                chosen = mine & (route_code == route_codes) & (status == code)
+                if not chosen.any():
+                    continue
+                per = np.zeros((duration_s + 1, len(edges)))
+                np.add.at(per, (second_of[chosen], bucket_of[chosen]), 1)
+                cumulative = np.cumsum(np.cumsum(per, axis=1), axis=0)
+                labels = {
+                    "http_request_method": method,
+                    "http_route": route,
+                    "http_response_status_code": str(code),
+                }
+                for index, edge in enumerate(edges):
+                    le = "+Inf" if np.isinf(edge) else f"{edge:g}"
+                    add(
+                        times,
+                        node,
+                        "node",
+                        "http_server_request_duration_seconds_bucket",
+                        {**labels, "le": le},
+                        cumulative[:, index],
+                    )
+                add(
+                    times,
+                    node,
+                    "node",
+                    "http_server_request_duration_seconds_count",
+                    labels,
+                    cumulative[:, -1],
+                )
+        slots = WORKERS_PER_NODE * THREADS
+        full = stress in ("database", "node")
+        in_flight = np.full(len(seconds), slots) if full else rng.integers(0, slots // 2, len(seconds))
+        # The gauge counts the scrape that reads it.
+        add(times, node, "node", "http_server_active_requests", {}, in_flight + 1)
+        add(times, node, "node", "backbone_gunicorn_workers", {}, np.full(len(seconds), WORKERS_PER_NODE))
+        add(
+            times, node, "node", "backbone_gunicorn_workers_busy", {}, np.minimum(in_flight, WORKERS_PER_NODE)
+        )
+        pool_used = (
+            np.full(len(seconds), POOL_MAX) if stress == "database" else np.minimum(in_flight, POOL_MAX // 3)
+        )
+        add(
+            times,
+            node,
+            "node",
+            "db_client_connection_count",
+            {"db_client_connection_state": "used"},
+            pool_used,
+        )
+        add(
+            times,
+            node,
+            "node",
+            "db_client_connection_count",
+            {"db_client_connection_state": "idle"},
+            POOL_MAX - pool_used,
+        )
+        add(times, node, "node", "db_client_connection_max", {}, np.full(len(seconds), POOL_MAX))
+        checkouts = np.cumsum(rng.integers(50, 100, len(seconds))).astype(np.float64)
+        mean_wait = 0.2 if stress == "database" else 0.0004
+        add(times, node, "node", "db_client_connection_wait_time_seconds_count", {}, checkouts)
+        add(times, node, "node", "db_client_connection_wait_time_seconds_sum", {}, checkouts * mean_wait)
+        for edge in (0.001, 0.01, 0.1, 1.0, np.inf):
+            share = 1.0 if edge > mean_wait * 2 else 0.3
+            le = "+Inf" if np.isinf(edge) else f"{edge:g}"
+            add(
+                times,
+                node,
+                "node",
+                "db_client_connection_wait_time_seconds_bucket",
+                {"le": le},
+                checkouts * share,
+            )
+        add(times, node, "node", "backbone_outbox_pending_events", {}, rng.integers(0, 5, len(seconds)))
+    consumed = np.cumsum(rng.integers(5, 20, len(seconds))).astype(np.float64)
+    queue = {"messaging_destination_name": "Synchronization.MessageCreated", "messaging_system": "rabbitmq"}
+    add(
+        times,
+        "worker-1",
+        "events",
+        "messaging_queue_depth_messages",
+        queue,
+        rng.integers(0, 10, len(seconds)),
+    )
+    add(times, "worker-1", "events", "messaging_consumer_lag_seconds_count", queue, consumed)
+    add(times, "worker-1", "events", "messaging_consumer_lag_seconds_sum", queue, consumed * 0.02)
+    frame = pd.DataFrame({key: np.concatenate(values) for key, values in columns.items()})
+    return frame.astype(SERIES_COLUMNS)
+
+
+def _processes(rng: np.random.Generator, duration_s: int, t0_s: float, stress: str | None) -> pd.DataFrame:
+    rows = []
+    seconds = np.arange(duration_s + 1)
+    plan = [
+        ("node-1", "node", 1001, 1.0, 0.99 if stress == "node" else 0.3),
+        ("node-2", "node", 1002, 1.0, 0.99 if stress == "node" else 0.3),
+        ("worker-1", "events", 1003, 1.0, 0.1),
+        ("postgresql", "database", 1004, np.nan, 0.2),
+        ("gateway-1", "gateway", 1005, 1.0, 0.15),
+        ("locust", "load-generator", 1006, 1.0, 0.4),
+    ]
+    for name, tier, pid, limit, load in plan:
+        cores = np.clip(rng.normal(load, 0.02, len(seconds)), 0, None) * (1.0 if np.isnan(limit) else limit)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "t_s": t0_s + seconds + 0.5,
+                    "process": name,
+                    "tier": tier,
+                    "pid": pid,
+                    "cpu_percent": cores * 100,
+                    "rss_bytes": (100 + rng.normal(0, 1, len(seconds))).astype(np.int64) * 2**20,
+                    "cpu_limit_cores": limit,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True).astype(PROCESS_COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m reports.synthetic DIR [--requests N] [--duration-s S] [--stress TIER]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m reports.synthetic", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--duration-s", type=int, default=60)
+    parser.add_argument("--stress", choices=("database", "node"))
+    parser.add_argument("--parts", type=int, default=2)
+    options = parser.parse_args(argv)
+    write_synthetic_run(
+        options.run_dir,
+        requests=options.requests,
+        duration_s=options.duration_s,
+        stress=options.stress,
+        parts=options.parts,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

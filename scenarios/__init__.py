@@ -1,0 +1,1 @@
+"""Scenario files (TOML) and the schema that turns them into frozen dataclasses."""

@@ -1,0 +1,480 @@
+"""Parse a scenario file (TOML) into frozen dataclasses, rejecting it with file, key and problem.
+
+A scenario says which flows run, at what rate, under which time profile (shape) and with which
+service level objectives per route. Every problem in a file is reported at once, one per line:
+``scenarios/x.toml: flows[0].rate_per_s: must be a number > 0, got -3``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+ARRIVALS = ("uniform", "poisson")
+VIEWS = ("corrected", "service")
+SHAPE_KINDS = ("constant", "ramp", "step", "spike", "soak")
+_PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class ScenarioError(Exception):
+    """A scenario file is unreadable or invalid; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ConstantShape:
+    """The base rate for the whole run."""
+
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class RampShape:
+    """A linear change of the rate factor from `from_factor` to `to_factor`."""
+
+    duration_s: float
+    from_factor: float = 0.0
+    to_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """One rate factor after another, each held for `step_s`."""
+
+    factors: tuple[float, ...]
+    step_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.step_s * len(self.factors)
+
+
+@dataclass(frozen=True)
+class SpikeShape:
+    """The base rate with one burst at `spike_factor` from `spike_at_s` for `spike_s`."""
+
+    duration_s: float
+    spike_at_s: float
+    spike_s: float
+    spike_factor: float
+    base_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class SoakShape:
+    """A ramp from zero to the base rate over `ramp_s`, then the base rate until `duration_s`."""
+
+    duration_s: float
+    ramp_s: float
+
+
+Shape: TypeAlias = ConstantShape | RampShape | StepShape | SpikeShape | SoakShape
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """One flow of a scenario: which registered flow, how often, and how many at once."""
+
+    name: str
+    flow: str
+    rate_per_s: float
+    max_in_flight: int
+    max_queued: int
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Latency thresholds for one route (and optionally one method), judged on one latency view."""
+
+    route: str
+    method: str | None
+    percentiles_ms: tuple[tuple[float, float], ...]
+    view: str = "corrected"
+    max_failure_ratio: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.route}" if self.method else self.route
+
+
+@dataclass(frozen=True)
+class ClosedModel:
+    """How the closed model (users with think time) drives the same flows, for comparison."""
+
+    users: int = 10
+    think_time_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole scenario file."""
+
+    name: str
+    source: Path
+    description: str
+    multiplier: float
+    arrivals: str
+    seed: int
+    drain_timeout_s: float
+    shape: Shape
+    flows: tuple[FlowSpec, ...]
+    slos: tuple[Slo, ...]
+    closed: ClosedModel
+    backbone: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def duration_s(self) -> float:
+        return self.shape.duration_s
+
+    def rate_per_s(self, flow: FlowSpec) -> float:
+        """Return the flow's base rate with the scenario's multiplier applied."""
+        return flow.rate_per_s * self.multiplier
+
+
+def load_scenario(path: str | Path, *, known_flows: Collection[str] | None = None) -> Scenario:
+    """Read and validate a scenario file; `known_flows` lets unknown flow names be rejected too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScenarioError([f"{path}: (file): cannot be read: {error.strerror or error}"]) from error
+    return parse_scenario(text, source=path, known_flows=known_flows)
+
+
+def parse_scenario(text: str, *, source: Path, known_flows: Collection[str] | None = None) -> Scenario:
+    """Validate the TOML text of a scenario file, reporting every problem at once."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError([f"{source}: (syntax): {error}"]) from error
+    reader = _Reader(source)
+    scenario = _scenario(reader.table(document, ""), source, reader, known_flows)
+    if reader.problems or scenario is None:
+        raise ScenarioError(reader.problems)
+    return scenario
+
+
+class _Reader:
+    """Read typed values from TOML tables, collecting every problem with its key path."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{self.source}: {key or '(top level)'}: {text}")
+
+    def table(self, value: Any, key: str) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        self.problem(key, f"must be a table, got {_show(value)}")
+        return {}
+
+    def only(self, table: Mapping[str, Any], prefix: str, allowed: Collection[str]) -> None:
+        for name in table:
+            if name not in allowed:
+                expected = ", ".join(sorted(allowed))
+                self.problem(_join(prefix, name), f"unknown key (expected one of: {expected})")
+
+    def text(self, table: Mapping[str, Any], prefix: str, name: str, default: str | None = None) -> str:
+        value = table.get(name, default)
+        if isinstance(value, str) and value.strip():
+            return value
+        problem = "is required" if value is None else f"must be a non-empty string, got {_show(value)}"
+        self.problem(_join(prefix, name), problem)
+        return ""
+
+    def number(
+        self,
+        table: Mapping[str, Any],
+        prefix: str,
+        name: str,
+        default: float | None = None,
+        *,
+        minimum: float = 0.0,
+        inclusive: bool = False,
+    ) -> float:
+        value = table.get(name, default)
+        key = _join(prefix, name)
+        if value is None:
+            self.problem(key, "is required")
+            return math.nan
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.problem(key, f"must be a number, got {_show(value)}")
+            return math.nan
+        if value < minimum or (value == minimum and not inclusive):
+            bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+            self.problem(key, f"must be a number {bound}, got {_show(value)}")
+            return math.nan
+        return float(value)
+
+    def integer(self, table: Mapping[str, Any], prefix: str, name: str, default: int, *, minimum: int) -> int:
+        value = table.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.problem(_join(prefix, name), f"must be an integer >= {minimum}, got {_show(value)}")
+            return minimum
+        return value
+
+    def choice(
+        self, table: Mapping[str, Any], prefix: str, name: str, default: str, choices: tuple[str, ...]
+    ) -> str:
+        value = table.get(name, default)
+        if value in choices:
+            return str(value)
+        self.problem(_join(prefix, name), f"must be one of {', '.join(choices)}, got {_show(value)}")
+        return default
+
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "multiplier",
+    "arrivals",
+    "seed",
+    "drain_timeout_s",
+    "shape",
+    "flows",
+    "slo",
+    "closed",
+    "backbone",
+)
+# Backbone settings a scenario depends on (names as in a landscape's [backbone] table, without
+# the BACKBONE_ prefix); the landscape's values take precedence (scenarios/backbone_limits.py).
+BACKBONE_KEYS = ("MAX_MESSAGE_RECIPIENTS", "MAX_UNRECEIVED_MESSAGES_FROM_ONE_SENDER")
+_FLOW_KEYS = ("name", "flow", "rate_per_s", "max_in_flight", "max_queued", "params")
+_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "constant": ("kind", "duration_s"),
+    "ramp": ("kind", "duration_s", "from_factor", "to_factor"),
+    "step": ("kind", "factors", "step_s"),
+    "spike": ("kind", "duration_s", "spike_at_s", "spike_s", "spike_factor", "base_factor"),
+    "soak": ("kind", "duration_s", "ramp_s"),
+}
+
+
+def _scenario(
+    top: dict[str, Any], source: Path, read: _Reader, known_flows: Collection[str] | None
+) -> Scenario | None:
+    read.only(top, "", _TOP_KEYS)
+    name = read.text(top, "", "name", source.stem)
+    description = top.get("description", "")
+    if not isinstance(description, str):
+        read.problem("description", f"must be a string, got {_show(description)}")
+        description = ""
+    multiplier = read.number(top, "", "multiplier", 1.0)
+    arrivals = read.choice(top, "", "arrivals", "uniform", ARRIVALS)
+    seed = read.integer(top, "", "seed", 1, minimum=0)
+    drain_timeout_s = read.number(top, "", "drain_timeout_s", 10.0, inclusive=True)
+    if "shape" not in top:
+        read.problem("shape", "is required (a table with kind = one of " + ", ".join(SHAPE_KINDS) + ")")
+        shape: Shape | None = None
+    else:
+        shape = _shape(read.table(top["shape"], "shape"), read)
+    flows = _flows(top.get("flows"), read, known_flows)
+    slos = _slos(read.table(top.get("slo", {}), "slo"), read)
+    closed_table = read.table(top.get("closed", {}), "closed")
+    read.only(closed_table, "closed", ("users", "think_time_s"))
+    closed = ClosedModel(
+        users=read.integer(closed_table, "closed", "users", ClosedModel.users, minimum=1),
+        think_time_s=read.number(
+            closed_table, "closed", "think_time_s", ClosedModel.think_time_s, inclusive=True
+        ),
+    )
+    backbone_table = read.table(top.get("backbone", {}), "backbone")
+    read.only(backbone_table, "backbone", BACKBONE_KEYS)
+    backbone = {name: read.integer(backbone_table, "backbone", name, 1, minimum=1) for name in backbone_table}
+    if shape is None or read.problems:
+        return None
+    return Scenario(
+        name=name,
+        source=source,
+        description=description,
+        multiplier=multiplier,
+        arrivals=arrivals,
+        seed=seed,
+        drain_timeout_s=drain_timeout_s,
+        shape=shape,
+        flows=flows,
+        slos=slos,
+        closed=closed,
+        backbone=MappingProxyType(backbone),
+    )
+
+
+def _shape(table: dict[str, Any], read: _Reader) -> Shape | None:
+    kind = read.choice(table, "shape", "kind", "", SHAPE_KINDS) if "kind" in table else None
+    if kind is None:
+        read.problem("shape.kind", "is required (one of " + ", ".join(SHAPE_KINDS) + ")")
+        return None
+    if kind not in _SHAPE_KEYS:
+        return None
+    read.only(table, "shape", _SHAPE_KEYS[kind])
+    before = len(read.problems)
+    shape: Shape
+    match kind:
+        case "constant":
+            shape = ConstantShape(duration_s=read.number(table, "shape", "duration_s"))
+        case "ramp":
+            shape = RampShape(
+                duration_s=read.number(table, "shape", "duration_s"),
+                from_factor=read.number(table, "shape", "from_factor", 0.0, inclusive=True),
+                to_factor=read.number(table, "shape", "to_factor", 1.0, inclusive=True),
+            )
+            if shape.from_factor == 0 and shape.to_factor == 0:
+                read.problem("shape.to_factor", "a ramp from 0 to 0 starts nothing")
+        case "step":
+            shape = StepShape(factors=_factors(table, read), step_s=read.number(table, "shape", "step_s"))
+        case "spike":
+            shape = SpikeShape(
+                duration_s=read.number(table, "shape", "duration_s"),
+                spike_at_s=read.number(table, "shape", "spike_at_s", inclusive=True),
+                spike_s=read.number(table, "shape", "spike_s"),
+                spike_factor=read.number(table, "shape", "spike_factor"),
+                base_factor=read.number(table, "shape", "base_factor", 1.0, inclusive=True),
+            )
+            if shape.spike_at_s + shape.spike_s > shape.duration_s:
+                read.problem(
+                    "shape.spike_s",
+                    f"the spike ends at {shape.spike_at_s + shape.spike_s:g} s, after duration_s "
+                    f"({shape.duration_s:g} s)",
+                )
+        case "soak":
+            shape = SoakShape(
+                duration_s=read.number(table, "shape", "duration_s"),
+                ramp_s=read.number(table, "shape", "ramp_s", inclusive=True),
+            )
+            if shape.ramp_s >= shape.duration_s:
+                limit = f"must be shorter than duration_s ({shape.duration_s:g} s)"
+                read.problem("shape.ramp_s", f"{limit}, got {shape.ramp_s:g}")
+    return shape if len(read.problems) == before else None
+
+
+def _factors(table: Mapping[str, Any], read: _Reader) -> tuple[float, ...]:
+    value = table.get("factors")
+    if value is None:
+        read.problem("shape.factors", "is required (a list of rate factors, e.g. [0.5, 1.0, 2.0])")
+        return ()
+    if not isinstance(value, list) or not value:
+        read.problem("shape.factors", f"must be a non-empty list of numbers, got {_show(value)}")
+        return ()
+    factors = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) or item < 0:
+            read.problem(f"shape.factors[{index}]", f"must be a number >= 0, got {_show(item)}")
+        else:
+            factors.append(float(item))
+    if factors and not any(factors):
+        read.problem("shape.factors", "all factors are 0, so nothing would start")
+    return tuple(factors)
+
+
+def _flows(value: Any, read: _Reader, known_flows: Collection[str] | None) -> tuple[FlowSpec, ...]:
+    if value is None:
+        read.problem("flows", "is required (an array of tables: [[flows]])")
+        return ()
+    if not isinstance(value, list) or not value:
+        read.problem("flows", f"must be a non-empty array of tables ([[flows]]), got {_show(value)}")
+        return ()
+    flows: list[FlowSpec] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        prefix = f"flows[{index}]"
+        table = read.table(item, prefix)
+        read.only(table, prefix, _FLOW_KEYS)
+        flow = read.text(table, prefix, "flow")
+        if flow and known_flows is not None and flow not in known_flows:
+            known = ", ".join(sorted(known_flows)) or "none"
+            read.problem(f"{prefix}.flow", f"unknown flow {flow!r} (registered: {known})")
+        name = read.text(table, prefix, "name", flow or None)
+        if name in seen:
+            read.problem(f"{prefix}.name", f"duplicate flow name {name!r}")
+        seen.add(name)
+        max_in_flight = read.integer(table, prefix, "max_in_flight", 1000, minimum=1)
+        params = read.table(table.get("params", {}), f"{prefix}.params")
+        flows.append(
+            FlowSpec(
+                name=name,
+                flow=flow,
+                rate_per_s=read.number(table, prefix, "rate_per_s"),
+                max_in_flight=max_in_flight,
+                max_queued=read.integer(table, prefix, "max_queued", 0, minimum=0),
+                params=MappingProxyType(dict(params)),
+            )
+        )
+    return tuple(flows)
+
+
+def _slos(table: dict[str, Any], read: _Reader) -> tuple[Slo, ...]:
+    slos = []
+    for key, value in table.items():
+        prefix = f"slo.{_quote(key)}"
+        method, route = _route_key(key)
+        if not route.startswith("/"):
+            read.problem(prefix, "the key must be a route template, optionally after a method: 'GET /path'")
+            continue
+        thresholds = read.table(value, prefix)
+        percentiles: list[tuple[float, float]] = []
+        for name in thresholds:
+            match = _PERCENTILE_KEY.match(name)
+            if match is None:
+                if name not in ("view", "max_failure_ratio"):
+                    expected = "expected pNN_ms such as p90_ms, view or max_failure_ratio"
+                    read.problem(_join(prefix, name), f"unknown key ({expected})")
+                continue
+            percentile = float(match.group(1))
+            if not 0 < percentile < 100:
+                read.problem(_join(prefix, name), "the percentile must be between 0 and 100")
+                continue
+            percentiles.append((percentile, read.number(thresholds, prefix, name)))
+        ratio = thresholds.get("max_failure_ratio")
+        if ratio is not None and not _is_ratio(ratio):
+            read.problem(
+                _join(prefix, "max_failure_ratio"), f"must be a number from 0 to 1, got {_show(ratio)}"
+            )
+            ratio = None
+        if not percentiles and ratio is None:
+            read.problem(prefix, "names no threshold (add e.g. p90_ms = 50)")
+        slos.append(
+            Slo(
+                route=route,
+                method=method,
+                percentiles_ms=tuple(sorted(percentiles)),
+                view=read.choice(thresholds, prefix, "view", "corrected", VIEWS),
+                max_failure_ratio=None if ratio is None else float(ratio),
+            )
+        )
+    return tuple(slos)
+
+
+def _is_ratio(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 1
+
+
+def _route_key(key: str) -> tuple[str | None, str]:
+    method, _, route = key.strip().partition(" ")
+    if method.upper() in _METHODS and route:
+        return method.upper(), route.strip()
+    return None, key.strip()
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _quote(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,260 @@
+"""What a run collects into its run directory while the load runs (see reports/rundir.py).
+
+* `MetricsScraper` reads every process's `/metrics` once a second and keeps every sample.
+* `ProcessSampler` samples CPU and memory of given processes (with their children: a gunicorn
+  master and its workers count as one node) once a second, the load generator included.
+* `RequestSink` keeps one row per request; the arrival engine's Locust plugin feeds it
+  (`--requests-dir`), and it writes parquet parts as it goes so a long run's memory stays flat.
+
+Each runs in its own thread and writes its table when stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from reports.rundir import (
+    PROCESS_COLUMNS,
+    PROCESSES,
+    REQUEST_COLUMNS,
+    REQUESTS,
+    SERIES,
+    SERIES_COLUMNS,
+    format_labels,
+    write_table,
+)
+
+log = logging.getLogger(__name__)
+# Long enough for a node whose every worker thread is busy to answer after its queue: a scrape
+# that waits is itself the evidence (`scrape_duration_seconds`).
+SCRAPE_TIMEOUT_S = 5.0
+FLUSH_EVERY_S = 60.0
+REQUEST_PART_ROWS = 250_000
+_FAILURE = re.compile(r"^HTTP (\d{3})\s*(\S*)")
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """A process whose `/metrics` the run scrapes."""
+
+    process: str
+    tier: str
+    url: str
+
+
+@dataclass(frozen=True)
+class SampledProcess:
+    """A process (and its children) whose CPU and memory the run samples."""
+
+    process: str
+    tier: str
+    pid: int
+    cpu_limit_cores: float = math.nan
+
+
+def parse_exposition(text: str, t_s: float, process: str, tier: str) -> list[tuple[Any, ...]]:
+    """Return the rows of the series table for one scrape (Prometheus text format)."""
+    rows = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            rows.append((t_s, process, tier, sample.name, format_labels(sample.labels), float(sample.value)))
+    return rows
+
+
+class _Periodic:
+    """Call `tick` every `interval_s` in a daemon thread until stopped, then `finish` once."""
+
+    def __init__(self, interval_s: float, name: str) -> None:
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking and write what was collected."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.finish()
+
+    def _loop(self) -> None:
+        next_s = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a collector must never end the run
+                log.exception("collector %s failed a tick", self._thread.name)
+            next_s += self.interval_s
+            self._stop.wait(max(0.0, next_s - time.monotonic()))
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+
+class MetricsScraper(_Periodic):
+    """Scrape every target once a second into `<run>/series/part-NNNN.parquet`."""
+
+    def __init__(self, targets: Sequence[ScrapeTarget], run_dir: Path, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s, "metrics-scraper")
+        self.targets = list(targets)
+        self.run_dir = run_dir
+        self.failures: dict[str, int] = {}
+        self._rows: list[tuple[Any, ...]] = []
+        self._parts = 0
+        self._flushed_s = time.monotonic()
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        for target in self.targets:
+            t_s = time.time()
+            started = time.perf_counter()
+            try:
+                # The landscape's own loopback URL.
+                with urllib.request.urlopen(target.url, timeout=SCRAPE_TIMEOUT_S) as answer:  # noqa: S310
+                    text = answer.read().decode("utf-8", "replace")
+            except OSError:
+                self.failures[target.process] = self.failures.get(target.process, 0) + 1
+                text = None
+            took_s = time.perf_counter() - started
+            rows = parse_exposition(text, t_s, target.process, target.tier) if text is not None else []
+            # What a Prometheus server records of every scrape, under the same names.
+            rows.append((t_s, target.process, target.tier, "up", "", 0.0 if text is None else 1.0))
+            rows.append((t_s, target.process, target.tier, "scrape_duration_seconds", "", took_s))
+            with self._lock:
+                self._rows.extend(rows)
+        if time.monotonic() - self._flushed_s >= FLUSH_EVERY_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        self._flushed_s = time.monotonic()
+        if not rows:
+            return
+        frame = pd.DataFrame(rows, columns=list(SERIES_COLUMNS))
+        write_table(
+            frame, self.run_dir / SERIES / f"part-{self._parts:04d}.parquet", SERIES_COLUMNS, "series"
+        )
+        self._parts += 1
+
+    def finish(self) -> None:
+        self._flush()
+
+
+class ProcessSampler(_Periodic):
+    """Sample CPU (process and children) and resident memory once a second into processes.parquet."""
+
+    def __init__(self, processes: Iterable[SampledProcess], run_dir: Path, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s, "process-sampler")
+        self.processes = list(processes)
+        self.run_dir = run_dir
+        self._rows: list[tuple[Any, ...]] = []
+        # psutil's cpu_percent measures since its previous call on the same object: keep the objects.
+        self._handles: dict[int, psutil.Process] = {}
+
+    def add(self, process: SampledProcess) -> None:
+        """Sample one more process from the next tick on (e.g. the load generator once it runs)."""
+        self.processes.append(process)
+
+    def _handle(self, pid: int) -> psutil.Process:
+        handle = self._handles.get(pid)
+        if handle is None:
+            handle = self._handles[pid] = psutil.Process(pid)
+            handle.cpu_percent(None)
+        return handle
+
+    def tick(self) -> None:
+        t_s = time.time()
+        for item in self.processes:
+            try:
+                root = self._handle(item.pid)
+                members = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            cpu = rss = 0.0
+            for member in members:
+                try:
+                    handle = self._handle(member.pid)
+                    cpu += handle.cpu_percent(None)
+                    rss += handle.memory_info().rss
+                except psutil.Error:
+                    self._handles.pop(member.pid, None)
+            self._rows.append((t_s, item.process, item.tier, item.pid, cpu, int(rss), item.cpu_limit_cores))
+
+    def finish(self) -> None:
+        frame = pd.DataFrame(self._rows, columns=list(PROCESS_COLUMNS))
+        write_table(frame, self.run_dir / PROCESSES, PROCESS_COLUMNS, "processes")
+
+
+class RequestSink:
+    """Collect one row per request and write them as parquet parts under `<run>/requests/`."""
+
+    def __init__(self, run_dir: Path, part_rows: int = REQUEST_PART_ROWS) -> None:
+        self.directory = run_dir / REQUESTS
+        self.part_rows = part_rows
+        self.prefix = f"{socket.gethostname()}-{os.getpid()}"
+        self._columns: dict[str, list[Any]] = {name: [] for name in REQUEST_COLUMNS}
+        self._parts = 0
+        self.count = 0
+
+    def add(
+        self,
+        *,
+        start_s: float,
+        service_s: float,
+        corrected_s: float | None,
+        flow: str,
+        method: str,
+        route: str,
+        status: int,
+        exception: BaseException | None,
+    ) -> None:
+        """Record one request (corrected None: closed model, where the corrected view is the service one)."""
+        corrected = service_s if corrected_s is None else corrected_s
+        error_code = ""
+        if exception is not None:
+            match = _FAILURE.match(str(exception))
+            error_code = (match.group(2) or f"HTTP {match.group(1)}") if match else type(exception).__name__
+        columns = self._columns
+        columns["intended_start_s"].append(start_s - (corrected - service_s))
+        columns["start_s"].append(start_s)
+        columns["flow"].append(flow)
+        columns["method"].append(method)
+        columns["route"].append(route)
+        columns["status"].append(status)
+        columns["error_code"].append(error_code)
+        columns["ok"].append(exception is None)
+        columns["latency_s"].append(service_s)
+        columns["corrected_latency_s"].append(corrected)
+        self.count += 1
+        if len(columns["start_s"]) >= self.part_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows collected so far as one part."""
+        if not self._columns["start_s"]:
+            return
+        frame = pd.DataFrame(self._columns)
+        self._columns = {name: [] for name in REQUEST_COLUMNS}
+        path = self.directory / f"{self.prefix}-{self._parts:04d}.parquet"
+        write_table(frame, path, REQUEST_COLUMNS, "requests")
+        self._parts += 1

@@ -1,0 +1,134 @@
+"""`testbed up`, `testbed down` and `testbed profile`: landscapes from profiles, as local processes.
+
+    testbed up --profile stage [--state FILE]    start it; print the URLs and the time it took
+    testbed down [--state FILE]                  stop exactly what that `up` started
+    testbed profile stage prod my.toml           validate profiles; show the CPU plan and budget
+
+Exit status: 0 done, 1 the landscape could not come up or go down, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from scenarios.landscape import PROFILES_DIR, ProfileError, load_profile
+from testbed.cpu import CpuPlanError, plan_cpus
+from testbed.landscape import DEFAULT_STATE, LandscapeError, LandscapeState, Launcher, tear_down
+
+
+def add_landscape_commands(commands: Any) -> None:
+    """Add `up`, `down` and `profile` to the `testbed` parser; each sets `run`."""
+    shipped = ", ".join(sorted(path.stem for path in PROFILES_DIR.glob("*.toml")))
+    up = commands.add_parser(
+        "up",
+        help="bring a landscape up as local processes (gateway, nodes, worker, Admin API, ...)",
+        description="Start a landscape on free loopback ports and wait until it is healthy.",
+    )
+    up.add_argument("--profile", required=True, help=f"profile name ({shipped}) or path to a TOML file")
+    up.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})")
+    up.set_defaults(run=_up)
+
+    down = commands.add_parser("down", help="stop the landscape of a state file and remove what it created")
+    down.add_argument(
+        "--state", type=Path, default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})"
+    )
+    down.set_defaults(run=_down)
+
+    profile = commands.add_parser("profile", help="validate landscape profiles and show their plan")
+    profile.add_argument("profiles", nargs="+", metavar="PROFILE", help=f"name ({shipped}) or path")
+    profile.set_defaults(run=_check_profiles)
+
+
+def _up(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.profile)
+        cpu = plan_cpus(profile)
+    except ProfileError as error:
+        return _fail("invalid profile:\n" + "\n".join(f"  {line}" for line in error.problems))
+    except CpuPlanError as error:
+        return _fail(str(error))
+    for warning in cpu.warnings:
+        print(f"testbed: warning: {warning}", file=sys.stderr)
+    launcher = Launcher(profile, cpu, state_path=args.state, say=lambda text: print(text, file=sys.stderr))
+    # The handler only takes note: raising inside it could land in a fork handler, which swallows
+    # exceptions. Set explicitly: a shell starts background commands with SIGINT ignored.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda *_: launcher.interrupted.set())
+    print(f"testbed: bringing up {profile.name} as landscape {launcher.state.id}", file=sys.stderr)
+    try:
+        state = launcher.up()
+    except KeyboardInterrupt:
+        print("testbed: interrupted; nothing of the landscape is left running", file=sys.stderr)
+        return 130
+    except LandscapeError as error:
+        print(f"testbed: {error}", file=sys.stderr)
+        return 1
+    _summary(state)
+    return 0
+
+
+def _summary(state: LandscapeState) -> None:
+    print(f"landscape {state.id} ({state.profile}) is up in {state.up_seconds} s")
+    for url in state.gateway_urls:
+        print(f"  gateway    {url}")
+    for url in state.gateway_operator_urls:
+        print(f"  gateway operator port (health, metrics, stats) {url}")
+    for url in state.node_urls:
+        print(f"  node       {url}")
+    for url in state.worker_urls:
+        print(f"  worker     {url}")
+    print(f"  Admin API  {state.admin_url}")
+    print(f"  OAuth client {state.client_id} (tier without quotas {state.tier_id})")
+    if state.load_generator_cores:
+        print(f"  load generator cores {', '.join(map(str, state.load_generator_cores))}")
+    print(f"  state      {state.state_path} (holds the secrets; mode 0600)")
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        state = LandscapeState.load(args.state)
+    except LandscapeError as error:
+        return _fail(str(error))
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    problems = tear_down(state, say=lambda text: print(text, file=sys.stderr))
+    if problems:
+        return 1
+    print(f"landscape {state.id} ({state.profile}) is down")
+    return 0
+
+
+def _check_profiles(args: argparse.Namespace) -> int:
+    status = 0
+    for name in args.profiles:
+        try:
+            profile = load_profile(name)
+            cpu = plan_cpus(profile)
+        except ProfileError as error:
+            print("\n".join(error.problems), file=sys.stderr)
+            status = 2
+            continue
+        except CpuPlanError as error:
+            print(str(error), file=sys.stderr)
+            status = 2
+            continue
+        print(
+            f"{profile.source}: {profile.name}: {profile.gateway.instances} gateway(s), "
+            f"{profile.nodes.count} node(s) x {profile.nodes.workers} workers"
+            f" x {profile.nodes.threads} threads, "
+            f"{profile.database.kind} (up to {profile.database_connections_needed()} connections), "
+            f"bus {profile.bus.kind}, blobs {profile.blob_store.kind}, {profile.worker_replicas} worker(s); "
+            f"nodes on cores {list(cpu.landscape_cores)}, load generator on {list(cpu.load_generator_cores)}"
+        )
+        for warning in cpu.warnings:
+            print(f"  warning: {warning}")
+    return status
+
+
+def _fail(message: str) -> int:
+    print(f"testbed: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,146 @@
+"""Run upstream scenarios headless against a running backbone and judge what the engine counted.
+
+Shared by `make bench-scenarios` and the CI smoke test: each run is one Locust process (Locust
+monkey-patches the process it runs in, so never the caller's) with the arrival report and the
+outcome counts written as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scenarios.derive import derived_text
+from scenarios.schema import FlowSpec, Scenario, load_scenario
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
+SCENARIO_FILES = tuple(sorted(REPOSITORY.glob("scenarios/[0-9][0-9]-*.toml")))
+PRODUCTION_MIX = REPOSITORY / "scenarios" / "production-mix.toml"
+CONNECTOR_SYNC_FLOW = "upstream.connector-sync"
+MAX_RATE_DEVIATION = 0.02
+MAX_LATE_RATIO = 0.01
+
+
+@dataclass(frozen=True)
+class ScenarioRun:
+    """What one headless run left behind."""
+
+    name: str
+    exit_code: int
+    rates_per_s: dict[str, float]
+    arrivals: dict[str, Any]
+    outcomes: dict[str, dict[str, int]]
+    log_path: Path
+    duration_s: float
+
+    def flow(self, name: str) -> dict[str, Any]:
+        for flow in self.arrivals.get("flows", ()):
+            if flow["name"] == name:
+                return dict(flow)
+        raise KeyError(f"{self.name}: no flow {name} in the arrival report (see {self.log_path})")
+
+    def unexpected_failures(self) -> dict[str, int]:
+        """Failure labels with counts, over all flows (empty: none)."""
+        found: dict[str, int] = {}
+        for labels in self.outcomes.values():
+            for label, count in labels.items():
+                if label.startswith("failed:"):
+                    found[label] = found.get(label, 0) + count
+        return found
+
+    def problems(self) -> list[str]:
+        """Why this run misses the benchmark's bar: rate, late starts, unexpected failures."""
+        problems = []
+        for name, rate in self.rates_per_s.items():
+            flow = self.flow(name)
+            achieved = float(flow["achieved_rate_per_s"] or 0.0)
+            if abs(achieved / rate - 1) > MAX_RATE_DEVIATION:
+                problems.append(f"{name}: achieved {achieved:.3f}/s of {rate:.3f}/s")
+            if flow["started"] and flow["late"] / flow["started"] >= MAX_LATE_RATIO:
+                problems.append(f"{name}: {flow['late'] / flow['started']:.2%} of starts late")
+            if flow["failed"] or flow["dropped"] or flow["unfinished"]:
+                problems.append(
+                    f"{name}: {flow['failed']} failed, {flow['dropped']} dropped, "
+                    f"{flow['unfinished']} unfinished"
+                )
+        problems += [f"{label}: {count}" for label, count in self.unexpected_failures().items()]
+        problems += [f"engine: {problem}" for problem in self.arrivals.get("problems", ())]
+        return problems
+
+
+def connector_count(credentials: Path) -> int:
+    """How many connector identities the credentials file holds (scenario 09 runs nc per second)."""
+    document = json.loads(credentials.read_text(encoding="utf-8"))
+    return sum(1 for entry in document["identities"] if str(entry.get("pool", "")).startswith("c"))
+
+
+def write_derived(
+    scenario: Scenario, rates_per_s: dict[str, float], duration_s: float, directory: Path, name: str
+) -> Path:
+    def rate_of(flow: FlowSpec) -> float:
+        return rates_per_s[flow.name]
+
+    path = directory / f"{name}.toml"
+    path.write_text(
+        derived_text(scenario, duration_s=duration_s, rate_of=rate_of, name=name), encoding="utf-8"
+    )
+    return path
+
+
+def run_scenario(
+    scenario_path: Path,
+    *,
+    host: str,
+    credentials: Path,
+    directory: Path,
+    name: str,
+    rates_per_s: dict[str, float],
+    duration_s: float,
+    timeout_s: float | None = None,
+) -> ScenarioRun:
+    """Run a derived copy of the scenario (constant `duration_s`, the given rates per flow)."""
+    scenario = load_scenario(scenario_path)
+    derived = write_derived(scenario, rates_per_s, duration_s, directory, name)
+    arrivals_path = directory / f"{name}.arrivals.json"
+    outcomes_path = directory / f"{name}.outcomes.json"
+    log_path = directory / f"{name}.locust.log"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("BACKBONE_")}
+    with log_path.open("wb") as log:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(LOCUSTFILE),
+                "--headless",
+                "--only-summary",
+                "--scenario",
+                str(derived),
+                "-H",
+                host,
+                "--credentials",
+                str(credentials),
+                "--arrival-json",
+                str(arrivals_path),
+                "--outcomes-json",
+                str(outcomes_path),
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=REPOSITORY,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s or duration_s + scenario.drain_timeout_s + 60,
+            check=False,
+        )
+    arrivals = json.loads(arrivals_path.read_text(encoding="utf-8")) if arrivals_path.exists() else {}
+    outcomes = json.loads(outcomes_path.read_text(encoding="utf-8")) if outcomes_path.exists() else {}
+    return ScenarioRun(name, completed.returncode, rates_per_s, arrivals, outcomes, log_path, duration_s)
