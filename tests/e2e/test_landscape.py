@@ -30,6 +30,7 @@ from scenarios.landscape import load_profile
 from testbed.cpu import load_generator_pinned
 from tests.helpers.drain import drain_endpoint, subscribed_handlers
 from tests.helpers.landscape import (
+    announce_body,
     group_members,
     leftovers,
     node_request_counts,
@@ -287,12 +288,7 @@ def test_the_gateway_hides_metrics_health_and_the_admin_api(spread: dict[str, An
 def test_a_body_over_the_limit_is_refused_by_the_gateway_before_any_node(spread: dict[str, Any]) -> None:
     gateway = spread["gateway_urls"][1]
     _, before = node_request_counts(spread)
-    status, body = request(
-        f"{gateway}/api/v2/Challenges",
-        method="POST",
-        body=b"x" * (1024 * 1024 + 1),
-        headers={"Content-Type": "application/json"},
-    )
+    status, body = announce_body(f"{gateway}/api/v2/Challenges", size=1024 * 1024 + 1)
     assert status == 413
     assert json.loads(body)["error"]["code"] == "error.platform.requestBodyTooLarge"
     _, after = node_request_counts(spread)

@@ -132,6 +132,27 @@ def request(
         connection.close()
 
 
+def announce_body(url: str, size: int) -> tuple[int, bytes]:
+    """POST headers announcing a `size`-byte JSON body and wait for the answer before sending it.
+
+    This is what a careful client does with a large body (`Expect: 100-continue`). Sending the body
+    at once would race the gateway, which answers an over-limit request as soon as it has read the
+    headers and closes: the client's write then fails with a broken pipe before it reads the answer.
+    """
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "localhost", parts.port, timeout=30)
+    try:
+        connection.putrequest("POST", parts.path or "/")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(size))
+        connection.putheader("Expect", "100-continue")
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 def node_request_counts(state: dict[str, Any]) -> tuple[str, list[int]]:
     """Requests each node served, from its own /metrics counter; without one, from the gateways."""
     counts = []
