@@ -55,6 +55,15 @@ inbox_handled_events = sa.Table(
     sa.Column("handled_at", UtcDateTime, nullable=False),
 )
 
+# Statements of every request that changes something, built once (building costs more than
+# running them on SQLite).
+_ADD_TO_OUTBOX = outbox_events.insert()
+_MARK_PUBLISHED = (
+    outbox_events.update()
+    .where(outbox_events.c.id.in_(sa.bindparam("event_ids", expanding=True)))
+    .values(published_at=sa.bindparam("now"), claimed_until=None)
+)
+
 
 class DomainEvent:
     """Base of the events modules publish: frozen dataclasses named in the past tense."""
@@ -122,6 +131,9 @@ class Inbox:
         self._clock = clock
         self._metrics = metrics
         self._tracing = tracing
+        self._claim = db.insert_ignoring_conflicts(inbox_handled_events, ["handler", "event_id"]).returning(
+            inbox_handled_events.c.event_id
+        )
 
     def handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
         """Run the handler unless it already handled this event; return whether it ran."""
@@ -147,11 +159,8 @@ class Inbox:
 
     def _handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
         with self._db.transaction() as connection:
-            claim = self._db.insert_ignoring_conflicts(inbox_handled_events, ["handler", "event_id"])
             inserted = connection.execute(
-                claim.values(
-                    handler=handler.queue, event_id=event.id, handled_at=self._clock.now()
-                ).returning(inbox_handled_events.c.event_id)
+                self._claim, {"handler": handler.queue, "event_id": event.id, "handled_at": self._clock.now()}
             ).first()
             if inserted is None:
                 return False
@@ -231,13 +240,14 @@ class Outbox:
         )
         payload = orjson.dumps(published.payload).decode("utf-8")
         self._db.current().execute(
-            outbox_events.insert().values(
-                id=published.id,
-                name=published.name,
-                payload=payload,
-                created_at=published.created_at,
-                traceparent=published.traceparent,
-            )
+            _ADD_TO_OUTBOX,
+            {
+                "id": published.id,
+                "name": published.name,
+                "payload": payload,
+                "created_at": published.created_at,
+                "traceparent": published.traceparent,
+            },
         )
         if self._metrics is not None:
             self._metrics.events_message_size.observe(len(payload))
@@ -299,11 +309,7 @@ class Outbox:
 
     def _mark_published(self, event_ids: list[str]) -> None:
         with self._db.transaction() as connection:
-            connection.execute(
-                outbox_events.update()
-                .where(outbox_events.c.id.in_(event_ids))
-                .values(published_at=self._clock.now(), claimed_until=None)
-            )
+            connection.execute(_MARK_PUBLISHED, {"event_ids": event_ids, "now": self._clock.now()})
 
     def relay_pending(self, *, older_than: timedelta = timedelta(0), batch: int = 100) -> int:
         """Publish rows left unpublished; claim them first so parallel relays never share a row.
