@@ -131,6 +131,15 @@ class Counters:
         return self.next_modification_index - 1 if self.next_modification_index > 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """What the connectors' poll needs to know of an identity that has a datawallet."""
+
+    datawallet_version: int
+    latest_run_open: bool
+    unsynced_events_exist: bool
+
+
 def _sync_run(row: Any) -> SyncRun:
     return SyncRun(
         id=row.id,
@@ -197,6 +206,18 @@ _UNSYNCED_EVENT_EXISTS_BY_MAX_ERRORS = {
     for max_errors in (1, MAX_SYNC_ERRORS_PER_EVENT)
 }
 _DATAWALLET = sa.select(datawallets).where(datawallets.c.owner == _OWNER)
+# Everything the poll decides on, in one query: no row without a datawallet; the newest run's
+# openness is NULL without a run.
+_POLL = sa.select(
+    datawallets.c.version,
+    sa.select(sync_runs.c.finalized_at.is_(None))
+    .where(sync_runs.c.created_by == _OWNER)
+    .order_by(sync_runs.c.index.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("latest_run_open"),
+    _UNSYNCED_EVENT_EXISTS_BY_MAX_ERRORS[MAX_SYNC_ERRORS_PER_EVENT].exists().label("unsynced_events_exist"),
+).where(datawallets.c.owner == _OWNER)
 
 # The statements of the other hot paths: sync runs, external events, datawallet pushes.
 _COUNTERS = ("next_external_event_index", "next_sync_run_index", "next_modification_index")
@@ -320,6 +341,14 @@ class SynchronizationRepository:
     def latest_sync_run(self, connection: Connection, owner: str) -> SyncRun | None:
         row = connection.execute(_LATEST_SYNC_RUN, {"owner": owner}).first()
         return None if row is None else _sync_run(row)
+
+    def poll_state(self, connection: Connection, owner: str) -> PollState | None:
+        """The datawallet version, whether the newest sync run is open and whether events wait;
+        None without a datawallet."""
+        row = connection.execute(_POLL, {"owner": owner}).first()
+        if row is None:
+            return None
+        return PollState(row.version, bool(row.latest_run_open), bool(row.unsynced_events_exist))
 
     def find_sync_run(self, connection: Connection, sync_run_id: str, owner: str) -> SyncRun | None:
         row = connection.execute(_SYNC_RUN, {"sync_run_id": sync_run_id, "owner": owner}).first()

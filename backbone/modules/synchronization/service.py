@@ -124,13 +124,10 @@ class SynchronizationService:
         with self._db.read() as connection:
             if not self._identity_is_active(owner):
                 raise model.identity_to_be_deleted()
-            datawallet = self._repository.find_datawallet(connection, owner)
-            if datawallet is None or datawallet.version > supported_version:
-                return False
-            latest = self._repository.latest_sync_run(connection, owner)
-            if latest is not None and not latest.is_finalized:
-                return False
-            return not self._repository.unsynced_events_exist(connection, owner)
+            state = self._repository.poll_state(connection, owner)
+        if state is None or state.datawallet_version > supported_version or state.latest_run_open:
+            return False
+        return not state.unsynced_events_exist
 
     def _cancel_expired_run(self, connection: Any, owner: str) -> None:
         latest = self._repository.latest_sync_run(connection, owner)
