@@ -6,6 +6,7 @@ Handlers record the ids they handled in an inbox, so a redelivered event has its
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import time
@@ -225,6 +226,11 @@ class Outbox:
         self._metrics = metrics
         self.traceparent: Callable[[], str | None] = tracing.current_traceparent if tracing else lambda: None
         self._committed_listeners: list[Callable[[PublishedEvent], None]] = []
+        # Ids of events published while an outer publish is running (the in-process bus runs
+        # handlers, whose events are published within): marked together when the outer ends.
+        self._unmarked: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+            "unmarked_outbox_events", default=None
+        )
 
     def on_committed(self, listener: Callable[[PublishedEvent], None]) -> None:
         """Tell `listener` about each event once its transaction committed, in the committing process."""
@@ -269,7 +275,27 @@ class Outbox:
         self._publish(events)
 
     def _publish(self, events: list[PublishedEvent], *, claimed: bool = False) -> Exception | None:
-        """Hand the events to the bus and mark them published; return the failure, if any."""
+        """Hand the events to the bus and mark them published; return the failure, if any.
+
+        Events published by the handlers of these (in-process bus) are marked with them, in one
+        transaction after the outermost publish, instead of one transaction per batch.
+        """
+        unmarked = self._unmarked.get()
+        if unmarked is not None:
+            return self._publish_unmarked(events, unmarked, claimed=claimed)
+        unmarked = []
+        token = self._unmarked.set(unmarked)
+        try:
+            failure = self._publish_unmarked(events, unmarked, claimed=claimed)
+        finally:
+            self._unmarked.reset(token)
+        if unmarked:
+            self._mark_published(unmarked)
+        return failure
+
+    def _publish_unmarked(
+        self, events: list[PublishedEvent], unmarked: list[str], *, claimed: bool
+    ) -> Exception | None:
         started = time.perf_counter()
         try:
             self._bus.publish(events)
@@ -283,7 +309,7 @@ class Outbox:
                 self._release_claims([published.id for published in events])
             return error
         self._count_published(events, started, self._metrics.events_published if self._metrics else None)
-        self._mark_published([published.id for published in events])
+        unmarked.extend(published.id for published in events)
         return None
 
     def _release_claims(self, event_ids: list[str]) -> None:
