@@ -192,14 +192,15 @@ class Database:
         dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
         return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
 
-    def insert_or_touch(self, table: sa.Table, key: str, value: Any) -> Any:
-        """Build an INSERT of `{key: value}` that, on conflict, rewrites the key to itself.
+    def insert_or_touch(self, table: sa.Table, key: str) -> Any:
+        """Build an INSERT of `{key: value}` (given when executed) that, on conflict, rewrites the
+        key to itself.
 
         The no-op update makes PostgreSQL lock the existing row, so the statement both creates
         a missing row and takes its lock in one round trip.
         """
         dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
-        statement = dialect_insert(table).values({key: value})
+        statement = dialect_insert(table)
         return statement.on_conflict_do_update(index_elements=[key], set_={key: statement.excluded[key]})
 
     def upsert(
@@ -241,6 +242,30 @@ def fetch_page(connection: Connection, statement: sa.Select[Any], page: Page) ->
         counted = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
         total = connection.execute(counted).scalar_one()
     return Paged(rows, page, total)
+
+
+class PrebuiltPage:
+    """A paged list whose statements are built once: `statement` takes its values as bindparams.
+
+    Fetches like `fetch_page`; for lists on hot paths, where building the statement per call
+    costs more than running it.
+    """
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self._page = statement.limit(sa.bindparam("page_limit", type_=sa.Integer)).offset(
+            sa.bindparam("page_offset", type_=sa.Integer)
+        )
+        self._count = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
+
+    def fetch(self, connection: Connection, parameters: dict[str, Any], page: Page) -> Paged:
+        """Fetch one page; count only when the page is full (the original's totalRecords rule)."""
+        bound = {**parameters, "page_limit": page.size, "page_offset": page.offset}
+        rows = list(connection.execute(self._page, bound))
+        if len(rows) < page.size and (rows or page.number == 1):
+            total = page.offset + len(rows)
+        else:
+            total = connection.execute(self._count, parameters).scalar_one()
+        return Paged(rows, page, total)
 
 
 def _sqlite_engine(

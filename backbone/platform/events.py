@@ -6,6 +6,7 @@ Handlers record the ids they handled in an inbox, so a redelivered event has its
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import time
@@ -53,6 +54,15 @@ inbox_handled_events = sa.Table(
     sa.Column("handler", sa.String(100), primary_key=True),
     sa.Column("event_id", sa.String(40), primary_key=True),
     sa.Column("handled_at", UtcDateTime, nullable=False),
+)
+
+# Statements of every request that changes something, built once (building costs more than
+# running them on SQLite).
+_ADD_TO_OUTBOX = outbox_events.insert()
+_MARK_PUBLISHED = (
+    outbox_events.update()
+    .where(outbox_events.c.id.in_(sa.bindparam("event_ids", expanding=True)))
+    .values(published_at=sa.bindparam("now"), claimed_until=None)
 )
 
 
@@ -122,6 +132,9 @@ class Inbox:
         self._clock = clock
         self._metrics = metrics
         self._tracing = tracing
+        self._claim = db.insert_ignoring_conflicts(inbox_handled_events, ["handler", "event_id"]).returning(
+            inbox_handled_events.c.event_id
+        )
 
     def handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
         """Run the handler unless it already handled this event; return whether it ran."""
@@ -147,11 +160,8 @@ class Inbox:
 
     def _handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
         with self._db.transaction() as connection:
-            claim = self._db.insert_ignoring_conflicts(inbox_handled_events, ["handler", "event_id"])
             inserted = connection.execute(
-                claim.values(
-                    handler=handler.queue, event_id=event.id, handled_at=self._clock.now()
-                ).returning(inbox_handled_events.c.event_id)
+                self._claim, {"handler": handler.queue, "event_id": event.id, "handled_at": self._clock.now()}
             ).first()
             if inserted is None:
                 return False
@@ -216,6 +226,11 @@ class Outbox:
         self._metrics = metrics
         self.traceparent: Callable[[], str | None] = tracing.current_traceparent if tracing else lambda: None
         self._committed_listeners: list[Callable[[PublishedEvent], None]] = []
+        # Ids of events published while an outer publish is running (the in-process bus runs
+        # handlers, whose events are published within): marked together when the outer ends.
+        self._unmarked: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+            "unmarked_outbox_events", default=None
+        )
 
     def on_committed(self, listener: Callable[[PublishedEvent], None]) -> None:
         """Tell `listener` about each event once its transaction committed, in the committing process."""
@@ -231,13 +246,14 @@ class Outbox:
         )
         payload = orjson.dumps(published.payload).decode("utf-8")
         self._db.current().execute(
-            outbox_events.insert().values(
-                id=published.id,
-                name=published.name,
-                payload=payload,
-                created_at=published.created_at,
-                traceparent=published.traceparent,
-            )
+            _ADD_TO_OUTBOX,
+            {
+                "id": published.id,
+                "name": published.name,
+                "payload": payload,
+                "created_at": published.created_at,
+                "traceparent": published.traceparent,
+            },
         )
         if self._metrics is not None:
             self._metrics.events_message_size.observe(len(payload))
@@ -259,7 +275,27 @@ class Outbox:
         self._publish(events)
 
     def _publish(self, events: list[PublishedEvent], *, claimed: bool = False) -> Exception | None:
-        """Hand the events to the bus and mark them published; return the failure, if any."""
+        """Hand the events to the bus and mark them published; return the failure, if any.
+
+        Events published by the handlers of these (in-process bus) are marked with them, in one
+        transaction after the outermost publish, instead of one transaction per batch.
+        """
+        unmarked = self._unmarked.get()
+        if unmarked is not None:
+            return self._publish_unmarked(events, unmarked, claimed=claimed)
+        unmarked = []
+        token = self._unmarked.set(unmarked)
+        try:
+            failure = self._publish_unmarked(events, unmarked, claimed=claimed)
+        finally:
+            self._unmarked.reset(token)
+        if unmarked:
+            self._mark_published(unmarked)
+        return failure
+
+    def _publish_unmarked(
+        self, events: list[PublishedEvent], unmarked: list[str], *, claimed: bool
+    ) -> Exception | None:
         started = time.perf_counter()
         try:
             self._bus.publish(events)
@@ -273,7 +309,7 @@ class Outbox:
                 self._release_claims([published.id for published in events])
             return error
         self._count_published(events, started, self._metrics.events_published if self._metrics else None)
-        self._mark_published([published.id for published in events])
+        unmarked.extend(published.id for published in events)
         return None
 
     def _release_claims(self, event_ids: list[str]) -> None:
@@ -299,11 +335,7 @@ class Outbox:
 
     def _mark_published(self, event_ids: list[str]) -> None:
         with self._db.transaction() as connection:
-            connection.execute(
-                outbox_events.update()
-                .where(outbox_events.c.id.in_(event_ids))
-                .values(published_at=self._clock.now(), claimed_until=None)
-            )
+            connection.execute(_MARK_PUBLISHED, {"event_ids": event_ids, "now": self._clock.now()})
 
     def relay_pending(self, *, older_than: timedelta = timedelta(0), batch: int = 100) -> int:
         """Publish rows left unpublished; claim them first so parallel relays never share a row.

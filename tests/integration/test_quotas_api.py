@@ -103,6 +103,38 @@ def test_sent_messages_stop_at_the_tier_quota_and_an_individual_quota_lets_more_
     ]
 
 
+def test_quotas_added_later_count_what_identities_without_quotas_used_before(
+    api: testing.TestClient, admin: AdminClient
+) -> None:
+    tier = admin.post("/api/v1/Tiers", json={"name": "LimitedLater"})
+    assert tier.status_code == 201, tier.text
+    tier_id = tier.json["result"]["id"]
+    client = admin.post(
+        "/api/v1/Clients",
+        json={"clientId": "client-later", "clientSecret": "a-client-secret", "defaultTier": "LimitedLater"},
+    )
+    assert client.status_code == 201, client.text
+    through = {"clientId": "client-later", "clientSecret": "a-client-secret"}
+    senders = [onboard_through(api, through), onboard_through(api, through)]
+    recipient = onboard(api)
+    for sender in senders:
+        relate(recipient, sender)
+        for _ in range(2):
+            assert send_message(sender, recipient).status_code == 201
+
+    limit = {"metricKey": "NumberOfSentMessages", "max": 2, "period": "Day"}
+    quota = admin.post(f"/api/v1/Tiers/{tier_id}/Quotas", json=limit)
+    assert quota.status_code == 201, quota.text
+    for sender in senders:
+        assert_exhausted(send_message(sender, recipient), "NumberOfSentMessages", until=END_OF_FIRST_DAY)
+
+    other = onboard(api)
+    relate(recipient, other)
+    assert send_message(other, recipient).status_code == 201
+    give_individual_quota(admin, other.address, "NumberOfSentMessages", 1)
+    assert_exhausted(send_message(other, recipient), "NumberOfSentMessages", until=END_OF_FIRST_DAY)
+
+
 def test_removing_the_individual_quota_brings_the_tier_quota_back(
     api: testing.TestClient, admin: AdminClient
 ) -> None:

@@ -872,6 +872,22 @@ def _insert_ignoring_existing(connection: Connection, table: sa.Table) -> Any:
     return dialect_insert(table).on_conflict_do_nothing()
 
 
+# Who to push to: asked after every external event and datawallet change, so built once.
+_REGISTRATIONS_OF_IDENTITY = (
+    sa.select(pns_registrations)
+    .where(pns_registrations.c.identity_address == sa.bindparam("address"))
+    .order_by(pns_registrations.c.device_id)
+)
+_REGISTRATIONS_OF_IDENTITY_EXCEPT = (
+    sa.select(pns_registrations)
+    .where(
+        pns_registrations.c.identity_address == sa.bindparam("address"),
+        pns_registrations.c.device_id != sa.bindparam("except_device"),
+    )
+    .order_by(pns_registrations.c.device_id)
+)
+
+
 class PnsRegistrationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -897,13 +913,12 @@ class PnsRegistrationRepository:
     def of_identity(
         self, connection: Connection, address: str, except_device: str | None = None
     ) -> list[PnsRegistration]:
-        statement = sa.select(pns_registrations).where(pns_registrations.c.identity_address == address)
-        if except_device is not None:
-            statement = statement.where(pns_registrations.c.device_id != except_device)
-        return [
-            _registration(row)
-            for row in connection.execute(statement.order_by(pns_registrations.c.device_id))
-        ]
+        if except_device is None:
+            rows = connection.execute(_REGISTRATIONS_OF_IDENTITY, {"address": address})
+        else:
+            parameters = {"address": address, "except_device": except_device}
+            rows = connection.execute(_REGISTRATIONS_OF_IDENTITY_EXCEPT, parameters)
+        return [_registration(row) for row in rows]
 
     def every(self, connection: Connection) -> list[PnsRegistration]:
         statement = sa.select(pns_registrations).order_by(pns_registrations.c.device_id)

@@ -29,7 +29,7 @@ def subscribe_quota_handlers(bus: EventBus, quotas: QuotaService) -> None:
             for field in fields:
                 address = event.payload.get(field)
                 if address:  # an anonymous token has no creator
-                    quotas.recalculate(address, list(metrics))
+                    quotas.usage_changed(address, list(metrics))
 
         return handle
 
@@ -37,7 +37,7 @@ def subscribe_quota_handlers(bus: EventBus, quotas: QuotaService) -> None:
         bus.subscribe(Handler("Quotas", event_name, usage_changed(fields, metrics)))
 
     def identity_created(event: PublishedEvent) -> None:
-        quotas.recalculate(event.payload["Address"])
+        quotas.usage_changed(event.payload["Address"])
 
     def tier_of_identity_changed(event: PublishedEvent) -> None:
         quotas.recalculate(event.payload["IdentityAddress"])

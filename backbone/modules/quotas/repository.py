@@ -61,6 +61,30 @@ _EXHAUSTED = (
 )
 
 
+# Whether any quota of a tier or of the identity itself limits one of the metrics: most
+# identities have none, and then usage changes need no recount.
+_ANY_LIMIT = sa.union_all(
+    sa.select(individual_quotas.c.id).where(
+        individual_quotas.c.apply_to == sa.bindparam("owner"),
+        individual_quotas.c.metric_key.in_(sa.bindparam("metric_keys", expanding=True)),
+    ),
+    sa.select(tier_quota_definitions.c.id).where(
+        tier_quota_definitions.c.tier_id == sa.bindparam("tier_id"),
+        tier_quota_definitions.c.metric_key.in_(sa.bindparam("tier_metric_keys", expanding=True)),
+    ),
+).limit(1)
+_DEFINITIONS_OF_TIER = (
+    sa.select(tier_quota_definitions)
+    .where(tier_quota_definitions.c.tier_id == sa.bindparam("tier_id"))
+    .order_by(tier_quota_definitions.c.metric_key, tier_quota_definitions.c.period)
+)
+_INDIVIDUAL_OF = (
+    sa.select(individual_quotas)
+    .where(individual_quotas.c.apply_to == sa.bindparam("owner"))
+    .order_by(individual_quotas.c.metric_key, individual_quotas.c.period)
+)
+
+
 def _definition(row: Any) -> TierQuotaDefinition:
     return TierQuotaDefinition(
         row.id, row.tier_id, MetricKey[row.metric_key], row.max, QuotaPeriod(row.period)
@@ -84,12 +108,15 @@ class QuotaRepository:
         )
 
     def definitions_of(self, connection: Connection, tier_id: str) -> list[TierQuotaDefinition]:
-        statement = (
-            sa.select(tier_quota_definitions)
-            .where(tier_quota_definitions.c.tier_id == tier_id)
-            .order_by(tier_quota_definitions.c.metric_key, tier_quota_definitions.c.period)
-        )
-        return [_definition(row) for row in connection.execute(statement)]
+        return [_definition(row) for row in connection.execute(_DEFINITIONS_OF_TIER, {"tier_id": tier_id})]
+
+    def any_limit(
+        self, connection: Connection, owner: str, tier_id: str, metrics: Sequence[MetricKey]
+    ) -> bool:
+        """Whether an individual quota of the identity or a quota of its tier limits any of the metrics."""
+        keys = [metric.name for metric in metrics]
+        parameters = {"owner": owner, "metric_keys": keys, "tier_id": tier_id, "tier_metric_keys": keys}
+        return connection.execute(_ANY_LIMIT, parameters).first() is not None
 
     def delete_definition(self, connection: Connection, tier_id: str, definition_id: str) -> bool:
         statement = tier_quota_definitions.delete().where(
@@ -112,12 +139,7 @@ class QuotaRepository:
         )
 
     def individual_of(self, connection: Connection, address: str) -> list[IndividualQuota]:
-        statement = (
-            sa.select(individual_quotas)
-            .where(individual_quotas.c.apply_to == address)
-            .order_by(individual_quotas.c.metric_key, individual_quotas.c.period)
-        )
-        return [_individual(row) for row in connection.execute(statement)]
+        return [_individual(row) for row in connection.execute(_INDIVIDUAL_OF, {"owner": address})]
 
     def delete_individual(self, connection: Connection, address: str, quota_id: str) -> MetricKey | None:
         """Delete the quota; return its metric, or None if there was no such quota."""

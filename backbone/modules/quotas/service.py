@@ -211,6 +211,23 @@ class QuotaService:
             for status in statuses:
                 self._repository.save_status(connection, address, status, self._db)
 
+    def usage_changed(self, address: str, metrics: Sequence[MetricKey] | None = None) -> None:
+        """Recalculate after the identity's usage changed, unless no quota limits these metrics.
+
+        Without a quota there is nothing to recount: the stored statuses already say "not
+        exhausted", because every change of limits (a tier or individual quota added or removed,
+        another tier) recalculates the identities it concerns, and a recount reads the usage
+        afresh from the owning modules.
+        """
+        metrics = metrics or list(MetricKey)
+        tier_id = self._tier_of_identity(address)
+        if tier_id is None:
+            return  # deleted meanwhile: nothing left to limit
+        with self._db.read() as connection:
+            if not self._repository.any_limit(connection, address, tier_id, metrics):
+                return
+        self.recalculate(address, metrics)
+
     def recalculate_tier(self, tier_id: str) -> None:
         """Recalculate every identity of a tier (its quota definitions changed)."""
         for address in self._identities_in_tier(tier_id):

@@ -21,10 +21,10 @@ from backbone.platform.db import (
     Database,
     Page,
     Paged,
+    PrebuiltPage,
     UtcDateTime,
     address_column,
     count_created,
-    fetch_page,
     id_column,
     metadata,
 )
@@ -152,7 +152,7 @@ def _relationship(row: Any, entries: Sequence[AuditLogEntry]) -> Relationship:
     )
 
 
-def _participant(address: str) -> Any:
+def _participant(address: Any) -> Any:
     """Relationships the identity takes part in and has not decomposed."""
     return sa.or_(
         sa.and_(relationships.c.from_address == address, relationships.c.from_has_decomposed.is_(False)),
@@ -160,45 +160,123 @@ def _participant(address: str) -> Any:
     )
 
 
+# The statements of the relationship life cycle and of templates, built once (building them
+# costs more than running them on SQLite).
+_ADDRESS: sa.BindParameter[str] = sa.bindparam("address", type_=sa.String)
+_TEMPLATE_IDS: sa.BindParameter[list[str]] = sa.bindparam("template_ids", expanding=True)
+_ADD_TEMPLATE = relationship_templates.insert()
+_TEMPLATE = sa.select(relationship_templates).where(
+    relationship_templates.c.id == sa.bindparam("template_id")
+)
+_TEMPLATES = (
+    sa.select(relationship_templates)
+    .where(relationship_templates.c.id.in_(_TEMPLATE_IDS))
+    .order_by(relationship_templates.c.created_at, relationship_templates.c.id)
+)
+_ALLOCATED_BY = sa.select(relationship_template_allocations.c.relationship_template_id).where(
+    relationship_template_allocations.c.relationship_template_id.in_(_TEMPLATE_IDS),
+    relationship_template_allocations.c.allocated_by == _ADDRESS,
+)
+_COUNT_ALLOCATIONS = sa.select(sa.func.count()).where(
+    relationship_template_allocations.c.relationship_template_id == sa.bindparam("template_id")
+)
+_ADD_ALLOCATION = relationship_template_allocations.insert()
+_USED_TEMPLATES = sa.select(relationships.c.relationship_template_id).where(
+    relationships.c.relationship_template_id.in_(_TEMPLATE_IDS),
+    sa.or_(relationships.c.from_address == _ADDRESS, relationships.c.to_address == _ADDRESS),
+)
+_ADD_RELATIONSHIP = relationships.insert()
+_ADD_ENTRIES = relationship_audit_log.insert()
+_UPDATE_RELATIONSHIP = (
+    relationships.update()
+    .where(relationships.c.id == sa.bindparam("relationship_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        from_has_decomposed=sa.bindparam("from_decomposed"),
+        to_has_decomposed=sa.bindparam("to_decomposed"),
+        creation_response_content=sa.bindparam("response_content"),
+    )
+)
+_RELATIONSHIP = sa.select(relationships).where(relationships.c.id == sa.bindparam("relationship_id"))
+_PAGE_BY_IDS = PrebuiltPage(
+    sa.select(relationships)
+    .where(relationships.c.id.in_(sa.bindparam("relationship_ids", expanding=True)), _participant(_ADDRESS))
+    .order_by(relationships.c.created_at, relationships.c.id)
+)
+_PAGE_OF_PARTICIPANT = PrebuiltPage(
+    sa.select(relationships)
+    .where(sa.or_(relationships.c.from_address == _ADDRESS, relationships.c.to_address == _ADDRESS))
+    .order_by(relationships.c.created_at, relationships.c.id)
+)
+_ENTRIES = (
+    sa.select(relationship_audit_log)
+    .where(relationship_audit_log.c.relationship_id.in_(sa.bindparam("relationship_ids", expanding=True)))
+    .order_by(relationship_audit_log.c.relationship_id, relationship_audit_log.c.position)
+)
+_LOW = sa.bindparam("low", type_=sa.String)
+_HIGH = sa.bindparam("high", type_=sa.String)
+_BLOCKING_EXISTS = (
+    sa.select(relationships.c.id)
+    .where(
+        relationships.c.pair_low == _LOW,
+        relationships.c.pair_high == _HIGH,
+        relationships.c.status.in_([status.value for status in BLOCKING_STATUSES]),
+    )
+    .limit(1)
+)
+_YOUNGEST_BETWEEN = (
+    sa.select(relationships.c.id, relationships.c.status)
+    .where(relationships.c.pair_low == _LOW, relationships.c.pair_high == _HIGH)
+    .order_by(relationships.c.created_at.desc(), relationships.c.id.desc())
+    .limit(1)
+)
+_PEERS_OF = (
+    sa.select(relationships.c.id, relationships.c.from_address, relationships.c.to_address)
+    .where(
+        sa.or_(relationships.c.from_address == _ADDRESS, relationships.c.to_address == _ADDRESS),
+        relationships.c.status.in_(sa.bindparam("statuses", expanding=True)),
+    )
+    .order_by(relationships.c.created_at, relationships.c.id)
+)
+_STATUS_OF = sa.select(relationships.c.status).where(relationships.c.id == sa.bindparam("relationship_id"))
+
+
 class RelationshipRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._locked_template = db.for_update(_TEMPLATE)
+        self._locked_relationship = db.for_update(_RELATIONSHIP)
 
     # --- templates ------------------------------------------------------------------------
 
     def add_template(self, connection: Connection, template: RelationshipTemplate) -> None:
         connection.execute(
-            relationship_templates.insert().values(
-                id=template.id,
-                created_at=template.created_at,
-                created_by=template.created_by,
-                created_by_device=template.created_by_device,
-                max_number_of_allocations=template.max_number_of_allocations,
-                expires_at=template.expires_at,
-                for_identity=template.for_identity,
-                password=template.password,
-                content=template.content,
-            )
+            _ADD_TEMPLATE,
+            {
+                "id": template.id,
+                "created_at": template.created_at,
+                "created_by": template.created_by,
+                "created_by_device": template.created_by_device,
+                "max_number_of_allocations": template.max_number_of_allocations,
+                "expires_at": template.expires_at,
+                "for_identity": template.for_identity,
+                "password": template.password,
+                "content": template.content,
+            },
         )
 
     def find_template(
         self, connection: Connection, template_id: str, *, lock: bool = False
     ) -> RelationshipTemplate | None:
-        statement = sa.select(relationship_templates).where(relationship_templates.c.id == template_id)
-        if lock:
-            statement = self._db.for_update(statement)
-        row = connection.execute(statement).first()
+        statement = self._locked_template if lock else _TEMPLATE
+        row = connection.execute(statement, {"template_id": template_id}).first()
         return None if row is None else _template(row)
 
     def find_templates(
         self, connection: Connection, template_ids: Sequence[str]
     ) -> list[RelationshipTemplate]:
-        statement = (
-            sa.select(relationship_templates)
-            .where(relationship_templates.c.id.in_(list(template_ids)))
-            .order_by(relationship_templates.c.created_at, relationship_templates.c.id)
-        )
-        return [_template(row) for row in connection.execute(statement)]
+        rows = connection.execute(_TEMPLATES, {"template_ids": list(template_ids)})
+        return [_template(row) for row in rows]
 
     def delete_template(self, connection: Connection, template_id: str) -> None:
         connection.execute(
@@ -210,56 +288,50 @@ class RelationshipRepository:
 
     def allocated_by(self, connection: Connection, template_ids: Sequence[str], address: str) -> set[str]:
         """Which of the templates the identity has allocated."""
-        table = relationship_template_allocations
-        statement = sa.select(table.c.relationship_template_id).where(
-            table.c.relationship_template_id.in_(list(template_ids)), table.c.allocated_by == address
-        )
-        return set(connection.execute(statement).scalars())
+        parameters = {"template_ids": list(template_ids), "address": address}
+        return set(connection.execute(_ALLOCATED_BY, parameters).scalars())
 
     def count_allocations(self, connection: Connection, template_id: str) -> int:
-        table = relationship_template_allocations
-        statement = sa.select(sa.func.count()).where(table.c.relationship_template_id == template_id)
-        return int(connection.execute(statement).scalar_one())
+        return int(connection.execute(_COUNT_ALLOCATIONS, {"template_id": template_id}).scalar_one())
 
     def add_allocation(
         self, connection: Connection, template_id: str, address: str, device_id: str, at: Any
     ) -> None:
         connection.execute(
-            relationship_template_allocations.insert().values(
-                relationship_template_id=template_id,
-                allocated_by=address,
-                allocated_by_device=device_id,
-                allocated_at=at,
-            )
+            _ADD_ALLOCATION,
+            {
+                "relationship_template_id": template_id,
+                "allocated_by": address,
+                "allocated_by_device": device_id,
+                "allocated_at": at,
+            },
         )
 
     def used_templates(self, connection: Connection, template_ids: Sequence[str], address: str) -> set[str]:
         """Which of the templates the identity has a relationship from."""
-        statement = sa.select(relationships.c.relationship_template_id).where(
-            relationships.c.relationship_template_id.in_(list(template_ids)),
-            sa.or_(relationships.c.from_address == address, relationships.c.to_address == address),
-        )
-        return set(connection.execute(statement).scalars())
+        parameters = {"template_ids": list(template_ids), "address": address}
+        return set(connection.execute(_USED_TEMPLATES, parameters).scalars())
 
     # --- relationships --------------------------------------------------------------------
 
     def add(self, connection: Connection, relationship: Relationship) -> None:
         low, high = pair(relationship.from_address, relationship.to_address)
         connection.execute(
-            relationships.insert().values(
-                id=relationship.id,
-                relationship_template_id=relationship.relationship_template_id,
-                from_address=relationship.from_address,
-                to_address=relationship.to_address,
-                pair_low=low,
-                pair_high=high,
-                created_at=relationship.created_at,
-                status=relationship.status.value,
-                from_has_decomposed=relationship.from_has_decomposed,
-                to_has_decomposed=relationship.to_has_decomposed,
-                creation_content=relationship.creation_content,
-                creation_response_content=relationship.creation_response_content,
-            )
+            _ADD_RELATIONSHIP,
+            {
+                "id": relationship.id,
+                "relationship_template_id": relationship.relationship_template_id,
+                "from_address": relationship.from_address,
+                "to_address": relationship.to_address,
+                "pair_low": low,
+                "pair_high": high,
+                "created_at": relationship.created_at,
+                "status": relationship.status.value,
+                "from_has_decomposed": relationship.from_has_decomposed,
+                "to_has_decomposed": relationship.to_has_decomposed,
+                "creation_content": relationship.creation_content,
+                "creation_response_content": relationship.creation_response_content,
+            },
         )
         self._add_entries(connection, relationship.id, relationship.audit_log, 0)
 
@@ -269,7 +341,7 @@ class RelationshipRepository:
         if not entries:
             return
         connection.execute(
-            relationship_audit_log.insert(),
+            _ADD_ENTRIES,
             [
                 {
                     "id": entry.id,
@@ -288,24 +360,22 @@ class RelationshipRepository:
 
     def update(self, connection: Connection, relationship: Relationship, entry: AuditLogEntry) -> None:
         connection.execute(
-            relationships.update()
-            .where(relationships.c.id == relationship.id)
-            .values(
-                status=relationship.status.value,
-                from_has_decomposed=relationship.from_has_decomposed,
-                to_has_decomposed=relationship.to_has_decomposed,
-                creation_response_content=relationship.creation_response_content,
-            )
+            _UPDATE_RELATIONSHIP,
+            {
+                "relationship_id": relationship.id,
+                "new_status": relationship.status.value,
+                "from_decomposed": relationship.from_has_decomposed,
+                "to_decomposed": relationship.to_has_decomposed,
+                "response_content": relationship.creation_response_content,
+            },
         )
         self._add_entries(connection, relationship.id, [entry], len(relationship.audit_log) - 1)
 
     def find(
         self, connection: Connection, relationship_id: str, *, lock: bool = False
     ) -> Relationship | None:
-        statement = sa.select(relationships).where(relationships.c.id == relationship_id)
-        if lock:
-            statement = self._db.for_update(statement)
-        row = connection.execute(statement).first()
+        statement = self._locked_relationship if lock else _RELATIONSHIP
+        row = connection.execute(statement, {"relationship_id": relationship_id}).first()
         if row is None:
             return None
         return _relationship(row, self._entries(connection, [row.id]).get(row.id, []))
@@ -313,24 +383,15 @@ class RelationshipRepository:
     def find_page(
         self, connection: Connection, relationship_ids: Sequence[str], address: str, page: Page
     ) -> Paged:
-        statement = (
-            sa.select(relationships)
-            .where(relationships.c.id.in_(list(relationship_ids)), _participant(address))
-            .order_by(relationships.c.created_at, relationships.c.id)
-        )
-        paged = fetch_page(connection, statement, page)
+        parameters = {"relationship_ids": list(relationship_ids), "address": address}
+        paged = _PAGE_BY_IDS.fetch(connection, parameters, page)
         entries = self._entries(connection, [row.id for row in paged.items])
         items = [_relationship(row, entries.get(row.id, [])) for row in paged.items]
         return Paged(items, paged.page, paged.total_records)
 
     def page_of_participant(self, connection: Connection, address: str, page: Page) -> Paged:
         """Every relationship the identity takes part in, decomposed or not, oldest first."""
-        statement = (
-            sa.select(relationships)
-            .where(sa.or_(relationships.c.from_address == address, relationships.c.to_address == address))
-            .order_by(relationships.c.created_at, relationships.c.id)
-        )
-        paged = fetch_page(connection, statement, page)
+        paged = _PAGE_OF_PARTICIPANT.fetch(connection, {"address": address}, page)
         entries = self._entries(connection, [row.id for row in paged.items])
         items = [_relationship(row, entries.get(row.id, [])) for row in paged.items]
         return Paged(items, paged.page, paged.total_records)
@@ -338,62 +399,34 @@ class RelationshipRepository:
     def _entries(self, connection: Connection, relationship_ids: list[str]) -> dict[str, list[AuditLogEntry]]:
         if not relationship_ids:
             return {}
-        statement = (
-            sa.select(relationship_audit_log)
-            .where(relationship_audit_log.c.relationship_id.in_(relationship_ids))
-            .order_by(relationship_audit_log.c.relationship_id, relationship_audit_log.c.position)
-        )
         result: dict[str, list[AuditLogEntry]] = {}
-        for row in connection.execute(statement):
+        for row in connection.execute(_ENTRIES, {"relationship_ids": relationship_ids}):
             result.setdefault(row.relationship_id, []).append(_entry(row))
         return result
 
     def blocking_exists(self, connection: Connection, first: str, second: str) -> bool:
         low, high = pair(first, second)
-        statement = (
-            sa.select(relationships.c.id)
-            .where(
-                relationships.c.pair_low == low,
-                relationships.c.pair_high == high,
-                relationships.c.status.in_([status.value for status in BLOCKING_STATUSES]),
-            )
-            .limit(1)
-        )
-        return connection.execute(statement).first() is not None
+        return connection.execute(_BLOCKING_EXISTS, {"low": low, "high": high}).first() is not None
 
     def youngest_between(
         self, connection: Connection, first: str, second: str
     ) -> tuple[str, RelationshipStatus] | None:
         low, high = pair(first, second)
-        statement = (
-            sa.select(relationships.c.id, relationships.c.status)
-            .where(relationships.c.pair_low == low, relationships.c.pair_high == high)
-            .order_by(relationships.c.created_at.desc(), relationships.c.id.desc())
-            .limit(1)
-        )
-        row = connection.execute(statement).first()
+        row = connection.execute(_YOUNGEST_BETWEEN, {"low": low, "high": high}).first()
         return None if row is None else (row.id, RelationshipStatus(row.status))
 
     def peers_of(
         self, connection: Connection, address: str, statuses: Sequence[RelationshipStatus]
     ) -> list[tuple[str, str]]:
         """(relationship id, peer address) of the identity's relationships in the given statuses."""
-        statement = (
-            sa.select(relationships.c.id, relationships.c.from_address, relationships.c.to_address)
-            .where(
-                sa.or_(relationships.c.from_address == address, relationships.c.to_address == address),
-                relationships.c.status.in_([status.value for status in statuses]),
-            )
-            .order_by(relationships.c.created_at, relationships.c.id)
-        )
+        parameters = {"address": address, "statuses": [status.value for status in statuses]}
         return [
             (row.id, row.to_address if row.from_address == address else row.from_address)
-            for row in connection.execute(statement)
+            for row in connection.execute(_PEERS_OF, parameters)
         ]
 
     def status_of(self, connection: Connection, relationship_id: str) -> RelationshipStatus | None:
-        statement = sa.select(relationships.c.status).where(relationships.c.id == relationship_id)
-        value = connection.execute(statement).scalar_one_or_none()
+        value = connection.execute(_STATUS_OF, {"relationship_id": relationship_id}).scalar_one_or_none()
         return None if value is None else RelationshipStatus(value)
 
     def count_templates_created(

@@ -25,9 +25,9 @@ from backbone.platform.db import (
     Database,
     Page,
     Paged,
+    PrebuiltPage,
     UtcDateTime,
     address_column,
-    fetch_page,
     id_column,
     metadata,
 )
@@ -131,6 +131,15 @@ class Counters:
         return self.next_modification_index - 1 if self.next_modification_index > 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """What the connectors' poll needs to know of an identity that has a datawallet."""
+
+    datawallet_version: int
+    latest_run_open: bool
+    unsynced_events_exist: bool
+
+
 def _sync_run(row: Any) -> SyncRun:
     return SyncRun(
         id=row.id,
@@ -197,34 +206,135 @@ _UNSYNCED_EVENT_EXISTS_BY_MAX_ERRORS = {
     for max_errors in (1, MAX_SYNC_ERRORS_PER_EVENT)
 }
 _DATAWALLET = sa.select(datawallets).where(datawallets.c.owner == _OWNER)
+# Everything the poll decides on, in one query: no row without a datawallet; the newest run's
+# openness is NULL without a run.
+_POLL = sa.select(
+    datawallets.c.version,
+    sa.select(sync_runs.c.finalized_at.is_(None))
+    .where(sync_runs.c.created_by == _OWNER)
+    .order_by(sync_runs.c.index.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("latest_run_open"),
+    _UNSYNCED_EVENT_EXISTS_BY_MAX_ERRORS[MAX_SYNC_ERRORS_PER_EVENT].exists().label("unsynced_events_exist"),
+).where(datawallets.c.owner == _OWNER)
+
+# The statements of the other hot paths: sync runs, external events, datawallet pushes.
+_COUNTERS = ("next_external_event_index", "next_sync_run_index", "next_modification_index")
+_ALLOCATE = {
+    counter: sync_counters.update()
+    .where(sync_counters.c.owner == sa.bindparam("counter_owner"))
+    .values({counter: sync_counters.c[counter] + sa.bindparam("count", type_=sa.BigInteger)})
+    .returning(sync_counters.c[counter])
+    for counter in _COUNTERS
+}
+_SYNC_RUN = sa.select(sync_runs).where(
+    sync_runs.c.id == sa.bindparam("sync_run_id"), sync_runs.c.created_by == _OWNER
+)
+_ADD_SYNC_RUN = sync_runs.insert()
+_ASSIGN_EVENTS_TO_RUN = (
+    external_events.update()
+    .where(external_events.c.id.in_(sa.bindparam("event_ids", expanding=True)))
+    .values(sync_run_id=sa.bindparam("run_id"))
+)
+_FINALIZE_SYNC_RUN = (
+    sync_runs.update().where(sync_runs.c.id == sa.bindparam("run_id")).values(finalized_at=sa.bindparam("at"))
+)
+_SET_EXPIRY = (
+    sync_runs.update().where(sync_runs.c.id == sa.bindparam("run_id")).values(expires_at=sa.bindparam("at"))
+)
+_UNSYNCED_EVENT_IDS = (
+    sa.select(external_events.c.id).where(_unsynced(_OWNER)).order_by(external_events.c.index)
+)
+_EVENT_IDS_OF_RUN = sa.select(external_events.c.id).where(
+    external_events.c.sync_run_id == sa.bindparam("sync_run_id")
+)
+_EVENTS_OF_RUN = PrebuiltPage(
+    sa.select(external_events)
+    .where(external_events.c.sync_run_id == sa.bindparam("sync_run_id"))
+    .order_by(external_events.c.index)
+)
+_ADD_EXTERNAL_EVENT = external_events.insert()
+_OWNERS: sa.BindParameter[list[str]] = sa.bindparam("owners", expanding=True)
+
+
+def _blocked_events_about(context: Any) -> Any:
+    """The owners' delivery-blocked events of a type about the context."""
+    return sa.and_(
+        external_events.c.owner.in_(_OWNERS),
+        external_events.c.type == sa.bindparam("event_type"),
+        external_events.c.context == context,
+        external_events.c.is_delivery_blocked.is_(True),
+    )
+
+
+_UNBLOCK_EVENTS = (
+    external_events.update()
+    .where(_blocked_events_about(sa.bindparam("about")))
+    .values(is_delivery_blocked=False)
+    .returning(external_events.c.id, external_events.c.owner)
+)
+_DELETE_BLOCKED_EVENTS = external_events.delete().where(_blocked_events_about(sa.bindparam("about")))
+_DELETE_UNSYNCED_EVENTS = external_events.delete().where(
+    external_events.c.owner == _OWNER,
+    external_events.c.context == sa.bindparam("about"),
+    external_events.c.sync_run_id.is_(None),
+)
+_DETACH_EVENTS = (
+    external_events.update()
+    .where(external_events.c.id.in_(sa.bindparam("event_ids", expanding=True)))
+    .values(sync_run_id=None, sync_error_count=external_events.c.sync_error_count + 1)
+)
+_ADD_SYNC_ERRORS = sync_errors.insert()
+_DATAWALLET_VERSIONS = sa.select(datawallets.c.owner, datawallets.c.version).where(
+    datawallets.c.owner.in_(_OWNERS)
+)
+_ADD_MODIFICATIONS = datawallet_modifications.insert()
+
+
+def _newest_modifications_after() -> sa.Select[Any]:
+    """Modifications of the owner after the local index, only the newest per (object, type,
+    payload category), oldest first."""
+    table = datawallet_modifications
+    rank = (
+        sa.func.row_number()
+        .over(
+            partition_by=[table.c.object_identifier, table.c.type, table.c.payload_category],
+            order_by=table.c.index.desc(),
+        )
+        .label("rank")
+    )
+    ranked = (
+        sa.select(table, rank)
+        .where(table.c.owner == _OWNER, table.c.index > sa.bindparam("local_index", type_=sa.BigInteger))
+        .subquery()
+    )
+    return sa.select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.index)
+
+
+_MODIFICATIONS_AFTER = PrebuiltPage(_newest_modifications_after())
 
 
 class SynchronizationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._lock_owner = db.insert_or_touch(sync_counters, "owner").returning(
+            sync_counters.c.next_external_event_index,
+            sync_counters.c.next_sync_run_index,
+            sync_counters.c.next_modification_index,
+        )
 
     # --- counters and locking -------------------------------------------------------------
 
     def lock_owner(self, connection: Connection, owner: str) -> Counters:
         """Take the identity's synchronization lock (creating its counter row when missing)."""
-        statement = self._db.insert_or_touch(sync_counters, "owner", owner).returning(
-            sync_counters.c.next_external_event_index,
-            sync_counters.c.next_sync_run_index,
-            sync_counters.c.next_modification_index,
-        )
-        row = connection.execute(statement).one()
+        row = connection.execute(self._lock_owner, {"owner": owner}).one()
         return Counters(row.next_external_event_index, row.next_sync_run_index, row.next_modification_index)
 
     def allocate(self, connection: Connection, owner: str, counter: str, count: int) -> int:
         """Reserve `count` consecutive indexes of a counter; return the first (caller holds the lock)."""
-        column = sync_counters.c[counter]
-        statement = (
-            sync_counters.update()
-            .where(sync_counters.c.owner == owner)
-            .values({counter: column + count})
-            .returning(column)
-        )
-        return int(connection.execute(statement).scalar_one()) - count
+        after = connection.execute(_ALLOCATE[counter], {"counter_owner": owner, "count": count}).scalar_one()
+        return int(after) - count
 
     # --- sync runs ------------------------------------------------------------------------
 
@@ -232,43 +342,46 @@ class SynchronizationRepository:
         row = connection.execute(_LATEST_SYNC_RUN, {"owner": owner}).first()
         return None if row is None else _sync_run(row)
 
+    def poll_state(self, connection: Connection, owner: str) -> PollState | None:
+        """The datawallet version, whether the newest sync run is open and whether events wait;
+        None without a datawallet."""
+        row = connection.execute(_POLL, {"owner": owner}).first()
+        if row is None:
+            return None
+        return PollState(row.version, bool(row.latest_run_open), bool(row.unsynced_events_exist))
+
     def find_sync_run(self, connection: Connection, sync_run_id: str, owner: str) -> SyncRun | None:
-        statement = sa.select(sync_runs).where(sync_runs.c.id == sync_run_id, sync_runs.c.created_by == owner)
-        row = connection.execute(statement).first()
+        row = connection.execute(_SYNC_RUN, {"sync_run_id": sync_run_id, "owner": owner}).first()
         return None if row is None else _sync_run(row)
 
     def add_sync_run(self, connection: Connection, run: SyncRun, event_ids: Sequence[str]) -> None:
         connection.execute(
-            sync_runs.insert().values(
-                id=run.id,
-                type=run.type.value,
-                expires_at=run.expires_at,
-                index=run.index,
-                created_at=run.created_at,
-                created_by=run.created_by,
-                created_by_device=run.created_by_device,
-                finalized_at=None,
-                event_count=run.event_count,
-            )
+            _ADD_SYNC_RUN,
+            {
+                "id": run.id,
+                "type": run.type.value,
+                "expires_at": run.expires_at,
+                "index": run.index,
+                "created_at": run.created_at,
+                "created_by": run.created_by,
+                "created_by_device": run.created_by_device,
+                "finalized_at": None,
+                "event_count": run.event_count,
+            },
         )
         if event_ids:
-            connection.execute(
-                external_events.update().where(external_events.c.id.in_(event_ids)).values(sync_run_id=run.id)
-            )
+            connection.execute(_ASSIGN_EVENTS_TO_RUN, {"event_ids": list(event_ids), "run_id": run.id})
 
     def finalize_sync_run(self, connection: Connection, sync_run_id: str, at: datetime) -> None:
-        connection.execute(sync_runs.update().where(sync_runs.c.id == sync_run_id).values(finalized_at=at))
+        connection.execute(_FINALIZE_SYNC_RUN, {"run_id": sync_run_id, "at": at})
 
     def set_expiry(self, connection: Connection, sync_run_id: str, expires_at: datetime) -> None:
-        connection.execute(
-            sync_runs.update().where(sync_runs.c.id == sync_run_id).values(expires_at=expires_at)
-        )
+        connection.execute(_SET_EXPIRY, {"run_id": sync_run_id, "at": expires_at})
 
     # --- external events ------------------------------------------------------------------
 
     def unsynced_event_ids(self, connection: Connection, owner: str) -> list[str]:
-        statement = sa.select(external_events.c.id).where(_unsynced(owner)).order_by(external_events.c.index)
-        return list(connection.execute(statement).scalars())
+        return list(connection.execute(_UNSYNCED_EVENT_IDS, {"owner": owner}).scalars())
 
     def unsynced_events_exist(
         self, connection: Connection, owner: str, max_sync_errors: int = MAX_SYNC_ERRORS_PER_EVENT
@@ -279,70 +392,45 @@ class SynchronizationRepository:
         return connection.execute(statement, {"owner": owner}).first() is not None
 
     def event_ids_of_run(self, connection: Connection, sync_run_id: str) -> list[str]:
-        statement = sa.select(external_events.c.id).where(external_events.c.sync_run_id == sync_run_id)
-        return list(connection.execute(statement).scalars())
+        return list(connection.execute(_EVENT_IDS_OF_RUN, {"sync_run_id": sync_run_id}).scalars())
 
     def events_of_run(self, connection: Connection, sync_run_id: str, page: Page) -> Paged:
-        statement = (
-            sa.select(external_events)
-            .where(external_events.c.sync_run_id == sync_run_id)
-            .order_by(external_events.c.index)
-        )
-        paged = fetch_page(connection, statement, page)
+        paged = _EVENTS_OF_RUN.fetch(connection, {"sync_run_id": sync_run_id}, page)
         return Paged([_external_event(row) for row in paged.items], paged.page, paged.total_records)
 
     def add_external_event(self, connection: Connection, event: ExternalEvent) -> None:
         connection.execute(
-            external_events.insert().values(
-                id=event.id,
-                owner=event.owner,
-                index=event.index,
-                type=event.type.value,
-                created_at=event.created_at,
-                payload=orjson.dumps(event.payload).decode("utf-8"),
-                sync_error_count=event.sync_error_count,
-                sync_run_id=event.sync_run_id,
-                context=event.context,
-                is_delivery_blocked=event.is_delivery_blocked,
-            )
+            _ADD_EXTERNAL_EVENT,
+            {
+                "id": event.id,
+                "owner": event.owner,
+                "index": event.index,
+                "type": event.type.value,
+                "created_at": event.created_at,
+                "payload": orjson.dumps(event.payload).decode("utf-8"),
+                "sync_error_count": event.sync_error_count,
+                "sync_run_id": event.sync_run_id,
+                "context": event.context,
+                "is_delivery_blocked": event.is_delivery_blocked,
+            },
         )
 
     def unblock_events(
         self, connection: Connection, owners: Sequence[str], event_type: ExternalEventType, context: str
     ) -> list[tuple[str, str]]:
         """Release delivery-blocked events of a type and context; return (event id, owner) of each."""
-        statement = (
-            external_events.update()
-            .where(
-                external_events.c.owner.in_(list(owners)),
-                external_events.c.type == event_type.value,
-                external_events.c.context == context,
-                external_events.c.is_delivery_blocked.is_(True),
-            )
-            .values(is_delivery_blocked=False)
-            .returning(external_events.c.id, external_events.c.owner)
-        )
-        return [(row.id, row.owner) for row in connection.execute(statement)]
+        parameters = {"owners": list(owners), "event_type": event_type.value, "about": context}
+        return [(row.id, row.owner) for row in connection.execute(_UNBLOCK_EVENTS, parameters)]
 
     def delete_blocked_events(
         self, connection: Connection, owners: Sequence[str], event_type: ExternalEventType, context: str
     ) -> int:
-        statement = external_events.delete().where(
-            external_events.c.owner.in_(list(owners)),
-            external_events.c.type == event_type.value,
-            external_events.c.context == context,
-            external_events.c.is_delivery_blocked.is_(True),
-        )
-        return int(connection.execute(statement).rowcount)
+        parameters = {"owners": list(owners), "event_type": event_type.value, "about": context}
+        return int(connection.execute(_DELETE_BLOCKED_EVENTS, parameters).rowcount)
 
     def delete_unsynced_events(self, connection: Connection, owner: str, context: str) -> int:
         """Delete the owner's events about `context` that no sync run has delivered."""
-        statement = external_events.delete().where(
-            external_events.c.owner == owner,
-            external_events.c.context == context,
-            external_events.c.sync_run_id.is_(None),
-        )
-        return int(connection.execute(statement).rowcount)
+        return int(connection.execute(_DELETE_UNSYNCED_EVENTS, {"owner": owner, "about": context}).rowcount)
 
     def detach_with_error(
         self, connection: Connection, sync_run_id: str, failures: Sequence[tuple[str, str, str]], at: datetime
@@ -351,13 +439,9 @@ class SynchronizationRepository:
         if not failures:
             return
         event_ids = [event_id for _, event_id, _ in failures]
+        connection.execute(_DETACH_EVENTS, {"event_ids": event_ids})
         connection.execute(
-            external_events.update()
-            .where(external_events.c.id.in_(event_ids))
-            .values(sync_run_id=None, sync_error_count=external_events.c.sync_error_count + 1)
-        )
-        connection.execute(
-            sync_errors.insert(),
+            _ADD_SYNC_ERRORS,
             [
                 {
                     "id": error_id,
@@ -377,10 +461,8 @@ class SynchronizationRepository:
         return None if row is None else Datawallet(row.id, row.owner, row.version)
 
     def datawallet_versions(self, connection: Connection, owners: Sequence[str]) -> dict[str, int]:
-        statement = sa.select(datawallets.c.owner, datawallets.c.version).where(
-            datawallets.c.owner.in_(list(owners))
-        )
-        return {row.owner: row.version for row in connection.execute(statement)}
+        rows = connection.execute(_DATAWALLET_VERSIONS, {"owners": list(owners)})
+        return {row.owner: row.version for row in rows}
 
     def add_datawallet(self, connection: Connection, datawallet: Datawallet) -> None:
         connection.execute(
@@ -396,7 +478,7 @@ class SynchronizationRepository:
         if not modifications:
             return
         connection.execute(
-            datawallet_modifications.insert(),
+            _ADD_MODIFICATIONS,
             [
                 {
                     "id": item.id,
@@ -417,18 +499,8 @@ class SynchronizationRepository:
 
     def modifications_after(self, connection: Connection, owner: str, local_index: int, page: Page) -> Paged:
         """Modifications after `local_index`, only the newest per (object, type, payload category)."""
-        table = datawallet_modifications
-        rank = (
-            sa.func.row_number()
-            .over(
-                partition_by=[table.c.object_identifier, table.c.type, table.c.payload_category],
-                order_by=table.c.index.desc(),
-            )
-            .label("rank")
-        )
-        ranked = sa.select(table, rank).where(table.c.owner == owner, table.c.index > local_index).subquery()
-        statement = sa.select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.index)
-        paged = fetch_page(connection, statement, page)
+        parameters = {"owner": owner, "local_index": local_index}
+        paged = _MODIFICATIONS_AFTER.fetch(connection, parameters, page)
         return Paged([_modification(row) for row in paged.items], paged.page, paged.total_records)
 
     # --- deletion and housekeeping ---------------------------------------------------------

@@ -124,13 +124,10 @@ class SynchronizationService:
         with self._db.read() as connection:
             if not self._identity_is_active(owner):
                 raise model.identity_to_be_deleted()
-            datawallet = self._repository.find_datawallet(connection, owner)
-            if datawallet is None or datawallet.version > supported_version:
-                return False
-            latest = self._repository.latest_sync_run(connection, owner)
-            if latest is not None and not latest.is_finalized:
-                return False
-            return not self._repository.unsynced_events_exist(connection, owner)
+            state = self._repository.poll_state(connection, owner)
+        if state is None or state.datawallet_version > supported_version or state.latest_run_open:
+            return False
+        return not state.unsynced_events_exist
 
     def _cancel_expired_run(self, connection: Any, owner: str) -> None:
         latest = self._repository.latest_sync_run(connection, owner)
@@ -349,7 +346,15 @@ class SynchronizationService:
         """Take the synchronization locks of several identities, in address order (no deadlocks)."""
         with self._db.transaction() as connection:
             for owner in sorted(set(owners)):
-                self._repository.lock_owner(connection, owner)
+                self._hold_lock(connection, owner)
+
+    def _hold_lock(self, connection: Any, owner: str) -> None:
+        """Take the identity's lock unless this transaction already holds it (handlers lock the
+        participants first and then call use cases that lock them again)."""
+        held: set[str] = self._db.transaction_state().setdefault("synchronization_locks", set())
+        if owner not in held:
+            self._repository.lock_owner(connection, owner)
+            held.add(owner)
 
     def unblock_external_events(
         self, owners: Sequence[str], event_type: ExternalEventType, context: str
@@ -375,7 +380,7 @@ class SynchronizationService:
     def delete_unsynced_external_events(self, owner: str, context: str) -> int:
         """Drop the owner's undelivered events about `context` (it no longer wants to hear of it)."""
         with self._db.transaction() as connection:
-            self._repository.lock_owner(connection, owner)
+            self._hold_lock(connection, owner)
             return self._repository.delete_unsynced_events(connection, owner, context)
 
     def create_external_event(
@@ -389,7 +394,7 @@ class SynchronizationService:
     ) -> ExternalEvent:
         """Record an event for an identity, with the next gap-free index of that identity."""
         with self._db.transaction() as connection:
-            self._repository.lock_owner(connection, owner)
+            self._hold_lock(connection, owner)
             index = self._repository.allocate(connection, owner, "next_external_event_index", 1)
             event = ExternalEvent(
                 id=self._ids.new("SYI"),
