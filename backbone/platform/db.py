@@ -236,12 +236,22 @@ class Database:
 def fetch_page(connection: Connection, statement: sa.Select[Any], page: Page) -> Paged:
     """Fetch one page; count only when the page is full (the original's totalRecords rule)."""
     rows = list(connection.execute(statement.limit(page.size).offset(page.offset)))
-    if len(rows) < page.size and (rows or page.number == 1):
-        total = page.offset + len(rows)
-    else:
+    total = _total_told_by(rows, page)
+    if total is None:
         counted = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
         total = connection.execute(counted).scalar_one()
     return Paged(rows, page, total)
+
+
+def _total_told_by(rows: list[Any], page: Page) -> int | None:
+    """The total when the page itself tells it (a short page that is not past the end), else None.
+
+    The original's totalRecords rule: only a full page, or an empty page after the first, needs
+    a count.
+    """
+    if len(rows) < page.size and (rows or page.number == 1):
+        return page.offset + len(rows)
+    return None
 
 
 class PrebuiltPage:
@@ -261,9 +271,8 @@ class PrebuiltPage:
         """Fetch one page; count only when the page is full (the original's totalRecords rule)."""
         bound = {**parameters, "page_limit": page.size, "page_offset": page.offset}
         rows = list(connection.execute(self._page, bound))
-        if len(rows) < page.size and (rows or page.number == 1):
-            total = page.offset + len(rows)
-        else:
+        total = _total_told_by(rows, page)
+        if total is None:
             total = connection.execute(self._count, parameters).scalar_one()
         return Paged(rows, page, total)
 
