@@ -252,11 +252,11 @@ def postgresql_server_pid(database_url: str) -> int | None:
     try:
         with psycopg.connect(url, connect_timeout=5) as connection:
             row = connection.execute("SELECT pg_backend_pid()").fetchone()
+            # Asked while the connection is open: once closed, its backend exits and has no parent.
+            # A backend's parent is the postmaster, which the sampler follows to every backend.
+            return psutil.Process(int(row[0])).ppid() if row else None
     except psycopg.Error:
         return None
-    try:
-        # A backend's parent is the postmaster, which the sampler follows to every backend.
-        return psutil.Process(int(row[0])).ppid() if row else None
     except psutil.Error:
         return None  # a server on another host or in another PID namespace
 

@@ -142,3 +142,19 @@ def test_an_empty_run_renders_as_failed_and_invalid(tmp_path: Path) -> None:
         "First saturated tier: none (no tier met a saturation rule)",
     )
     assert (tmp_path / "report.html").is_file()
+
+
+def test_the_postgresql_server_found_is_the_postmaster_every_time(postgres_url: str) -> None:
+    import psutil
+
+    from testbed.run import postgresql_server_pid
+
+    # Asked many times: a PID read after its backend exited would be missing now and then.
+    found = {postgresql_server_pid(postgres_url) for _ in range(25)}
+    assert len(found) == 1, found
+    (server,) = found
+    assert server is not None
+    postmaster = psutil.Process(server)
+    assert "postgres" in postmaster.name()
+    assert postmaster.children(), "the postmaster runs its background processes and backends"
+    assert postgresql_server_pid("sqlite:///ignored.db") is None
