@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import pytest
 
 from reports.render import render_run
@@ -20,6 +21,7 @@ from testbed.collect import (
     ScrapeTarget,
     parse_exposition,
 )
+from testbed.run import postgresql_server_pid
 
 EXPOSITION = """# HELP http_server_request_duration_seconds Duration
 # TYPE http_server_request_duration_seconds histogram
@@ -145,10 +147,6 @@ def test_an_empty_run_renders_as_failed_and_invalid(tmp_path: Path) -> None:
 
 
 def test_the_postgresql_server_found_is_the_postmaster_every_time(postgres_url: str) -> None:
-    import psutil
-
-    from testbed.run import postgresql_server_pid
-
     # Asked many times: a PID read after its backend exited would be missing now and then.
     found = {postgresql_server_pid(postgres_url) for _ in range(25)}
     assert len(found) == 1, found
