@@ -99,6 +99,21 @@ def route_summary(requests: pd.DataFrame, duration_s: float) -> pd.DataFrame:
     return frame.sort_values(["route", "method"], ignore_index=True)[columns]
 
 
+def setup_summary(setup: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Return the setup phase per (method, route), with its latencies in ms, and its length in s.
+
+    Columns: method, route, count, errors, p50_ms, p90_ms, p99_ms, max_ms (as sent: setup
+    requests have no intended start of their own).
+    """
+    columns = ["method", "route", "count", "errors", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
+    if setup.empty:
+        return pd.DataFrame(columns=columns), 0.0
+    length_s = float((setup["start_s"] + setup["latency_s"]).max() - setup["start_s"].min())
+    summary = route_summary(setup, length_s)
+    renamed = {f"uncorrected_{stem}_ms": f"{stem}_ms" for stem in ("p50", "p90", "p99", "max")}
+    return summary.rename(columns=renamed)[columns], length_s
+
+
 def window_for(duration_s: float, points: int = 300) -> float:
     """Return a window (1, 2, 5, 10, 30, 60 ... s) that gives at most about `points` windows."""
     for window_s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600):

@@ -35,6 +35,8 @@ class Report:
     errors: pd.DataFrame
     flows: pd.DataFrame
     slos: pd.DataFrame
+    setup: pd.DataFrame
+    setup_s: float
     problems: tuple[str, ...]
     rules: tuple[saturation.RuleResult, ...]
     tiers: tuple[saturation.TierVerdict, ...]
@@ -43,7 +45,7 @@ class Report:
 
     @property
     def slo_passed(self) -> bool:
-        return bool(len(self.slos)) and bool(self.slos["passed"].all())
+        return bool(len(self.slos)) and verdicts.slo_passed(self.slos["verdict"])
 
     @property
     def valid(self) -> bool:
@@ -54,9 +56,13 @@ class Report:
         if not len(self.slos):
             slo = "SLO: FAIL: no SLO could be judged (no requests)"
         elif self.slo_passed:
-            slo = f"SLO: PASS: all {len(self.slos)} thresholds met"
+            too_few = int((self.slos["verdict"] == verdicts.TOO_FEW).sum())
+            judged = len(self.slos) - too_few
+            slo = f"SLO: PASS: all {judged} judged thresholds met" + (
+                f" ({too_few} too few to judge)" if too_few else ""
+            )
         else:
-            failed = self.slos[~self.slos["passed"]]
+            failed = self.slos[self.slos["verdict"] == verdicts.FAIL]
             shown = "; ".join(
                 f"{row.slo} {row.threshold} {_number(row.measured)} (limit {row.limit:g})"
                 for row in failed.head(3).itertuples()
@@ -93,6 +99,7 @@ def build_report(run: Run) -> Report:
         verdicts.scenario_slos(scenario.get("slos", ())), zip(keys["method"], keys["route"], strict=True)
     )
     flows = flows_table(run.arrival)
+    setup, setup_s = latency.setup_summary(run.setup_requests)
     problems = verdicts.validity_problems(
         processes, flows, len(requests), model=str(scenario.get("model", "open")), window_s=(t0_s, end_s)
     )
@@ -116,6 +123,8 @@ def build_report(run: Run) -> Report:
         errors=latency.errors_by_code(requests),
         flows=flows,
         slos=verdicts.judge_slos(requests, slos),
+        setup=setup,
+        setup_s=setup_s,
         problems=tuple(problems),
         rules=tuple(rules),
         tiers=tuple(tiers),
@@ -300,10 +309,32 @@ def _slo_rows(report: Report) -> list[list[str]]:
             f"{row.limit:g}",
             _number(row.measured, 2),
             _number(int(row.count)),
-            "pass" if row.passed else "FAIL",
+            verdicts.describe_verdict(row.verdict, int(row.count)),
         ]
         for row in report.slos.itertuples()
     ]
+
+
+SETUP_HEADER = ("method", "route", "count", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms")
+
+
+def _setup_text(report: Report) -> str:
+    """Say what the setup phase was, and how the pool's passwords were hashed."""
+    iterations = report.manifest.get("pool_pbkdf2_iterations")
+    cost = (
+        f" The pool's passwords were seeded with PBKDF2 at {int(iterations):,} iterations "
+        "(the backbone hashes new passwords at its own setting): a log-in measures the landscape, "
+        "not the password hash's cost."
+        if iterations
+        else ""
+    )
+    if not len(report.setup):
+        return "No setup phase: the load generator requested nothing before the schedule's clock." + cost
+    count = int(report.setup["count"].sum())
+    return (
+        f"{count:,} requests in {report.setup_s:.1f} s before the schedule's clock started (the personas "
+        f"log in); reported here, never judged against the SLOs.{cost}"
+    )
 
 
 def _manifest_rows(manifest: Mapping[str, Any]) -> list[list[str]]:
@@ -359,6 +390,9 @@ def render_markdown(report: Report) -> str:
         [label for _, label in ROUTE_COLUMNS], _rows(report.routes, [c for c, _ in ROUTE_COLUMNS])
     )
     lines += ["", "## SLOs", "", *_markdown_table(SLO_HEADER, _slo_rows(report))]
+    lines += ["", "## Setup phase", "", _setup_text(report)]
+    if len(report.setup):
+        lines += ["", *_markdown_table(SETUP_HEADER, _rows(report.setup, list(report.setup.columns)))]
     lines += ["", "## Saturation per tier", "", *_markdown_table(TIER_HEADER, _tier_rows(report))]
     if len(report.flows):
         lines += ["", "## Arrivals (start accounting)", ""]
@@ -425,6 +459,11 @@ def render_html(report: Report) -> str:
         ),
         "<h2>SLOs</h2>",
         _html_table(SLO_HEADER, _slo_rows(report)),
+        '<h2 id="setup">Setup phase</h2>',
+        f"<p>{escape(_setup_text(report))}</p>",
+        _html_table(SETUP_HEADER, _rows(report.setup, list(report.setup.columns)))
+        if len(report.setup)
+        else "",
         "<h2>Saturation per tier</h2>",
         _html_table(TIER_HEADER, _tier_rows(report)),
         *report.charts[2:],

@@ -2,6 +2,7 @@
 
     manifest.json        what ran, where, when: git revision, profile, scenario, versions, machine
     requests/*.parquet   one row per request (each load-generating process writes its own parts)
+    setup/*.parquet      the same for the requests before the schedule's clock (log-ins); not judged
     series/*.parquet     every scraped Prometheus sample, per process, once a second
     processes.parquet    CPU and memory of every process (and the load generator) once a second
     arrival.json         the arrival engine's start accounting (scheduled, late, dropped per flow)
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 REQUESTS = "requests"
+SETUP_REQUESTS = "setup"
 SERIES = "series"
 PROCESSES = "processes.parquet"
 ARRIVAL = "arrival.json"
@@ -91,6 +93,8 @@ class Run:
     series: pd.DataFrame
     processes: pd.DataFrame
     arrival: Mapping[str, Any] = field(default_factory=dict)
+    # The setup phase's requests (the REQUEST_COLUMNS); empty for runs without one.
+    setup_requests: pd.DataFrame = field(default_factory=lambda: empty_frame(REQUEST_COLUMNS))
 
 
 def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
@@ -165,14 +169,16 @@ def read_run(run_dir: str | Path) -> Run:
     return Run(
         path=path,
         manifest=manifest,
-        requests=_read(path / REQUESTS, REQUEST_COLUMNS, "requests"),
-        series=_read(path / SERIES, SERIES_COLUMNS, "series"),
-        processes=_read(path / PROCESSES, PROCESS_COLUMNS, "processes"),
+        requests=read_table(path / REQUESTS, REQUEST_COLUMNS, "requests"),
+        series=read_table(path / SERIES, SERIES_COLUMNS, "series"),
+        processes=read_table(path / PROCESSES, PROCESS_COLUMNS, "processes"),
         arrival=arrival,
+        setup_requests=read_table(path / SETUP_REQUESTS, REQUEST_COLUMNS, "setup requests"),
     )
 
 
-def _read(path: Path, columns: Mapping[str, str], what: str) -> pd.DataFrame:
+def read_table(path: Path, columns: Mapping[str, str], what: str) -> pd.DataFrame:
+    """Read a table (one parquet file or a directory of parts) with the contract's columns."""
     parts = _parts(path)
     if not parts:
         return empty_frame(columns)

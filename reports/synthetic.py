@@ -24,6 +24,7 @@ from reports.rundir import (
     REQUESTS,
     SERIES,
     SERIES_COLUMNS,
+    SETUP_REQUESTS,
     format_labels,
     write_manifest,
     write_table,
@@ -46,6 +47,7 @@ NODES = ("node-1", "node-2")
 WORKERS_PER_NODE = 2
 THREADS = 4
 POOL_MAX = 15
+SETUP_LOGINS = 200
 
 
 def write_synthetic_run(
@@ -64,6 +66,7 @@ def write_synthetic_run(
     frame = _requests(rng, requests, duration_s, t0_s, stress)
     for index, part in enumerate(np.array_split(np.arange(len(frame)), parts)):
         write_table(frame.iloc[part], path / REQUESTS / f"part-{index}.parquet", REQUEST_COLUMNS, "requests")
+    write_table(_setup(rng, t0_s), path / SETUP_REQUESTS / "part-0.parquet", REQUEST_COLUMNS, "setup")
     write_table(
         _series(rng, frame, duration_s, t0_s, stress),
         path / SERIES / "part-0.parquet",
@@ -101,6 +104,26 @@ def write_synthetic_run(
     flow |= dict.fromkeys(("late", "late_unqueued", "queued", "dropped", "failed", "unfinished"), 0)
     (path / ARRIVAL).write_text(json.dumps({"flows": [flow]}) + "\n", encoding="utf-8")
     return path
+
+
+def _setup(rng: np.random.Generator, t0_s: float, logins: int = SETUP_LOGINS) -> pd.DataFrame:
+    """The personas' log-ins in the seconds before the schedule's clock starts."""
+    latency = rng.lognormal(np.log(0.004), 0.3, logins)
+    start = t0_s - 3 + np.sort(rng.uniform(0, 2.5, logins))
+    return pd.DataFrame(
+        {
+            "intended_start_s": start,
+            "start_s": start,
+            "flow": "",
+            "method": "POST",
+            "route": "/connect/token",
+            "status": np.full(logins, 200, dtype=np.int16),
+            "error_code": "",
+            "ok": True,
+            "latency_s": latency,
+            "corrected_latency_s": latency,
+        }
+    )
 
 
 def _requests(

@@ -1,12 +1,19 @@
-"""The SLO verdict and the validity verdict of a run.
+"""The SLO verdict and the validity verdict of a run: the one judge of both.
 
 SLOs come from the scenario file (`[slo."METHOD /route"]`); every route that ran without one
 gets the original's thresholds (its k6 tests, see docs/reports.md): p90 < 50 ms and p98 < 100 ms,
 and p90 < 160 ms and p98 < 190 ms for file upload, file download and token creation. They are
 judged on the corrected view unless the SLO says `view = "service"`.
 
+A percentile passes when it is strictly below its limit (as the original's k6 thresholds), a
+failure ratio when it is at or below its limit. A percentile measured on fewer samples than
+`min_samples` needs is "too few to judge": it neither passes nor fails the run.
+
 A run is **invalid** when its figures cannot be trusted: the load generator was CPU-bound, or the
-arrival engine missed its schedule (the same limits as `loadtests/arrival/report.py`).
+arrival engine missed its schedule.
+
+The summary Locust prints (`loadtests/arrival/report.py`) measures from its histograms and asks
+the same functions here, so both verdicts of one run agree.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,6 +43,107 @@ MAX_LATE_RATIO = 0.01
 MIN_RATE_RATIO = 0.98
 GENERATOR_CPU_PERCENT = 90.0
 GENERATOR_CPU_BOUND_SHARE = 0.05
+# A q-quantile is judged once at least this many samples lie above it: with fewer, one slow
+# request decides the verdict.
+SAMPLES_ABOVE_A_PERCENTILE = 10
+
+PASS = "pass"  # noqa: S105 - a verdict, not a password
+FAIL = "fail"
+TOO_FEW = "too few"
+
+
+def min_samples(percentile: float) -> int:
+    """Return the samples a percentile needs to be judged: 10 / (1 - q), so p90 100 and p98 500."""
+    if percentile >= 100:
+        return SAMPLES_ABOVE_A_PERCENTILE  # the maximum: any sample can be it
+    # Rounded first: 10 / (1 - 0.98) is 500.0000000000004 in floating point.
+    return math.ceil(round(SAMPLES_ABOVE_A_PERCENTILE * 100 / (100 - percentile), 6))
+
+
+def judge_percentile(percentile: float, limit_ms: float, measured_ms: float, count: int) -> str:
+    """Return PASS, FAIL or TOO_FEW for one percentile threshold measured on `count` samples.
+
+    A route that had no requests fails: its SLO was meant to be measured and was not.
+    """
+    if count == 0 or math.isnan(measured_ms):
+        return FAIL
+    if count < min_samples(percentile):
+        return TOO_FEW
+    return PASS if measured_ms < limit_ms else FAIL
+
+
+def judge_failure_ratio(limit: float, failures: int, count: int) -> str:
+    """Return PASS or FAIL for a failure-ratio threshold (no requests: FAIL, as above)."""
+    if count == 0:
+        return FAIL
+    return PASS if failures / count <= limit else FAIL
+
+
+def describe_verdict(verdict: str, count: int) -> str:
+    """Return how a threshold's verdict reads in a table: pass, FAIL, too few to judge (n = 3)."""
+    if verdict == TOO_FEW:
+        return f"too few to judge (n = {count})"
+    return "FAIL" if verdict == FAIL else "pass"
+
+
+def slo_passed(verdicts: Iterable[str]) -> bool:
+    """Whether an SLO verdict passes: no threshold failed (too few to judge fails nothing)."""
+    return FAIL not in set(verdicts)
+
+
+class FlowStarts(Protocol):
+    """A flow's start accounting, as both the arrival engine and the run directory hold it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def target_rate_per_s(self) -> float: ...
+    @property
+    def achieved_rate_per_s(self) -> float: ...
+    @property
+    def scheduled(self) -> int: ...
+    @property
+    def started(self) -> int: ...
+    @property
+    def late_unqueued(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def unfinished(self) -> int: ...
+
+
+def schedule_problems(flows: Iterable[FlowStarts]) -> list[str]:
+    """Return how an open-model run missed its schedule, flow by flow (empty: it kept it)."""
+    problems = []
+    for flow in flows:
+        if flow.started and flow.late_unqueued / flow.started > MAX_LATE_RATIO:
+            problems.append(
+                f"{flow.name}: missed its schedule: {flow.late_unqueued / flow.started:.2%} of starts late "
+                f"without waiting for the in-flight cap (limit {MAX_LATE_RATIO:.0%})"
+            )
+        if flow.scheduled and flow.target_rate_per_s > 0:
+            ratio = flow.achieved_rate_per_s / flow.target_rate_per_s
+            if ratio < MIN_RATE_RATIO:
+                problems.append(f"{flow.name}: achieved start rate is {ratio:.2%} of the target")
+        if flow.dropped:
+            problems.append(f"{flow.name}: {flow.dropped} starts dropped (in-flight cap and queue full)")
+        if flow.unfinished:
+            problems.append(f"{flow.name}: {flow.unfinished} iterations still running when the run stopped")
+    return problems
+
+
+# Locust's own warning: its process passed 90 % CPU at some moment (the arrival engine's summary
+# has no per-second samples; the report judges those).
+GENERATOR_WARNED_PROBLEM = "the load generator's CPU went above 90 %: its figures are not trustworthy"
+
+
+def generator_overloaded_problem(process: str, share: float, peak_percent: float | None = None) -> str:
+    """Return the problem of a CPU-bound load generator (its timings include its own queueing)."""
+    peak = f" (peak {peak_percent:.0f} %)" if peak_percent is not None else ""
+    return (
+        f"load generator {process} was CPU-bound: >= {GENERATOR_CPU_PERCENT:g} % of its core in "
+        f"{share:.0%} of seconds{peak}"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,11 +194,11 @@ def with_defaults(slos: Sequence[SloSpec], routes: Iterable[tuple[str, str]]) ->
 
 
 def judge_slos(requests: pd.DataFrame, slos: Sequence[SloSpec]) -> pd.DataFrame:
-    """Return one row per threshold: slo, source, view, threshold, limit, measured, count, passed.
+    """Return one row per threshold: slo, source, view, threshold, limit, measured, count, verdict.
 
-    An SLO whose route had no requests fails: it was meant to be measured and was not.
+    `verdict` is PASS, FAIL or TOO_FEW (`judge_percentile`, `judge_failure_ratio`).
     """
-    columns = ["slo", "source", "view", "threshold", "limit", "measured", "count", "passed"]
+    columns = ["slo", "source", "view", "threshold", "limit", "measured", "count", "verdict"]
     rows = []
     for slo in slos:
         # Comparing a categorical column compares its codes: no string per row.
@@ -101,16 +210,16 @@ def judge_slos(requests: pd.DataFrame, slos: Sequence[SloSpec]) -> pd.DataFrame:
         count = int(chosen.sum())
         measured = nearest_rank(values, [p for p, _ in slo.percentiles_ms]) * 1000
         for (percentile, limit_ms), value in zip(slo.percentiles_ms, measured, strict=True):
-            passed = bool(count) and not math.isnan(value) and value < limit_ms
+            verdict = judge_percentile(percentile, limit_ms, float(value), count)
             rows.append(
-                [slo.key, slo.source, slo.view, f"p{percentile:g}_ms", limit_ms, value, count, passed]
+                [slo.key, slo.source, slo.view, f"p{percentile:g}_ms", limit_ms, value, count, verdict]
             )
         if slo.max_failure_ratio is not None:
             failures = int((~requests["ok"].to_numpy()[chosen]).sum())
             ratio = failures / count if count else math.nan
-            passed = bool(count) and ratio <= slo.max_failure_ratio
+            verdict = judge_failure_ratio(slo.max_failure_ratio, failures, count)
             rows.append(
-                [slo.key, slo.source, slo.view, "failure_ratio", slo.max_failure_ratio, ratio, count, passed]
+                [slo.key, slo.source, slo.view, "failure_ratio", slo.max_failure_ratio, ratio, count, verdict]
             )
     return pd.DataFrame(rows, columns=columns)
 
@@ -140,24 +249,7 @@ def validity_problems(
         busy = rows["cpu_percent"].to_numpy(dtype=np.float64) >= GENERATOR_CPU_PERCENT / 100 * limit
         share = float(busy.mean()) if len(busy) else 0.0
         if busy.sum() >= 2 and share >= GENERATOR_CPU_BOUND_SHARE:
-            problems.append(
-                f"load generator {name} was CPU-bound: >= {GENERATOR_CPU_PERCENT:g} % of its core in "
-                f"{share:.0%} of seconds (peak {rows['cpu_percent'].max():.0f} %)"
-            )
+            problems.append(generator_overloaded_problem(name, share, float(rows["cpu_percent"].max())))
     if model != "open":
         return problems
-    for flow in flows.itertuples(index=False):
-        if flow.started and flow.late_unqueued / flow.started > MAX_LATE_RATIO:
-            problems.append(
-                f"{flow.flow}: missed its schedule: {flow.late_unqueued / flow.started:.2%} of starts late "
-                f"(limit {MAX_LATE_RATIO:.0%})"
-            )
-        if flow.scheduled and flow.target_rate_per_s > 0:
-            ratio = flow.achieved_rate_per_s / flow.target_rate_per_s
-            if ratio < MIN_RATE_RATIO:
-                problems.append(f"{flow.flow}: achieved start rate is {ratio:.2%} of the target")
-        if flow.dropped:
-            problems.append(f"{flow.flow}: {flow.dropped} starts dropped")
-        if flow.unfinished:
-            problems.append(f"{flow.flow}: {flow.unfinished} iterations still running when the run stopped")
-    return problems
+    return problems + schedule_problems(flows.rename(columns={"flow": "name"}).itertuples(index=False))

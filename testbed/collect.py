@@ -206,10 +206,14 @@ class ProcessSampler(_Periodic):
 
 
 class RequestSink:
-    """Collect one row per request and write them as parquet parts under `<run>/requests/`."""
+    """Collect one row per request and write them as parquet parts under `<run>/<table>/`.
 
-    def __init__(self, run_dir: Path, part_rows: int = REQUEST_PART_ROWS) -> None:
-        self.directory = run_dir / REQUESTS
+    `table`: `requests` (the measured window) or `setup` (what the load generator requested
+    before the schedule's clock started).
+    """
+
+    def __init__(self, run_dir: Path, part_rows: int = REQUEST_PART_ROWS, table: str = REQUESTS) -> None:
+        self.directory = run_dir / table
         self.part_rows = part_rows
         self.prefix = f"{socket.gethostname()}-{os.getpid()}"
         self._columns: dict[str, list[Any]] = {name: [] for name in REQUEST_COLUMNS}

@@ -54,6 +54,9 @@ WORK_DIR = REPOSITORY / "var" / "runs"
 DEFAULT_SCENARIOS = ("production-mix", "smoke")
 DEFAULT_DURATION_S = 30.0
 PROGRESS_EVERY_S = 2.0
+# PBKDF2 cost of the seeded pool's passwords: a run measures its flows, not the hash at the
+# backbone's 100,000 iterations (each seeded hash carries its own count, new ones the setting's).
+POOL_PASSWORD_HASH_ITERATIONS = 1000
 
 
 class RunError(Exception):
@@ -277,6 +280,12 @@ def add_run_commands(commands: Any) -> None:
     run.add_argument("--duration", type=float, metavar="SECONDS", help="override the scenario's duration")
     run.add_argument("--pool", default="test", help="identity pool to seed (default test; 'none' skips)")
     run.add_argument("--seed", type=int, default=1, help="seed of the pool and the arrivals (default 1)")
+    run.add_argument(
+        "--password-hash-iterations",
+        type=int,
+        default=POOL_PASSWORD_HASH_ITERATIONS,
+        help=f"PBKDF2 iterations of the seeded pool's passwords (default {POOL_PASSWORD_HASH_ITERATIONS})",
+    )
     run.add_argument("--workers", type=int, help="gunicorn workers per node (default the profile's)")
     run.add_argument("--threads", type=int, help="threads per worker (default the profile's)")
     run.add_argument(
@@ -387,6 +396,8 @@ def run_command(args: argparse.Namespace) -> int:
         return _fail("--multiplier must be a number > 0")
     if args.duration is not None and not (0 < args.duration <= 24 * 3600):
         return _fail("--duration must be between 0 and 86400 seconds")
+    if args.password_hash_iterations < 1:
+        return _fail("--password-hash-iterations must be >= 1")
     try:
         overrides = profile_overrides(args)
         profile = load_profile(args.profile, overrides)
@@ -503,6 +514,7 @@ class Experiment:
         args = ["-m", "testbed.cli", "seed", "--pool", self.args.pool, "--mode", "bulk"]
         args += ["--seed", str(self.args.seed), "--database-url", self.landscape.database_url]
         args += ["--export", str(self.work_dir / "credentials.json")]
+        args += ["--password-hash-iterations", str(self.args.password_hash_iterations)]
         # The identities belong to the landscape's OAuth client, whose tier has no quotas.
         args += ["--client-id", self.landscape.client_id]
         with (logs / "seed.log").open("ab") as log:
@@ -579,6 +591,9 @@ class Experiment:
             "ended_at": datetime.fromtimestamp(self.ended_at_s, UTC).isoformat(),
             "seed": self.args.seed,
             "pool": self.args.pool,
+            "pool_pbkdf2_iterations": (
+                None if self.args.pool == "none" else self.args.password_hash_iterations
+            ),
             "git": git_revision(),
             "profile": self.landscape.manifest(),
             "scenario": {

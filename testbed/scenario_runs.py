@@ -103,8 +103,12 @@ def run_scenario(
     rates_per_s: dict[str, float],
     duration_s: float,
     timeout_s: float | None = None,
+    requests_dir: Path | None = None,
 ) -> ScenarioRun:
-    """Run a derived copy of the scenario (constant `duration_s`, the given rates per flow)."""
+    """Run a derived copy of the scenario (constant `duration_s`, the given rates per flow).
+
+    `requests_dir`: also write the per-request tables there (`requests/`, `setup/`).
+    """
     scenario = load_scenario(scenario_path)
     derived = write_derived(scenario, rates_per_s, duration_s, directory, name)
     arrivals_path = directory / f"{name}.arrivals.json"
@@ -133,6 +137,7 @@ def run_scenario(
                 str(outcomes_path),
                 "--loglevel",
                 "WARNING",
+                *(["--requests-dir", str(requests_dir)] if requests_dir is not None else []),
             ],
             cwd=REPOSITORY,
             env=environment,

@@ -15,6 +15,10 @@ How a run goes:
 * Requests are recorded twice by a request listener: the service view (as Locust's own stats
   do) and the corrected view. Workers send their records to the master with their stats
   reports, and once more when they stop.
+* The setup phase: just before its engine's clock starts, each load-generating process fires
+  `engine_starting`, whose listeners prepare what the flows need (the personas log in there).
+  Requests made meanwhile are recorded apart (the setup recorder, the `setup/` request table)
+  and never judged; the schedule's t = 0 comes after them.
 """
 
 from __future__ import annotations
@@ -55,11 +59,13 @@ START_MESSAGE = "arrival_start"
 STOP_MESSAGE = "arrival_stop"
 FINAL_MESSAGE = "arrival_final"
 REPORT_KEY = "arrival"
+SETUP_REPORT_KEY = "arrival_setup"
 FINAL_WAIT_S = 5.0
 log = logging.getLogger("loadtests.arrival")
 # Fired in each load-generating process just before its engine's clock starts, with
-# `environment`, `scenario` and `share`: flows load what they need (personas) here, not inside
-# their first iteration, where the work would stall every flow's dispatcher.
+# `environment`, `scenario`, `share` and `client` (the engine's HTTP session): flows load what
+# they need (personas, their log-ins) here, not inside their first iteration, where the work
+# would stall every flow's dispatcher. What they request meanwhile is the setup phase.
 engine_starting = EventHook()
 
 
@@ -114,10 +120,13 @@ class ArrivalPlugin:
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
         self.recorder = ArrivalRecorder()
+        self.setup_recorder = ArrivalRecorder()
+        self.in_setup = False
         self.engine: ArrivalEngine | None = None
         self.scenario: Scenario | None = None
         self.report: ArrivalReport | None = None
         self.sink: RequestSink | None = None
+        self.setup_sink: RequestSink | None = None
         self.workers_expected: set[str] = set()
         self.workers_final: set[str] = set()
         self._final_sent = False
@@ -220,6 +229,7 @@ class ArrivalPlugin:
             return  # a worker starts on the master's START_MESSAGE, which comes before test_start
         scenario = self.scenario = self._load_scenario()
         self.recorder = ArrivalRecorder()
+        self.setup_recorder = ArrivalRecorder()
         self.report = None
         self._final_sent = False
         self._stop_sent_at_s = None
@@ -275,6 +285,7 @@ class ArrivalPlugin:
             model=self.model,
             processes=processes,
             generator_overloaded=overloaded,
+            setup=self.setup_recorder,
         )
 
     def _on_request(
@@ -290,9 +301,12 @@ class ArrivalPlugin:
         iteration = current_iteration()
         service_s = response_time / 1000
         corrected_s = iteration.corrected_s(service_s) if iteration is not None else None
-        self.recorder.request(request_type, name, service_s, corrected_s, failed=exception is not None)
-        if self.sink is not None:
-            self.sink.add(
+        recorder, sink = (
+            (self.setup_recorder, self.setup_sink) if self.in_setup else (self.recorder, self.sink)
+        )
+        recorder.request(request_type, name, service_s, corrected_s, failed=exception is not None)
+        if sink is not None:
+            sink.add(
                 start_s=start_time if start_time is not None else time.time() - service_s,
                 service_s=service_s,
                 corrected_s=corrected_s,
@@ -306,24 +320,30 @@ class ArrivalPlugin:
     def _open_sink(self) -> None:
         directory = getattr(self.environment.parsed_options, "requests_dir", "")
         if not directory:
-            self.sink = None
+            self.sink = self.setup_sink = None
             return
         # Imported only when asked for: pandas and pyarrow cost every load process start-up time.
+        from reports.rundir import SETUP_REQUESTS
         from testbed.collect import RequestSink
 
         self.sink = RequestSink(Path(directory))
+        self.setup_sink = RequestSink(Path(directory), table=SETUP_REQUESTS)
 
     def _close_sink(self) -> None:
-        if self.sink is not None:
-            self.sink.flush()
+        for sink in (self.sink, self.setup_sink):
+            if sink is not None:
+                sink.flush()
 
     def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         if not self._final_sent:
             data[REPORT_KEY] = self.recorder.take()
+            data[SETUP_REPORT_KEY] = self.setup_recorder.take()
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if REPORT_KEY in data:
             self.recorder.merge_data(data[REPORT_KEY])
+        if SETUP_REPORT_KEY in data:
+            self.setup_recorder.merge_data(data[SETUP_REPORT_KEY])
 
     # Messages between master and workers
 
@@ -337,6 +357,7 @@ class ArrivalPlugin:
             log.error("arrival: the master's scenario is invalid here:\n%s", error)
             return
         self.recorder = ArrivalRecorder()
+        self.setup_recorder = ArrivalRecorder()
         self._final_sent = False
         # The host also comes with Locust's spawn message, but only after this one.
         self.environment.host = msg.data.get("host") or self.environment.host
@@ -348,7 +369,8 @@ class ArrivalPlugin:
         self._send_final()
 
     def _on_final_message(self, environment: Environment, msg: Message, **_: Any) -> None:
-        self.recorder.merge_data(msg.data)
+        self.recorder.merge_data(msg.data[REPORT_KEY])
+        self.setup_recorder.merge_data(msg.data[SETUP_REPORT_KEY])
         self.workers_final.add(msg.node_id)
 
     def _send_final(self) -> None:
@@ -356,7 +378,8 @@ class ArrivalPlugin:
             return
         self._close_sink()
         self._final_sent = True
-        self.runner.send_message(FINAL_MESSAGE, self.recorder.take())
+        final = {REPORT_KEY: self.recorder.take(), SETUP_REPORT_KEY: self.setup_recorder.take()}
+        self.runner.send_message(FINAL_MESSAGE, final)
 
     # The engine in a load-generating process
 
@@ -377,7 +400,13 @@ class ArrivalPlugin:
         self.engine = ArrivalEngine(
             self.scenario, client=client, recorder=self.recorder, share=share, on_error=self._on_flow_error
         )
-        engine_starting.fire(environment=self.environment, scenario=self.scenario, share=share)
+        self.in_setup = True
+        try:
+            engine_starting.fire(
+                environment=self.environment, scenario=self.scenario, share=share, client=client
+            )
+        finally:
+            self.in_setup = False
         # What is loaded by now lives for the whole run: keep it out of the collector's passes, so
         # a full collection during the run does not stall the dispatchers for tens of ms.
         gc.collect()

@@ -1,7 +1,8 @@
 """Turn recorded arrivals into a report: rates, late and dropped starts, both latency views, SLOs.
 
 The report is plain frozen data (for later result files), printable as text and writable as CSV
-and JSON. A run whose generator missed its schedule says so in `problems`.
+and JSON. A run whose generator missed its schedule says so in `problems`. The verdicts are the
+report's (`reports.verdicts`, the one judge): this module only measures from its histograms.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from loadtests.arrival.dispatcher import LATE_AFTER_S
 from loadtests.arrival.latency import ArrivalRecorder, FlowCounters, LatencyHistogram, Percentiles
+from reports import verdicts
 from scenarios.schema import Scenario, Slo
-
-MAX_LATE_RATIO = 0.01
-MIN_RATE_RATIO = 0.98
 
 
 @dataclass(frozen=True)
@@ -63,14 +61,15 @@ class RouteResult:
 
 @dataclass(frozen=True)
 class SloResult:
-    """One threshold of one SLO, judged on the measured distribution."""
+    """One threshold of one SLO, judged on the measured distribution (`reports.verdicts`)."""
 
     route: str
     view: str
     threshold: str
     limit: float
     measured: float
-    passed: bool
+    count: int
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -84,10 +83,17 @@ class ArrivalReport:
     routes: tuple[RouteResult, ...]
     slos: tuple[SloResult, ...]
     problems: tuple[str, ...]
+    # What the load generator requested before the schedule's clock started (the personas'
+    # log-ins): reported, never judged.
+    setup_routes: tuple[RouteResult, ...] = ()
 
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    @property
+    def slo_passed(self) -> bool:
+        return verdicts.slo_passed(slo.verdict for slo in self.slos)
 
     def route(self, method: str, name: str) -> RouteResult:
         """Return the result of one route."""
@@ -111,12 +117,31 @@ def build_report(
     model: str = "open",
     processes: int = 1,
     generator_overloaded: bool = False,
+    setup: ArrivalRecorder | None = None,
 ) -> ArrivalReport:
-    """Summarise a recorder (merged over all processes) for one scenario run."""
+    """Summarise a recorder (merged over all processes) for one scenario run.
+
+    `setup`: the requests made before the schedule's clock started, reported apart.
+    """
     flows = tuple(
         _flow_result(name, latencies.counters, latencies) for name, latencies in recorder.flows.items()
     )
-    routes = tuple(
+    slos = tuple(result for slo in scenario.slos for result in _judge(slo, recorder, model))
+    problems = _problems(flows, model, generator_overloaded)
+    return ArrivalReport(
+        scenario=scenario.name,
+        model=model,
+        processes=processes,
+        flows=flows,
+        routes=_route_results(recorder),
+        slos=slos,
+        problems=tuple(problems),
+        setup_routes=_route_results(setup) if setup is not None else (),
+    )
+
+
+def _route_results(recorder: ArrivalRecorder) -> tuple[RouteResult, ...]:
+    return tuple(
         RouteResult(
             method=method,
             name=name,
@@ -127,17 +152,6 @@ def build_report(
         for (method, name), latencies in sorted(
             recorder.routes.items(), key=lambda item: (item[0][1], item[0][0])
         )
-    )
-    slos = tuple(result for slo in scenario.slos for result in _judge(slo, recorder, model))
-    problems = _problems(flows, model, generator_overloaded)
-    return ArrivalReport(
-        scenario=scenario.name,
-        model=model,
-        processes=processes,
-        flows=flows,
-        routes=routes,
-        slos=slos,
-        problems=tuple(problems),
     )
 
 
@@ -163,24 +177,10 @@ def _flow_result(name: str, counters: FlowCounters, latencies: Any) -> FlowResul
 
 
 def _problems(flows: Iterable[FlowResult], model: str, generator_overloaded: bool) -> list[str]:
-    problems = []
-    if generator_overloaded:
-        problems.append("the load generator's CPU went above 90 %: its figures are not trustworthy")
+    problems = [verdicts.GENERATOR_WARNED_PROBLEM] if generator_overloaded else []
     if model != "open":
         return problems
-    for flow in flows:
-        if flow.started and flow.late_unqueued / flow.started > MAX_LATE_RATIO:
-            problems.append(
-                f"{flow.name}: the dispatcher missed its schedule: {flow.late_unqueued / flow.started:.2%} "
-                f"of starts were more than {LATE_AFTER_S * 1000:g} ms late without waiting for the cap"
-            )
-        if flow.scheduled and flow.rate_ratio < MIN_RATE_RATIO:
-            problems.append(f"{flow.name}: achieved start rate is {flow.rate_ratio:.2%} of the target")
-        if flow.dropped:
-            problems.append(f"{flow.name}: {flow.dropped} starts dropped (in-flight cap and queue full)")
-        if flow.unfinished:
-            problems.append(f"{flow.name}: {flow.unfinished} iterations still running when the run stopped")
-    return problems
+    return problems + list(verdicts.schedule_problems(flows))
 
 
 def _judge(slo: Slo, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
@@ -193,6 +193,7 @@ def _judge(slo: Slo, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
     # The closed model has no intended start times, so its only view is the service view.
     view = "corrected" if slo.view == "corrected" and model == "open" else "service"
     histogram = corrected if view == "corrected" else service
+    count = histogram.count
     results = [
         SloResult(
             route=slo.key,
@@ -200,7 +201,8 @@ def _judge(slo: Slo, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
             threshold=f"p{percentile:g}_ms",
             limit=limit_ms,
             measured=measured,
-            passed=measured <= limit_ms,
+            count=count,
+            verdict=verdicts.judge_percentile(percentile, limit_ms, measured, count),
         )
         for percentile, limit_ms in slo.percentiles_ms
         for measured in [histogram.percentile_ms(percentile)]
@@ -214,7 +216,8 @@ def _judge(slo: Slo, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
                 threshold="failure_ratio",
                 limit=slo.max_failure_ratio,
                 measured=ratio,
-                passed=ratio <= slo.max_failure_ratio,
+                count=service.count,
+                verdict=verdicts.judge_failure_ratio(slo.max_failure_ratio, failures, service.count),
             )
         )
     return results
@@ -250,12 +253,21 @@ def format_report(report: ArrivalReport) -> str:
             lines.append(
                 _latency_row(f"{route.method} {route.name} corrected", route.corrected, route.failures)
             )
+    if report.setup_routes:
+        lines.append("")
+        lines.append(_latency_header("setup before the schedule (ms), not judged"))
+        for route in report.setup_routes:
+            lines.append(_latency_row(f"{route.method} {route.name} service", route.service, route.failures))
     if report.slos:
         lines.append("")
         for slo in report.slos:
-            verdict = "pass" if slo.passed else "FAIL"
-            comparison = f"{slo.measured:.4g} <= {slo.limit:g}"
-            lines.append(f"SLO {slo.route} {slo.threshold} ({slo.view}): {comparison}: {verdict}")
+            comparison = (
+                f"{slo.measured:.4g} {'<=' if slo.threshold == 'failure_ratio' else '<'} {slo.limit:g}"
+            )
+            lines.append(
+                f"SLO {slo.route} {slo.threshold} ({slo.view}): {comparison}: "
+                f"{verdicts.describe_verdict(slo.verdict, slo.count)}"
+            )
     lines.append("")
     if report.problems:
         lines.append("INVALID or degraded run:")

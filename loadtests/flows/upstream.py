@@ -100,10 +100,27 @@ def current_runtime() -> ScenarioRuntime:
 
 
 Body = Callable[[FlowContext, ScenarioRuntime, ConsumerApiClient], str]
+LAST_DEVICE = -1
 
 
-def scenario_flow(name: str) -> Callable[[Body], Flow]:
-    """Register a scenario body as a flow that records its outcome and raises on a failure."""
+@dataclass(frozen=True)
+class Logins:
+    """Whom a flow acts as: the persona groups (`a`, `c`, `a3`) and which device of each."""
+
+    groups: tuple[str, ...] = ()
+    device: int = 0  # LAST_DEVICE: the persona's last device
+
+
+_LOGINS: dict[str, Logins] = {}
+
+
+def scenario_flow(name: str, *, acts_as: tuple[str, ...] = (), device: int = 0) -> Callable[[Body], Flow]:
+    """Register a scenario body as a flow that records its outcome and raises on a failure.
+
+    `acts_as` and `device`: the personas the flow logs in as, so the setup phase can log them in
+    before the schedule starts (`sessions_to_log_in`).
+    """
+    _LOGINS[name] = Logins(acts_as, device)
 
     def register(body: Body) -> Flow:
         def flow(context: FlowContext) -> None:
@@ -125,6 +142,19 @@ def scenario_flow(name: str) -> Callable[[Body], Flow]:
     return register
 
 
+def sessions_to_log_in(runtime: ScenarioRuntime, http: Any, flows: Sequence[str]) -> list[IdentitySession]:
+    """Every device session of this process's personas that the given flows act as, once each."""
+    api = runtime.api(http)
+    sessions: dict[int, IdentitySession] = {}
+    for flow in flows:
+        logins = _LOGINS.get(flow, Logins())
+        for persona in runtime.cast.group(*logins.groups) if logins.groups else ():
+            device = len(persona.devices) - 1 if logins.device == LAST_DEVICE else logins.device
+            session = persona.session(api, device=device)
+            sessions[id(session)] = session
+    return list(sessions.values())
+
+
 def payload(context: FlowContext, default_bytes: int) -> bytes:
     """Random bytes of `params.payload_bytes` (default: the scenario's size): encrypted content."""
     return secrets.token_bytes(int(context.params.get("payload_bytes", default_bytes)))
@@ -133,7 +163,7 @@ def payload(context: FlowContext, default_bytes: int) -> bytes:
 # 01-05: one thing created by one identity
 
 
-@scenario_flow("upstream.create-challenge")
+@scenario_flow("upstream.create-challenge", acts_as=("a", "c"))
 def create_challenge(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """01: an app or connector identity creates a challenge."""
     runtime.cast.pick("a", "c", rng=runtime.rng).session(api).new_challenge()
@@ -148,7 +178,7 @@ def create_identity(context: FlowContext, runtime: ScenarioRuntime, api: Consume
     return OK
 
 
-@scenario_flow("upstream.create-datawallet-modification")
+@scenario_flow("upstream.create-datawallet-modification", acts_as=("a",))
 def create_datawallet_modification(
     context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient
 ) -> str:
@@ -184,7 +214,7 @@ def catch_up_datawallet(persona: Persona, session: IdentitySession) -> None:
     persona.datawallet_current = True
 
 
-@scenario_flow("upstream.create-token")
+@scenario_flow("upstream.create-token", acts_as=("a", "c"))
 def create_token(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """04: an app or connector identity creates a token (1 kB)."""
     persona = runtime.cast.pick("a", "c", rng=runtime.rng)
@@ -193,7 +223,7 @@ def create_token(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerAp
     return OK
 
 
-@scenario_flow("upstream.create-relationship-template")
+@scenario_flow("upstream.create-relationship-template", acts_as=("c",))
 def create_relationship_template(
     context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient
 ) -> str:
@@ -298,7 +328,7 @@ def lifecycle_partners(app: Persona, cast: Cast) -> list[Persona]:
     return [c for c in cast.group("c") if c.templates and c.address not in taken]
 
 
-@scenario_flow("upstream.relationship-lifecycle")
+@scenario_flow("upstream.relationship-lifecycle", acts_as=("a", "c"))
 def relationship_lifecycle(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """06: a connector (i1) and an app without a relationship to it (i2) walk the 30-step life cycle."""
     cast = runtime.cast
@@ -355,7 +385,7 @@ def read_as_recipient(
         session.get_message(message_id)
 
 
-@scenario_flow("upstream.send-message")
+@scenario_flow("upstream.send-message", acts_as=("a", "c"))
 def send_message(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """07: an identity sends a personal message to a peer, who syncs and reads it."""
     sender = runtime.cast.pick("a", "c", rng=runtime.rng, with_relationships=True)
@@ -372,7 +402,7 @@ def recipients_for(sender: Persona, limits: BackboneLimits, rng: random.Random) 
     return rng.sample(sender.peers, count)
 
 
-@scenario_flow("upstream.send-message-to-many")
+@scenario_flow("upstream.send-message-to-many", acts_as=("a", "c"))
 def send_message_to_many(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """08: an identity sends one message to as many of its peers as the landscape allows.
 
@@ -395,7 +425,7 @@ def send_message_to_many(context: FlowContext, runtime: ScenarioRuntime, api: Co
 # 09: the connector's sync loop
 
 
-@scenario_flow("upstream.connector-sync")
+@scenario_flow("upstream.connector-sync", acts_as=("c",))
 def connector_sync(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """09: a connector gets its new datawallet modifications and runs an external-event sync.
 
@@ -440,7 +470,7 @@ def connector_sync(context: FlowContext, runtime: ScenarioRuntime, api: Consumer
 # 10: a new device of a heavy app identity
 
 
-@scenario_flow("upstream.device-onboarding")
+@scenario_flow("upstream.device-onboarding", acts_as=("a3",), device=LAST_DEVICE)
 def device_onboarding(context: FlowContext, runtime: ScenarioRuntime, api: ConsumerApiClient) -> str:
     """10: a heavy app identity's device pages through everything the identity has, from index 0."""
     persona = runtime.cast.pick("a3", rng=runtime.rng)

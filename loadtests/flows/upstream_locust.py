@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from gevent.pool import Pool
 from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
@@ -22,6 +23,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.arrival.locust_plugin import engine_starting
 from loadtests.arrival.shapes import Share
+from loadtests.client import IdentitySession
 from loadtests.flows import upstream
 from loadtests.outcomes import OutcomeCounts
 from loadtests.personas import Cast, load_cast
@@ -30,6 +32,9 @@ from scenarios.schema import Scenario
 
 REPORT_KEY = "scenario_outcomes"
 UPSTREAM_FLOWS = "upstream."  # the prefix of the ten scenarios' flow names
+# Log-ins in flight during the setup phase: enough to hide the round trips, few enough that the
+# landscape's request slots are not the setup's bottleneck.
+SETUP_LOGINS_IN_PARALLEL = 8
 log = logging.getLogger("loadtests.scenarios")
 # The cast survives test restarts in one process (web UI), so datawallet indexes stay exact.
 _casts: dict[tuple[str, int, int], Cast] = {}
@@ -70,18 +75,41 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _outcomes = OutcomeCounts()  # the workers' counts of this run merge into it
 
 
-def _on_engine_starting(environment: Environment, scenario: Scenario, share: Share, **_: Any) -> None:
-    """Build this process's runtime before the engine's clock starts (loading the personas inside
-    the first iteration would make every flow's first starts late)."""
+def _on_engine_starting(
+    environment: Environment, scenario: Scenario, share: Share, client: Any, **_: Any
+) -> None:
+    """Build this process's runtime and log its personas in before the engine's clock starts
+    (loading them inside the first iterations would make every flow's first starts late, and
+    put every log-in into the measured window)."""
     global _outcomes
     _outcomes = OutcomeCounts()
     upstream.configure(factory=lambda: _runtime(environment, scenario, share))
     if any(flow.flow.startswith(UPSTREAM_FLOWS) for flow in scenario.flows):
         try:
-            upstream.current_runtime()
+            runtime = upstream.current_runtime()
         except upstream.CastError as error:
             # The iterations fail with the same message, counted per flow.
             log.error("personas: %s", error)
+            return
+        sessions = upstream.sessions_to_log_in(runtime, client, [flow.flow for flow in scenario.flows])
+        log_in(sessions)
+
+
+def log_in(sessions: list[IdentitySession], parallel: int = SETUP_LOGINS_IN_PARALLEL) -> int:
+    """Log every session in, `parallel` at a time; return how many failed (their flows retry)."""
+
+    def attempt(session: IdentitySession) -> bool:
+        try:
+            return bool(session.access_token)
+        except Exception as error:
+            log.warning("personas: the setup log-in of %r failed: %s", session, error)
+            return False
+
+    failed = sum(1 for ok in Pool(parallel).imap_unordered(attempt, sessions) if not ok)
+    log.info(
+        "personas: %d of %d devices logged in before the schedule", len(sessions) - failed, len(sessions)
+    )
+    return failed
 
 
 engine_starting.add_listener(_on_engine_starting)

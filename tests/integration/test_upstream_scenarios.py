@@ -3,7 +3,9 @@
 The test pool is seeded in bulk into the server's SQLite file, then each scenario file (and the
 production mix) runs headless in its own Locust process with the personas of the exported
 credentials. A scenario passes when every scheduled start ran to an expected outcome: the
-engine counted no failed, dropped or unfinished iteration, and no outcome is a failure.
+engine counted no failed, dropped or unfinished iteration, and no outcome is a failure; and when
+every device its flows act as logged in during the setup phase, before the schedule's clock, so
+the measured window holds no log-in.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from reports.rundir import REQUEST_COLUMNS, REQUESTS, SETUP_REQUESTS, read_table
 from scenarios.schema import load_scenario
 from testbed import cli
 from testbed.scenario_runs import (
@@ -27,6 +30,7 @@ from tests.helpers.server import running_backbone
 from tests.helpers.services import FAST_HASH_ITERATIONS
 
 RUN_S = 5.0
+LOG_IN = "/connect/token"
 # At the original rates most scenarios would schedule no start at all within 5 s; 1/s keeps
 # scenario 06's 30-step walks few enough for a slow machine.
 SMOKE_RATE_PER_S = 1.0
@@ -85,6 +89,7 @@ def test_scenario_runs_without_unexpected_failure(landscape: Landscape, path: Pa
         name=path.stem,
         rates_per_s=rates,
         duration_s=RUN_S,
+        requests_dir=tmp_path,
     )
     log = run.log_path.read_text(encoding="utf-8")
     assert run.arrivals, log
@@ -95,3 +100,16 @@ def test_scenario_runs_without_unexpected_failure(landscape: Landscape, path: Pa
         assert (flow["failed"], flow["dropped"], flow["unfinished"]) == (0, 0, 0), (name, flow, log)
         assert sum(run.outcomes[name].values()) == flow["completed"], (name, run.outcomes, flow)
     assert run.unexpected_failures() == {}, log
+    setup = read_table(tmp_path / SETUP_REQUESTS, REQUEST_COLUMNS, "setup")
+    measured = read_table(tmp_path / REQUESTS, REQUEST_COLUMNS, "requests")
+    assert set(setup["route"].astype(str)) <= {LOG_IN}
+    assert setup["ok"].all(), setup
+    assert LOG_IN not in set(measured["route"].astype(str)), "a log-in landed in the measured window"
+    logins_reported = sum(route["service"]["count"] for route in run.arrivals["setup_routes"])
+    assert logins_reported == len(setup)
+    if path.stem == "02-create-identity":
+        assert setup.empty  # new identities log in nowhere
+    else:
+        assert len(setup) > 0
+        last_setup_s = float((setup["start_s"] + setup["latency_s"]).max())
+        assert last_setup_s <= float(measured["intended_start_s"].min())

@@ -129,7 +129,9 @@ def test_a_run_that_kept_its_schedule_is_valid() -> None:
     flow = report.flow("f")
     assert (flow.target_rate_per_s, flow.achieved_rate_per_s, flow.late_ratio) == (10.0, 10.0, 0.01)
     assert report.valid, report.problems
-    assert [slo.passed for slo in report.slos] == [True, True]
+    # p99 needs 1,000 samples; 100 are too few to judge it.
+    assert [slo.verdict for slo in report.slos] == ["pass", "too few"]
+    assert report.slo_passed
     assert {slo.view for slo in report.slos} == {"corrected"}
     assert "Schedule kept" in format_report(report)
 
@@ -139,8 +141,7 @@ def test_a_run_that_missed_its_schedule_says_so() -> None:
 
     assert not report.valid
     assert report.problems == (
-        "f: the dispatcher missed its schedule: 5.56% of starts were more than 10 ms late"
-        " without waiting for the cap",
+        "f: missed its schedule: 5.56% of starts late without waiting for the in-flight cap (limit 1%)",
         "f: achieved start rate is 90.00% of the target",
         "f: 10 starts dropped (in-flight cap and queue full)",
     )
