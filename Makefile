@@ -42,21 +42,21 @@ format: setup
 
 # make bench BENCH_ARGS="--only Files --pairs 5"
 bench: setup
-	$(BIN)/python -m testbed.bench $(BENCH_ARGS)
+	$(BIN)/python -m testbed.bench.throughput $(BENCH_ARGS)
 
 bench-arrival: setup
-	$(BIN)/python -m loadtests.arrival.bench
+	$(BIN)/python -m testbed.bench.arrival $(BENCH_ARGS)
 
 # make bench-seed SEED_ARGS="--pool light --mode api"
 bench-seed: setup
-	$(BIN)/python -m testbed.bench_seed $(SEED_ARGS)
+	$(BIN)/python -m testbed.bench.seeding $(SEED_ARGS)
 
 # make bench-scenarios BENCH_ARGS="--only 03 production-mix --duration-s 30"
 bench-scenarios: setup
-	$(BIN)/python -m testbed.bench_scenarios $(BENCH_ARGS)
+	$(BIN)/python -m testbed.bench.scenarios $(BENCH_ARGS)
 
 clean:
 	rm -rf var results .pytest_cache .mypy_cache .ruff_cache
 
 bench-report: setup
-	$(BIN)/python -m reports.bench $(BENCH_ARGS)
+	$(BIN)/python -m testbed.bench.report $(BENCH_ARGS)

@@ -7,6 +7,7 @@ and the first saturated tier with the metric and value that show it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pandas as pd
 
 from reports import charts, latency, saturation, server, verdicts
 from reports.charts import Line
+from reports.manifest import RunManifest
 from reports.rundir import REPORT_HTML, SUMMARY_MD, Run, flows_table, read_run
 
 
@@ -27,7 +29,7 @@ class Report:
     """Every figure and verdict of one run, ready to be written."""
 
     run_id: str
-    manifest: Mapping[str, Any]
+    manifest: RunManifest
     t0_s: float
     duration_s: float
     routes: pd.DataFrame
@@ -93,28 +95,24 @@ def build_report(run: Run) -> Report:
     routes = routes.astype({"count": "Int64", "errors": "Int64", "server_count": "Int64"})
     window_s = latency.window_for(duration_s)
     timeline = latency.over_time(requests, t0_s, window_s)
-    scenario = manifest.get("scenario", {})
     _, keys = latency.route_codes(requests)
-    slos = verdicts.with_defaults(
-        verdicts.scenario_slos(scenario.get("slos", ())), zip(keys["method"], keys["route"], strict=True)
-    )
+    slos = verdicts.with_defaults(manifest.scenario.slos, zip(keys["method"], keys["route"], strict=True))
     flows = flows_table(run.arrival)
     setup, setup_s = latency.setup_summary(run.setup_requests)
     problems = verdicts.validity_problems(
-        processes, flows, len(requests), model=str(scenario.get("model", "open")), window_s=(t0_s, end_s)
+        processes, flows, len(requests), model=manifest.scenario.model, window_s=(t0_s, end_s)
     )
-    profile = manifest.get("profile", {})
     rules = saturation.evaluate(
         series,
         processes,
         t0_s,
         requests=requests,
-        threads_per_worker=int(profile.get("threads_per_worker") or 1),
-        machine_cores=float(manifest.get("machine", {}).get("cpus") or 1),
+        threads_per_worker=manifest.profile.threads_per_worker,
+        machine_cores=float(manifest.machine.cpus),
     )
     tiers = saturation.tier_verdicts(rules)
     return Report(
-        run_id=str(manifest.get("run_id", run.path.name)),
+        run_id=manifest.run_id,
         manifest=manifest,
         t0_s=t0_s,
         duration_s=duration_s,
@@ -134,15 +132,15 @@ def build_report(run: Run) -> Report:
 
 
 def _run_window(
-    manifest: Mapping[str, Any], requests: pd.DataFrame, series: pd.DataFrame, processes: pd.DataFrame
+    manifest: RunManifest, requests: pd.DataFrame, series: pd.DataFrame, processes: pd.DataFrame
 ) -> tuple[float, float]:
     starts = [float(frame["t_s"].min()) for frame in (series, processes) if len(frame)]
     ends = [float(frame["t_s"].max()) for frame in (series, processes) if len(frame)]
     if len(requests):
         starts.append(float(requests["start_s"].min()))
         ends.append(float((requests["start_s"] + requests["latency_s"]).max()))
-    t0_s = float(manifest.get("started_at_s") or (min(starts) if starts else 0.0))
-    end_s = float(manifest.get("ended_at_s") or (max(ends) if ends else t0_s))
+    t0_s = float(manifest.started_at_s or (min(starts) if starts else 0.0))
+    end_s = float(manifest.ended_at_s or (max(ends) if ends else t0_s))
     return t0_s, end_s
 
 
@@ -150,6 +148,15 @@ def _per_process(frame: pd.DataFrame, t0_s: float, scale: float = 1.0) -> list[L
     return [
         Line(str(name), rows["t_s"].to_numpy(float) - t0_s, rows["value"].to_numpy(float) * scale)
         for name, rows in frame.sort_values("t_s").groupby("process", observed=True)
+    ]
+
+
+def _per_process_labelled(t0_s: float, *gauges: tuple[str, pd.DataFrame]) -> list[Line]:
+    """One line per process and gauge, named `<process> <label>`."""
+    return [
+        Line(f"{line.name} {label}", line.x, line.y)
+        for label, frame in gauges
+        for line in _per_process(frame, t0_s)
     ]
 
 
@@ -178,29 +185,30 @@ def _charts(
             limits={"50 ms": 50.0, "100 ms": 100.0},
         )
     )
-    slots = server.gauge(series, "http_server_active_requests")
-    busy = server.gauge(series, "backbone_gunicorn_workers_busy")
     found.append(
         charts.line_chart(
             "node",
             "Node: requests in flight and busy workers",
-            [
-                *(Line(f"{line.name} in flight", line.x, line.y) for line in _per_process(slots, t0_s)),
-                *(Line(f"{line.name} busy workers", line.x, line.y) for line in _per_process(busy, t0_s)),
-            ],
+            _per_process_labelled(
+                t0_s,
+                ("in flight", server.gauge(series, "http_server_active_requests")),
+                ("busy workers", server.gauge(series, "backbone_gunicorn_workers_busy")),
+            ),
             y_label="requests / workers",
         )
     )
-    used = server.gauge(series, "db_client_connection_count", db_client_connection_state="used")
-    ceiling = server.gauge(series, "db_client_connection_max")
     found.append(
         charts.line_chart(
             "db-pool",
             "Database pool: connections checked out and the ceiling (pool size + overflow)",
-            [
-                *(Line(f"{line.name} used", line.x, line.y) for line in _per_process(used, t0_s)),
-                *(Line(f"{line.name} max", line.x, line.y) for line in _per_process(ceiling, t0_s)),
-            ],
+            _per_process_labelled(
+                t0_s,
+                (
+                    "used",
+                    server.gauge(series, "db_client_connection_count", db_client_connection_state="used"),
+                ),
+                ("max", server.gauge(series, "db_client_connection_max")),
+            ),
             y_label="connections",
         )
     )
@@ -302,16 +310,16 @@ def _tier_rows(report: Report) -> list[list[str]]:
 def _slo_rows(report: Report) -> list[list[str]]:
     return [
         [
-            row.slo,
-            row.source,
-            row.view,
-            row.threshold,
-            f"{row.limit:g}",
-            _number(row.measured, 2),
-            _number(int(row.count)),
-            verdicts.describe_verdict(row.verdict, int(row.count)),
+            str(row["slo"]),
+            str(row["source"]),
+            str(row["view"]),
+            str(row["threshold"]),
+            f"{row['limit']:g}",
+            _number(row["measured"], 2),
+            _number(int(row["count"])),
+            verdicts.describe_verdict(str(row["verdict"]), int(row["count"])),
         ]
-        for row in report.slos.itertuples()
+        for row in report.slos.to_dict("records")
     ]
 
 
@@ -320,9 +328,9 @@ SETUP_HEADER = ("method", "route", "count", "errors", "p50 ms", "p90 ms", "p99 m
 
 def _setup_text(report: Report) -> str:
     """Say what the setup phase was, and how the pool's passwords were hashed."""
-    iterations = report.manifest.get("pool_pbkdf2_iterations")
+    iterations = report.manifest.pool_pbkdf2_iterations
     cost = (
-        f" The pool's passwords were seeded with PBKDF2 at {int(iterations):,} iterations "
+        f" The pool's passwords were seeded with PBKDF2 at {iterations:,} iterations "
         "(the backbone hashes new passwords at its own setting): a log-in measures the landscape, "
         "not the password hash's cost."
         if iterations
@@ -337,7 +345,7 @@ def _setup_text(report: Report) -> str:
     )
 
 
-def _manifest_rows(manifest: Mapping[str, Any]) -> list[list[str]]:
+def _manifest_rows(manifest: RunManifest) -> list[list[str]]:
     def flat(prefix: str, value: Any) -> list[list[str]]:
         if isinstance(value, Mapping):
             return [
@@ -349,7 +357,7 @@ def _manifest_rows(manifest: Mapping[str, Any]) -> list[list[str]]:
             return [row for index, item in enumerate(value) for row in flat(f"{prefix}[{index}]", item)]
         return [[prefix, str(value)]]
 
-    return flat("", {key: value for key, value in manifest.items() if key != "scenario_text"})
+    return flat("", dataclasses.asdict(manifest))
 
 
 SLO_HEADER = ("SLO", "source", "view", "threshold", "limit", "measured", "count", "verdict")
@@ -374,13 +382,12 @@ ERROR_HEADER = ("method", "route", "status", "error code", "count")
 def render_markdown(report: Report) -> str:
     """Return the Markdown summary (three verdict lines first)."""
     lines = [*(f"{line}  " for line in report.headline()), ""]
-    scenario = report.manifest.get("scenario", {})
-    profile = report.manifest.get("profile", {})
+    manifest = report.manifest
     lines += [
         f"# Run {report.run_id}",
         "",
-        f"Scenario `{scenario.get('name', '?')}` on profile `{profile.get('name', '?')}`, "
-        f"{report.duration_s:.0f} s from {report.manifest.get('started_at', '?')}; "
+        f"Scenario `{manifest.scenario.name}` on profile `{manifest.profile.name}`, "
+        f"{report.duration_s:.0f} s from {manifest.started_at}; "
         f"{int(report.routes['count'].fillna(0).sum()):,} requests.",
         "",
         "## Routes (latency in ms: corrected from the intended start | uncorrected | server histogram)",
@@ -435,8 +442,7 @@ details{margin-top:16px}
 def render_html(report: Report) -> str:
     """Return the self-contained HTML report (inline CSS and SVG; no external reference)."""
     slo_line, validity_line, tier_line = report.headline()
-    scenario = report.manifest.get("scenario", {})
-    profile = report.manifest.get("profile", {})
+    manifest = report.manifest
     body = [
         f"<h1>Run {escape(report.run_id)}</h1>",
         '<section class="verdicts">',
@@ -444,9 +450,9 @@ def render_html(report: Report) -> str:
         f'<p class="{"pass" if report.valid else "fail"}" id="validity-verdict">{escape(validity_line)}</p>',
         f'<p class="info" id="first-saturated">{escape(tier_line)}</p>',
         "</section>",
-        f"<p>Scenario <b>{escape(str(scenario.get('name', '?')))}</b> on profile "
-        f"<b>{escape(str(profile.get('name', '?')))}</b>, {report.duration_s:.0f} s from "
-        f"{escape(str(report.manifest.get('started_at', '?')))}.</p>",
+        f"<p>Scenario <b>{escape(manifest.scenario.name)}</b> on profile "
+        f"<b>{escape(manifest.profile.name)}</b>, {report.duration_s:.0f} s from "
+        f"{escape(manifest.started_at)}.</p>",
         "<h2>Over time</h2>",
         *report.charts[:2],
         "<h2>Routes</h2>",

@@ -1,6 +1,7 @@
 """The run directory `results/<run-id>/`: what a run leaves behind and how the report reads it.
 
     manifest.json        what ran, where, when: git revision, profile, scenario, versions, machine
+                         (a typed `RunManifest` with a format version: reports/manifest.py)
     requests/*.parquet   one row per request (each load-generating process writes its own parts)
     setup/*.parquet      the same for the requests before the schedule's clock (log-ins); not judged
     series/*.parquet     every scraped Prometheus sample, per process, once a second
@@ -28,7 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MANIFEST = "manifest.json"
+from reports.manifest import RunManifest, read_manifest
+
 REQUESTS = "requests"
 SETUP_REQUESTS = "setup"
 SERIES = "series"
@@ -72,11 +74,6 @@ TIERS = ("gateway", "node", "database", "events")
 LOAD_GENERATOR = "load-generator"
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-_SECRET_KEY = re.compile(r"(secret|password|passwd|api_key|apikey|token|signing_key|credential)", re.I)
-_URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@", re.I
-)
-REDACTED = "***"
 
 
 class RunDirectoryError(Exception):
@@ -88,7 +85,7 @@ class Run:
     """Everything a report needs from one run directory."""
 
     path: Path
-    manifest: Mapping[str, Any]
+    manifest: RunManifest
     requests: pd.DataFrame
     series: pd.DataFrame
     processes: pd.DataFrame
@@ -112,7 +109,7 @@ def conform(frame: pd.DataFrame, columns: Mapping[str, str], what: str) -> pd.Da
     # Column by column and only where needed: a 10-million-row table must not be copied whole.
     for name, dtype in columns.items():
         if str(frame[name].dtype) != dtype:
-            frame[name] = frame[name].astype(dtype)
+            frame[name] = frame[name].astype(pd.api.types.pandas_dtype(dtype))
     return frame
 
 
@@ -130,27 +127,6 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def redact(value: Any) -> Any:
-    """Return a copy of nested data with secret-looking keys and URL passwords replaced by ***."""
-    if isinstance(value, Mapping):
-        return {
-            key: (REDACTED if _SECRET_KEY.search(str(key)) and item not in (None, "") else redact(item))
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
-    return value
-
-
-def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
-    """Write manifest.json (secrets redacted)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(redact(manifest), indent=2, sort_keys=True, default=str)
-    (run_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")
-
-
 def write_table(frame: pd.DataFrame, path: Path, columns: Mapping[str, str], what: str) -> None:
     """Write one parquet file of a table after checking its columns."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,10 +136,7 @@ def write_table(frame: pd.DataFrame, path: Path, columns: Mapping[str, str], wha
 def read_run(run_dir: str | Path) -> Run:
     """Read a run directory; tables that were not written come back empty."""
     path = Path(run_dir)
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        raise RunDirectoryError(f"{path}: not a run directory (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(path)
     arrival_path = path / ARRIVAL
     arrival = json.loads(arrival_path.read_text(encoding="utf-8")) if arrival_path.is_file() else {}
     return Run(

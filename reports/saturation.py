@@ -213,11 +213,8 @@ def pool_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
         metric = "db_client_connection_count{state=used} >= db_client_connection_max"
         results.append(_result("database", "pool exhausted", metric, held, figure))
     wait_name = "db_client_connection_wait_time_seconds"
-    waits = server.mean_per_interval(series, wait_name)
-    if not waits.empty:
-        waits = waits.dropna().reset_index(drop=True)
-        held = per_second(waits, t0_s, waits["value"] >= POOL_WAIT_LIMIT_S)
-        count, p95_s = server.run_quantile(series, wait_name, 95)
+    if (waits := _mean_at_least(series, t0_s, wait_name, POOL_WAIT_LIMIT_S)) is not None:
+        held, count, p95_s = waits
         share = float(held.mean()) if len(held) else 0.0
         figure = (
             f"pool checkout wait p95 {p95_s * 1000:.1f} ms over {int(count)} checkouts; mean wait >= "
@@ -225,6 +222,19 @@ def pool_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
         )
         results.append(_result("database", "pool checkout wait", wait_name, held, figure))
     return results
+
+
+def _mean_at_least(
+    series: pd.DataFrame, t0_s: float, name: str, limit: float
+) -> tuple[pd.Series, float, float] | None:
+    """Per second, whether a histogram's mean per scrape interval was >= `limit`; with the run's count
+    and p95. None when the histogram was not scraped."""
+    means = server.mean_per_interval(series, name)
+    if means.empty:
+        return None
+    means = means.dropna().reset_index(drop=True)
+    count, p95 = server.run_quantile(series, name, 95)
+    return per_second(means, t0_s, means["value"] >= limit), count, p95
 
 
 def events_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
@@ -245,11 +255,8 @@ def events_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
         )
         results.append(_result("events", what, name, held, figure))
     lag_name = "messaging_consumer_lag_seconds"
-    lags = server.mean_per_interval(series, lag_name)
-    if not lags.empty:
-        lags = lags.dropna().reset_index(drop=True)
-        held = per_second(lags, t0_s, lags["value"] >= CONSUMER_LAG_LIMIT_S)
-        _, p95_s = server.run_quantile(series, lag_name, 95)
+    if (lags := _mean_at_least(series, t0_s, lag_name, CONSUMER_LAG_LIMIT_S)) is not None:
+        held, _, p95_s = lags
         figure = (
             f"consumer lag p95 {p95_s:.2f} s; mean lag >= {CONSUMER_LAG_LIMIT_S:g} s in "
             f"{_percent(float(held.mean()) if len(held) else 0)} of seconds"

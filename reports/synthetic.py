@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
+from reports.manifest import LandscapeRecord, Machine, RunManifest, ScenarioRecord, SloSpec, write_manifest
 from reports.rundir import (
     ARRIVAL,
     PROCESS_COLUMNS,
@@ -26,7 +29,6 @@ from reports.rundir import (
     SERIES_COLUMNS,
     SETUP_REQUESTS,
     format_labels,
-    write_manifest,
     write_table,
 )
 
@@ -76,27 +78,24 @@ def write_synthetic_run(
     write_table(_processes(rng, duration_s, t0_s, stress), path / PROCESSES, PROCESS_COLUMNS, "processes")
     write_manifest(
         path,
-        {
-            "run_id": path.name,
-            "started_at_s": t0_s,
-            "ended_at_s": t0_s + duration_s,
-            "started_at": pd.Timestamp(t0_s, unit="s", tz="UTC").isoformat(),
-            "ended_at": pd.Timestamp(t0_s + duration_s, unit="s", tz="UTC").isoformat(),
-            "seed": seed,
-            "synthetic": True,
-            "scenario": {
-                "name": "synthetic",
-                "model": "open",
-                "slos": [{"route": "/api/v2/Messages", "method": "GET", "percentiles_ms": [[95, 80]]}],
-            },
-            "profile": {
-                "name": "synthetic",
-                "nodes": len(NODES),
-                "workers": WORKERS_PER_NODE,
-                "threads_per_worker": THREADS,
-            },
-            "machine": {"cpus": 2},
-        },
+        RunManifest(
+            run_id=path.name,
+            started_at_s=t0_s,
+            ended_at_s=t0_s + duration_s,
+            seed=seed,
+            synthetic=True,
+            scenario=ScenarioRecord(
+                name="synthetic",
+                model="open",
+                slos=(SloSpec(route="/api/v2/Messages", method="GET", percentiles_ms=((95.0, 80.0),)),),
+            ),
+            profile=LandscapeRecord(
+                name="synthetic",
+                nodes={"count": len(NODES), "workers": WORKERS_PER_NODE, "threads": THREADS},
+                threads_per_worker=THREADS,
+            ),
+            machine=Machine(cpus=2),
+        ),
     )
     rate = requests / duration_s
     flow = {"name": "synthetic", "target_rate_per_s": rate, "achieved_rate_per_s": rate}
@@ -146,11 +145,11 @@ def _requests(
         {
             "intended_start_s": start - delay,
             "start_s": start,
-            "flow": pd.Categorical.from_codes(np.zeros(count, dtype=np.int8), ["synthetic"]),
-            "method": pd.Categorical.from_codes(method_codes, method_names),
-            "route": pd.Categorical.from_codes(route_codes, route_names),
+            "flow": _categorical(np.zeros(count, dtype=np.int8), ["synthetic"]),
+            "method": _categorical(method_codes, method_names),
+            "route": _categorical(route_codes, route_names),
             "status": status,
-            "error_code": pd.Categorical.from_codes(
+            "error_code": _categorical(
                 (~ok).astype(np.int8), ["", "error.platform.validation.invalidPropertyValue"]
             ),
             "ok": ok,
@@ -160,10 +159,15 @@ def _requests(
     )
 
 
+def _categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    # pandas takes an array of codes as it is; its stubs declare only sequences.
+    return pd.Categorical.from_codes(cast(Sequence[int], codes), categories=pd.Index(names))
+
+
 def _series(
     rng: np.random.Generator, requests: pd.DataFrame, duration_s: int, t0_s: float, stress: str | None
 ) -> pd.DataFrame:
-    columns: dict[str, list] = {name: [] for name in SERIES_COLUMNS}
+    columns: dict[str, list[Any]] = {name: [] for name in SERIES_COLUMNS}
 
     def add(
         t: np.ndarray, process: str, tier: str, name: str, labels: dict[str, str], values: np.ndarray

@@ -19,14 +19,14 @@ the same functions here, so both verdicts of one run agree.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import Protocol, cast
 
 import numpy as np
 import pandas as pd
 
 from reports.latency import nearest_rank
+from reports.manifest import SloSpec as SloSpec
 from reports.rundir import LOAD_GENERATOR
 
 DEFAULT_PERCENTILES_MS = ((90.0, 50.0), (98.0, 100.0))
@@ -146,40 +146,6 @@ def generator_overloaded_problem(process: str, share: float, peak_percent: float
     )
 
 
-@dataclass(frozen=True)
-class SloSpec:
-    """Thresholds for one route (method None: every method), judged on one latency view."""
-
-    route: str
-    method: str | None
-    percentiles_ms: tuple[tuple[float, float], ...]
-    view: str = "corrected"
-    max_failure_ratio: float | None = None
-    source: str = "scenario"
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.route}" if self.method else self.route
-
-
-def scenario_slos(slos: Iterable[Mapping[str, object]]) -> list[SloSpec]:
-    """Return SLOs from their manifest form (the scenario's `[slo]` tables as parsed)."""
-    specs = []
-    for item in slos:
-        percentiles = item.get("percentiles_ms") or ()
-        ratio = item.get("max_failure_ratio")
-        specs.append(
-            SloSpec(
-                route=str(item["route"]),
-                method=str(item["method"]) if item.get("method") else None,
-                percentiles_ms=tuple((float(p), float(limit)) for p, limit in percentiles),  # type: ignore[union-attr]
-                view=str(item.get("view") or "corrected"),
-                max_failure_ratio=None if ratio is None else float(ratio),  # type: ignore[arg-type]
-            )
-        )
-    return specs
-
-
 def with_defaults(slos: Sequence[SloSpec], routes: Iterable[tuple[str, str]]) -> list[SloSpec]:
     """Add the original's default thresholds for every (method, route) no scenario SLO covers."""
     result = list(slos)
@@ -252,4 +218,6 @@ def validity_problems(
             problems.append(generator_overloaded_problem(name, share, float(rows["cpu_percent"].max())))
     if model != "open":
         return problems
-    return problems + schedule_problems(flows.rename(columns={"flow": "name"}).itertuples(index=False))
+    # Each row has the fields of FlowStarts, under the same names.
+    starts = cast(Iterable[FlowStarts], flows.rename(columns={"flow": "name"}).itertuples(index=False))
+    return problems + schedule_problems(starts)

@@ -10,17 +10,18 @@ cores given to the landscape and to the load generator. `testbed up --profile NA
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-import math
 import re
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from backbone.settings import Settings, SettingsError
+from scenarios.reader import ConfigError, ConfigReader, parse_toml, show
 
 PROFILES_DIR = Path(__file__).resolve().parent / "landscapes"
 ENVIRONMENTS = ("development", "production")
@@ -51,12 +52,8 @@ _OWNED_SETTINGS = {
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
-class ProfileError(Exception):
+class ProfileError(ConfigError):
     """A landscape profile is unreadable or invalid; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -190,287 +187,247 @@ def load_profile(name_or_path: str, overrides: Mapping[str, str] | None = None) 
 
 def parse_profile(text: str, *, source: Path, overrides: Mapping[str, str] | None = None) -> LandscapeProfile:
     """Parse and validate a profile; raise ProfileError with every problem found."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ProfileError([f"{source}: not valid TOML: {error}"]) from None
+    data = parse_toml(text, source, ProfileError)
     if problems := apply_overrides(data, overrides or {}):
         raise ProfileError([f"{source}: {problem}" for problem in problems])
-    read = _Reader(source)
-    read.only(
-        data,
-        "",
-        (
-            "name",
-            "description",
-            "environment",
-            "allowed_target_hosts",
-            "gateway",
-            "nodes",
-            "database",
-            "bus",
-            "blob_store",
-            "worker",
-            "admin_api",
-            "cpu",
-            "backbone",
-        ),
-    )
-    name = read.text(data, "", "name")
-    description = read.text(data, "", "description", "")
-    environment = read.choice(data, "", "environment", ENVIRONMENTS, "production")
-
-    table = read.table(data.get("gateway", {}), "gateway")
-    read.only(
-        table,
-        "gateway.",
-        (
-            "instances",
-            "max_request_body_bytes",
-            "retries",
-            "health_check_interval_ms",
-            "timeout_server_s",
-            "max_connections",
-        ),
-    )
-    gateway = GatewayProfile(
-        instances=read.integer(table, "gateway.", "instances", 1, minimum=0, maximum=16),
-        max_request_body_bytes=read.integer(
-            table, "gateway.", "max_request_body_bytes", 20 * 1024 * 1024, minimum=1024, maximum=2**31
-        ),
-        retries=read.integer(table, "gateway.", "retries", 2, minimum=0, maximum=10),
-        health_check_interval_ms=read.integer(
-            table, "gateway.", "health_check_interval_ms", 1000, minimum=100, maximum=60_000
-        ),
-        timeout_server_s=read.number(table, "gateway.", "timeout_server_s", 60.0, minimum=0.1),
-        max_connections=read.integer(table, "gateway.", "max_connections", 2000, minimum=1, maximum=100_000),
-    )
-
-    table = read.table(data.get("nodes", {}), "nodes")
-    read.only(table, "nodes.", ("count", "workers", "threads", "cpu_limit"))
-    cpu_limit = read.number(table, "nodes.", "cpu_limit", None, minimum=0.01)
-    nodes = NodesProfile(
-        count=read.integer(table, "nodes.", "count", 1, minimum=1, maximum=64),
-        workers=read.integer(table, "nodes.", "workers", 2, minimum=1, maximum=256),
-        threads=read.integer(table, "nodes.", "threads", 4, minimum=1, maximum=256),
-        cpu_limit=cpu_limit,
-    )
-
-    table = read.table(data.get("database", {}), "database")
-    read.only(table, "database.", ("kind", "url", "pool_size", "max_overflow", "connection_reserve"))
-    database = DatabaseProfile(
-        kind=read.choice(table, "database.", "kind", DATABASE_KINDS, "sqlite"),
-        url=read.text(table, "database.", "url", ""),
-        pool_size=read.integer(table, "database.", "pool_size", 5, minimum=1, maximum=1000),
-        max_overflow=read.integer(table, "database.", "max_overflow", 10, minimum=0, maximum=1000),
-        connection_reserve=read.integer(
-            table, "database.", "connection_reserve", 10, minimum=0, maximum=10_000
-        ),
-    )
-    if database.kind == "postgresql" and not database.url.startswith(("postgresql://", "postgres://")):
-        read.problem(
-            "database.url",
-            'with kind = "postgresql" must be the server\'s URL, postgresql://user@host:port/database',
-        )
-    if database.kind == "sqlite" and database.url:
-        read.problem("database.url", 'is only for kind = "postgresql" (SQLite lives in the run directory)')
-    if database.kind == "sqlite" and nodes.count > 1:
-        read.problem("nodes.count", 'one SQLite file serves one node; use database.kind = "postgresql"')
-
-    table = read.table(data.get("bus", {}), "bus")
-    read.only(table, "bus.", ("kind", "url"))
-    bus = BusProfile(
-        kind=read.choice(table, "bus.", "kind", BUS_KINDS, "inprocess"),
-        url=read.text(table, "bus.", "url", ""),
-    )
-    if bus.kind == "rabbitmq" and not bus.url.startswith(("amqp://", "amqps://")):
-        read.problem(
-            "bus.url", 'with kind = "rabbitmq" must be the broker\'s amqp://user:password@host:port/'
-        )
-    if bus.kind == "inprocess" and bus.url:
-        read.problem("bus.url", 'is only for kind = "rabbitmq"')
-
-    table = read.table(data.get("blob_store", {}), "blob_store")
-    read.only(table, "blob_store.", ("kind", "bucket"))
-    blob_store = BlobStoreProfile(
-        kind=read.choice(table, "blob_store.", "kind", BLOB_STORE_KINDS, "local"),
-        bucket=read.text(table, "blob_store.", "bucket", "backbone-files"),
-    )
-
-    table = read.table(data.get("worker", {}), "worker")
-    read.only(table, "worker.", ("replicas",))
-    worker_replicas = read.integer(table, "worker.", "replicas", 0, minimum=0, maximum=64)
-    if bus.kind == "rabbitmq" and worker_replicas == 0 and "replicas" in table:
-        read.problem(
-            "worker.replicas", 'must be >= 1 with bus.kind = "rabbitmq" (nothing handles the events)'
-        )
-    if bus.kind == "inprocess" and worker_replicas > 0:
-        read.problem(
-            "worker.replicas", 'must be 0 with bus.kind = "inprocess" (handlers run inside the nodes)'
-        )
-    if bus.kind == "rabbitmq" and "replicas" not in table:
-        worker_replicas = 1
-
-    table = read.table(data.get("admin_api", {}), "admin_api")
-    read.only(table, "admin_api.", ("workers",))
-    admin_api_workers = read.integer(table, "admin_api.", "workers", 1, minimum=1, maximum=16)
-
+    read = ConfigReader(source, unknown_key="is not a known option (known: {known})")
+    read.only(data, "", _TOP_KEYS)
+    environment = read.choice(data, "", "environment", "production", ENVIRONMENTS)
+    nodes = _nodes(_table(read, data, "nodes", NodesProfile), read)
+    gateway = _gateway(_table(read, data, "gateway", GatewayProfile), read)
     if gateway.instances == 0 and nodes.count > 1:
         read.problem("gateway.instances", f"is 0, but {nodes.count} nodes need a gateway to balance them")
-
-    table = read.table(data.get("cpu", {}), "cpu")
-    read.only(table, "cpu.", ("landscape_cores", "load_generator_cores"))
-    cpu = CpuProfile(
-        landscape_cores=read.cores(table, "cpu.", "landscape_cores"),
-        load_generator_cores=read.cores(table, "cpu.", "load_generator_cores"),
-    )
-    if shared := sorted(set(cpu.landscape_cores) & set(cpu.load_generator_cores)):
-        read.problem(
-            "cpu.load_generator_cores",
-            f"shares core(s) {', '.join(map(str, shared))} with cpu.landscape_cores; keep them apart",
-        )
-
-    allowed_target_hosts = read.hosts(data, "allowed_target_hosts")
-    backbone = read.backbone_settings(data.get("backbone", {}), environment)
-    read.finish()
-    return LandscapeProfile(
-        name=name,
-        description=description,
+    database = _database(_table(read, data, "database", DatabaseProfile), read)
+    if database.kind == "sqlite" and nodes.count > 1:
+        read.problem("nodes.count", 'one SQLite file serves one node; use database.kind = "postgresql"')
+    bus = _bus(_table(read, data, "bus", BusProfile), read)
+    worker = read.table(data.get("worker", {}), "worker")
+    read.only(worker, "worker", ("replicas",))
+    admin_api = read.table(data.get("admin_api", {}), "admin_api")
+    read.only(admin_api, "admin_api", ("workers",))
+    profile = LandscapeProfile(
+        name=read.text(data, "", "name", non_empty=False),
+        description=read.text(data, "", "description", "", non_empty=False),
         source=source,
         environment=environment,
         gateway=gateway,
         nodes=nodes,
         database=database,
         bus=bus,
-        blob_store=blob_store,
-        worker_replicas=worker_replicas,
-        admin_api_workers=admin_api_workers,
-        cpu=cpu,
-        allowed_target_hosts=allowed_target_hosts,
-        backbone=MappingProxyType(backbone),
+        blob_store=_blob_store(_table(read, data, "blob_store", BlobStoreProfile), read),
+        worker_replicas=_worker_replicas(worker, bus, read),
+        admin_api_workers=read.integer(admin_api, "admin_api", "workers", 1, minimum=1, maximum=16),
+        cpu=_cpu(_table(read, data, "cpu", CpuProfile), read),
+        allowed_target_hosts=_hosts(data, "allowed_target_hosts", read),
+        backbone=MappingProxyType(_backbone_settings(data.get("backbone", {}), read)),
+    )
+    read.raise_problems(ProfileError)
+    return profile
+
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "environment",
+    "allowed_target_hosts",
+    "gateway",
+    "nodes",
+    "database",
+    "bus",
+    "blob_store",
+    "worker",
+    "admin_api",
+    "cpu",
+    "backbone",
+)
+# The bounds of every integer option, (minimum, maximum); the defaults are the dataclasses'.
+_GATEWAY_BOUNDS = {
+    "instances": (0, 16),
+    "max_request_body_bytes": (1024, 2**31),
+    "retries": (0, 10),
+    "health_check_interval_ms": (100, 60_000),
+    "max_connections": (1, 100_000),
+}
+_NODES_BOUNDS = {"count": (1, 64), "workers": (1, 256), "threads": (1, 256)}
+_DATABASE_BOUNDS = {"pool_size": (1, 1000), "max_overflow": (0, 1000), "connection_reserve": (0, 10_000)}
+
+
+def _table(read: ConfigReader, data: Mapping[str, Any], name: str, profile: type[Any]) -> dict[str, Any]:
+    """The profile's table `name`; its options are the fields of the dataclass `profile`."""
+    table = read.table(data.get(name, {}), name)
+    read.only(table, name, [field.name for field in dataclasses.fields(profile)])
+    return table
+
+
+def _integers(
+    read: ConfigReader,
+    table: Mapping[str, Any],
+    prefix: str,
+    defaults: object,
+    bounds: Mapping[str, tuple[int, int]],
+) -> dict[str, int]:
+    return {
+        name: read.integer(table, prefix, name, getattr(defaults, name), minimum=low, maximum=high)
+        for name, (low, high) in bounds.items()
+    }
+
+
+def _gateway(table: dict[str, Any], read: ConfigReader) -> GatewayProfile:
+    defaults = GatewayProfile()
+    return GatewayProfile(
+        **_integers(read, table, "gateway", defaults, _GATEWAY_BOUNDS),
+        timeout_server_s=read.number(
+            table, "gateway", "timeout_server_s", defaults.timeout_server_s, minimum=0.1, inclusive=True
+        ),
     )
 
 
-class _Reader:
-    """Read typed values out of TOML tables, collecting problems instead of stopping at the first."""
+def _nodes(table: dict[str, Any], read: ConfigReader) -> NodesProfile:
+    return NodesProfile(
+        **_integers(read, table, "nodes", NodesProfile(), _NODES_BOUNDS),
+        cpu_limit=(
+            read.number(table, "nodes", "cpu_limit", minimum=0.01, inclusive=True)
+            if "cpu_limit" in table
+            else None
+        ),
+    )
 
-    def __init__(self, source: Path) -> None:
-        self._source = source
-        self._problems: list[str] = []
 
-    def problem(self, key: str, text: str) -> None:
-        self._problems.append(f"{self._source}: {key}: {text}")
+def _database(table: dict[str, Any], read: ConfigReader) -> DatabaseProfile:
+    defaults = DatabaseProfile()
+    pool = _integers(read, table, "database", defaults, _DATABASE_BOUNDS)
+    database = DatabaseProfile(
+        kind=read.choice(table, "database", "kind", defaults.kind, DATABASE_KINDS),
+        url=read.text(table, "database", "url", defaults.url, non_empty=False),
+        pool_size=pool["pool_size"],
+        max_overflow=pool["max_overflow"],
+        connection_reserve=pool["connection_reserve"],
+    )
+    _check_server_url(read, "database", database.kind, database.url)
+    return database
 
-    def finish(self) -> None:
-        if self._problems:
-            raise ProfileError(self._problems)
 
-    def table(self, value: Any, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.problem(key, f"must be a table, got {value!r}")
-            return {}
-        return value
+def _bus(table: dict[str, Any], read: ConfigReader) -> BusProfile:
+    bus = BusProfile(
+        kind=read.choice(table, "bus", "kind", BusProfile.kind, BUS_KINDS),
+        url=read.text(table, "bus", "url", "", non_empty=False),
+    )
+    _check_server_url(read, "bus", bus.kind, bus.url)
+    return bus
 
-    def only(self, table: Mapping[str, Any], prefix: str, allowed: Collection[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                self.problem(f"{prefix}{key}", f"is not a known option (known: {', '.join(sorted(allowed))})")
 
-    def text(self, table: Mapping[str, Any], prefix: str, name: str, default: str | None = None) -> str:
-        value = table.get(name, default)
-        if value is None:
-            self.problem(f"{prefix}{name}", "is required")
-            return ""
-        if not isinstance(value, str):
-            self.problem(f"{prefix}{name}", f"must be a string, got {value!r}")
-            return default or ""
-        return value
+# The tables whose `url` names a server: the kind that needs it, the URL schemes it takes, what
+# the URL must be, and why the other kind has none.
+_SERVER_URLS = {
+    "database": (
+        "postgresql",
+        ("postgresql://", "postgres://"),
+        "the server's URL, postgresql://user@host:port/database",
+        " (SQLite lives in the run directory)",
+    ),
+    "bus": ("rabbitmq", ("amqp://", "amqps://"), "the broker's amqp://user:password@host:port/", ""),
+}
 
-    def choice(
-        self, table: Mapping[str, Any], prefix: str, name: str, allowed: Collection[str], default: str
-    ) -> str:
-        value = self.text(table, prefix, name, default)
-        if value not in allowed:
-            self.problem(f"{prefix}{name}", f"must be one of {', '.join(allowed)}, got {value!r}")
-            return default
-        return value
 
-    def integer(
-        self, table: Mapping[str, Any], prefix: str, name: str, default: int, *, minimum: int, maximum: int
-    ) -> int:
-        value = table.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            self.problem(f"{prefix}{name}", f"must be an integer in {minimum}..{maximum}, got {value!r}")
-            return default
-        return value
+def _check_server_url(read: ConfigReader, table: str, kind: str, url: str) -> None:
+    """A table's `url` names its server: required for the server kind, refused for the local one."""
+    server_kind, schemes, needs, elsewhere = _SERVER_URLS[table]
+    if kind == server_kind and not url.startswith(schemes):
+        read.problem(f"{table}.url", f'with kind = "{server_kind}" must be {needs}')
+    if kind != server_kind and url:
+        read.problem(f"{table}.url", f'is only for kind = "{server_kind}"{elsewhere}')
 
-    def number(
-        self, table: Mapping[str, Any], prefix: str, name: str, default: Any, *, minimum: float
-    ) -> Any:
-        value = table.get(name, default)
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value < minimum
-        ):
-            self.problem(f"{prefix}{name}", f"must be a number >= {minimum}, got {value!r}")
-            return default
-        return float(value)
 
-    def cores(self, table: Mapping[str, Any], prefix: str, name: str) -> tuple[int, ...]:
-        value = table.get(name, [])
-        if not isinstance(value, list) or not all(
-            isinstance(core, int) and not isinstance(core, bool) and core >= 0 for core in value
-        ):
-            self.problem(f"{prefix}{name}", f"must be a list of core numbers (0, 1, ...), got {value!r}")
-            return ()
-        if len(set(value)) != len(value):
-            self.problem(f"{prefix}{name}", f"names a core twice: {value!r}")
-        return tuple(sorted(set(value)))
+def _blob_store(table: dict[str, Any], read: ConfigReader) -> BlobStoreProfile:
+    defaults = BlobStoreProfile()
+    return BlobStoreProfile(
+        kind=read.choice(table, "blob_store", "kind", defaults.kind, BLOB_STORE_KINDS),
+        bucket=read.text(table, "blob_store", "bucket", defaults.bucket),
+    )
 
-    def hosts(self, data: Mapping[str, Any], name: str) -> tuple[str, ...]:
-        value = data.get(name, ["localhost", "127.0.0.1"])
-        if not isinstance(value, list) or not value or not all(isinstance(host, str) for host in value):
-            self.problem(name, f"must be a non-empty list of host names, got {value!r}")
-            return ()
-        for host in value:
-            if not _is_loopback(host):
-                self.problem(
-                    name,
-                    f"{host!r} is not a loopback host; a local landscape is only reachable on "
-                    "localhost, 127.0.0.0/8 or ::1",
-                )
-        return tuple(value)
 
-    def backbone_settings(self, value: Any, environment: str) -> dict[str, str]:
-        """Extra BACKBONE_* settings (names without the prefix), checked by the backbone's own rules."""
-        table = self.table(value, "backbone")
-        settings: dict[str, str] = {}
-        for key, raw in table.items():
-            if not _SETTING_NAME.match(key):
-                self.problem(f"backbone.{key}", "setting names are upper case without the BACKBONE_ prefix")
-                continue
-            if key in _OWNED_SETTINGS:
-                self.problem(f"backbone.{key}", f"is set by the profile's {_OWNED_SETTINGS[key]}, not here")
-                continue
-            if isinstance(raw, bool):
-                settings[key] = "true" if raw else "false"
-            elif isinstance(raw, int | float | str):
-                settings[key] = str(raw)
-            else:
-                self.problem(f"backbone.{key}", f"must be a string, number or boolean, got {raw!r}")
-        environ = {f"BACKBONE_{key}": text for key, text in settings.items()}
-        # Development mode needs no signing key; the rest is checked exactly as the nodes will.
-        environ["BACKBONE_ENVIRONMENT"] = "development"
-        try:
-            Settings.from_env(environ)
-        except SettingsError as error:
-            for problem in error.problems:
-                self.problem("backbone", problem)
-        return settings
+def _worker_replicas(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> int:
+    """Event handler processes: 1 by default with RabbitMQ, none with the in-process bus."""
+    if "replicas" not in table:
+        return 1 if bus.kind == "rabbitmq" else 0
+    replicas = read.integer(table, "worker", "replicas", 0, minimum=0, maximum=64)
+    if bus.kind == "rabbitmq" and replicas == 0:
+        read.problem(
+            "worker.replicas", 'must be >= 1 with bus.kind = "rabbitmq" (nothing handles the events)'
+        )
+    if bus.kind == "inprocess" and replicas > 0:
+        read.problem(
+            "worker.replicas", 'must be 0 with bus.kind = "inprocess" (handlers run inside the nodes)'
+        )
+    return replicas
+
+
+def _cpu(table: dict[str, Any], read: ConfigReader) -> CpuProfile:
+    cpu = CpuProfile(
+        landscape_cores=_cores(table, "cpu.landscape_cores", read),
+        load_generator_cores=_cores(table, "cpu.load_generator_cores", read),
+    )
+    if shared := sorted(set(cpu.landscape_cores) & set(cpu.load_generator_cores)):
+        read.problem(
+            "cpu.load_generator_cores",
+            f"shares core(s) {', '.join(map(str, shared))} with cpu.landscape_cores; keep them apart",
+        )
+    return cpu
+
+
+def _cores(table: Mapping[str, Any], key: str, read: ConfigReader) -> tuple[int, ...]:
+    value = table.get(key.rpartition(".")[2], [])
+    if not isinstance(value, list) or not all(
+        isinstance(core, int) and not isinstance(core, bool) and core >= 0 for core in value
+    ):
+        read.problem(key, f"must be a list of core numbers (0, 1, ...), got {show(value)}")
+        return ()
+    if len(set(value)) != len(value):
+        read.problem(key, f"names a core twice: {show(value)}")
+    return tuple(sorted(set(value)))
+
+
+def _hosts(data: Mapping[str, Any], name: str, read: ConfigReader) -> tuple[str, ...]:
+    value = data.get(name, ["localhost", "127.0.0.1"])
+    if not isinstance(value, list) or not value or not all(isinstance(host, str) for host in value):
+        read.problem(name, f"must be a non-empty list of host names, got {show(value)}")
+        return ()
+    for host in value:
+        if not _is_loopback(host):
+            read.problem(
+                name,
+                f"{host!r} is not a loopback host; a local landscape is only reachable on "
+                "localhost, 127.0.0.0/8 or ::1",
+            )
+    return tuple(value)
+
+
+def _backbone_settings(value: Any, read: ConfigReader) -> dict[str, str]:
+    """Extra BACKBONE_* settings (names without the prefix), checked by the backbone's own rules."""
+    table = read.table(value, "backbone")
+    settings: dict[str, str] = {}
+    for key, raw in table.items():
+        if not _SETTING_NAME.match(key):
+            read.problem(f"backbone.{key}", "setting names are upper case without the BACKBONE_ prefix")
+            continue
+        if key in _OWNED_SETTINGS:
+            read.problem(f"backbone.{key}", f"is set by the profile's {_OWNED_SETTINGS[key]}, not here")
+            continue
+        if isinstance(raw, bool):
+            settings[key] = "true" if raw else "false"
+        elif isinstance(raw, int | float | str):
+            settings[key] = str(raw)
+        else:
+            read.problem(f"backbone.{key}", f"must be a string, number or boolean, got {show(raw)}")
+    environ = {f"BACKBONE_{key}": text for key, text in settings.items()}
+    # Development mode needs no signing key; the rest is checked exactly as the nodes will.
+    environ["BACKBONE_ENVIRONMENT"] = "development"
+    try:
+        Settings.from_env(environ)
+    except SettingsError as error:
+        for problem in error.problems:
+            read.problem("backbone", problem)
+    return settings
 
 
 def apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]) -> list[str]:

@@ -10,11 +10,11 @@ line: ``scenarios/pools/x.toml: pools[2].amount: must be an integer >= 0, got -1
 from __future__ import annotations
 
 import re
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from scenarios.reader import ConfigError, ConfigReader, parse_toml
 
 POOL_TYPES = ("never", "app", "connector")
 POOLS_DIR = Path(__file__).parent / "pools"
@@ -32,12 +32,8 @@ _POOL_KEYS = ("type", "name", "alias", *_COUNTS)
 _TOP_KEYS = ("name", "description", "messages_sent_by_connector_ratio", "pools")
 
 
-class PoolConfigError(Exception):
+class PoolConfigError(ConfigError):
     """A pool configuration is unreadable or invalid; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -106,95 +102,65 @@ def load_pool_config(name_or_path: str | Path) -> PoolConfig:
 
 def parse_pool_config(text: str, *, source: Path) -> PoolConfig:
     """Validate the TOML text of a pool configuration, reporting every problem at once."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise PoolConfigError([f"{source}: (syntax): {error}"]) from error
-    problems: list[str] = []
-
-    def problem(key: str, message: str) -> None:
-        problems.append(f"{source}: {key}: {message}")
-
-    for key in sorted(set(document) - set(_TOP_KEYS)):
-        problem(key, f"unknown key (allowed: {', '.join(_TOP_KEYS)})")
-    name = document.get("name", source.stem)
-    if not isinstance(name, str) or not name:
-        problem("name", f"must be a non-empty string, got {name!r}")
-        name = source.stem
-    description = document.get("description", "")
-    if not isinstance(description, str):
-        problem("description", f"must be a string, got {description!r}")
-        description = ""
-    ratio = document.get("messages_sent_by_connector_ratio", 0.75)
-    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
-        problem("messages_sent_by_connector_ratio", f"must be a number from 0 to 1, got {ratio!r}")
-        ratio = 0.75
+    document = parse_toml(text, source, PoolConfigError)
+    read = ConfigReader(source)
+    read.only(document, "", _TOP_KEYS)
+    name = read.text(document, "", "name", source.stem) or source.stem
+    description = read.text(document, "", "description", "", non_empty=False)
+    ratio = read.ratio(document, "", "messages_sent_by_connector_ratio", 0.75)
     raw_pools = document.get("pools")
     if not isinstance(raw_pools, list) or not raw_pools:
-        problem("pools", "must be a non-empty array of tables ([[pools]])")
+        read.problem("pools", "must be a non-empty array of tables ([[pools]])")
         raw_pools = []
-    pools = [pool for index, raw in enumerate(raw_pools) if (pool := _pool(raw, index, problem)) is not None]
-    _check_together(pools, problem)
-    if problems:
-        raise PoolConfigError(problems)
-    return PoolConfig(name, description, float(ratio), tuple(pools))
+    pools = [pool for index, raw in enumerate(raw_pools) if (pool := _pool(raw, index, read)) is not None]
+    _check_together(pools, read)
+    read.raise_problems(PoolConfigError)
+    return PoolConfig(name, description, float(ratio or 0.0), tuple(pools))
 
 
-def _pool(raw: Any, index: int, problem: Any) -> Pool | None:
+def _pool(raw: Any, index: int, read: ConfigReader) -> Pool | None:
     where = f"pools[{index}]"
-    if not isinstance(raw, Mapping):
-        problem(where, f"must be a table, got {raw!r}")
+    if not isinstance(raw, dict):
+        read.table(raw, where)
         return None
-    ok = True
-    for key in sorted(set(raw) - set(_POOL_KEYS)):
-        problem(f"{where}.{key}", f"unknown key (allowed: {', '.join(_POOL_KEYS)})")
-        ok = False
-    kind = raw.get("type")
-    if kind not in POOL_TYPES:
-        problem(f"{where}.type", f"must be one of {', '.join(POOL_TYPES)}, got {kind!r}")
-        ok = False
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problem(f"{where}.name", f"must be a non-empty string, got {name!r}")
-        ok = False
-    alias = raw.get("alias")
+    table: dict[str, Any] = raw
+    before = len(read.problems)
+    read.only(table, where, _POOL_KEYS)
+    kind = read.choice(table, where, "type", None, POOL_TYPES)
+    name = read.text(table, where, "name")
+    alias = table.get("alias")
     if not isinstance(alias, str) or not _ALIAS.match(alias):
-        problem(f"{where}.alias", f"must be a short lower-case name like 'a1' (a-z, 0-9), got {alias!r}")
-        ok = False
-    counts: dict[str, int] = {}
+        read.problem(f"{where}.alias", f"must be a short lower-case name like 'a1' (a-z, 0-9), got {alias!r}")
+    counts = {}
     for key in _COUNTS:
-        value = raw.get(key, 1 if key == "number_of_devices" else 0)
+        # Every identity has its first device; every other count may be 0.
         minimum = 1 if key == "number_of_devices" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            problem(f"{where}.{key}", f"must be an integer >= {minimum}, got {value!r}")
-            ok = False
-            continue
-        counts[key] = value
-    if not ok:
+        counts[key] = read.integer(table, where, key, minimum, minimum=minimum)
+    if len(read.problems) > before:
         return None
-    pool = Pool(type=kind, name=name, alias=alias, **counts)
+    pool = Pool(type=kind, name=name, alias=str(alias), **counts)
     if kind == "never" and (pool.number_of_relationships or pool.total_number_of_messages):
-        problem(where, f"pool '{alias}' is never used: it cannot have relationships or messages")
+        read.problem(where, f"pool '{alias}' is never used: it cannot have relationships or messages")
     if kind != "connector" and pool.number_of_relationship_templates:
-        problem(
+        read.problem(
             f"{where}.number_of_relationship_templates",
             f"only connector pools create templates (pool '{alias}' is {kind})",
         )
     if kind == "connector" and pool.number_of_relationships and not pool.number_of_relationship_templates:
-        problem(where, f"connector pool '{alias}' has relationships but no template to accept them on")
+        read.problem(where, f"connector pool '{alias}' has relationships but no template to accept them on")
     if pool.total_number_of_messages and not pool.number_of_relationships:
-        problem(where, f"pool '{alias}' sends or receives messages but has no relationships")
+        read.problem(where, f"pool '{alias}' sends or receives messages but has no relationships")
     return pool
 
 
-def _check_together(pools: list[Pool], problem: Any) -> None:
+def _check_together(pools: list[Pool], read: ConfigReader) -> None:
     seen_alias: set[str] = set()
     seen_name: set[str] = set()
     for index, pool in enumerate(pools):
         if pool.alias in seen_alias:
-            problem(f"pools[{index}].alias", f"'{pool.alias}' is used by an earlier pool")
+            read.problem(f"pools[{index}].alias", f"'{pool.alias}' is used by an earlier pool")
         if pool.name in seen_name:
-            problem(f"pools[{index}].name", f"'{pool.name}' is used by an earlier pool")
+            read.problem(f"pools[{index}].name", f"'{pool.name}' is used by an earlier pool")
         seen_alias.add(pool.alias)
         seen_name.add(pool.name)
     connectors = sum(pool.amount for pool in pools if pool.type == "connector")
@@ -206,7 +172,7 @@ def _check_together(pools: list[Pool], problem: Any) -> None:
         peers = connectors if pool.type == "app" else apps
         if pool.number_of_relationships > peers:
             kind = "connector" if pool.type == "app" else "app"
-            problem(
+            read.problem(
                 f"pools[{index}].number_of_relationships",
                 f"{pool.number_of_relationships} relationships per identity need as many {kind} "
                 f"identities, the config has {peers}",

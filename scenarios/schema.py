@@ -7,14 +7,15 @@ service level objectives per route. Every problem in a file is reported at once,
 
 from __future__ import annotations
 
-import math
 import re
-import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
+
+from reports.manifest import SloSpec
+from scenarios.reader import ConfigError, ConfigReader, is_number, join, parse_toml, show
 
 ARRIVALS = ("uniform", "poisson")
 VIEWS = ("corrected", "service")
@@ -23,12 +24,8 @@ _PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-class ScenarioError(Exception):
+class ScenarioError(ConfigError):
     """A scenario file is unreadable or invalid; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -94,21 +91,6 @@ class FlowSpec:
 
 
 @dataclass(frozen=True)
-class Slo:
-    """Latency thresholds for one route (and optionally one method), judged on one latency view."""
-
-    route: str
-    method: str | None
-    percentiles_ms: tuple[tuple[float, float], ...]
-    view: str = "corrected"
-    max_failure_ratio: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.route}" if self.method else self.route
-
-
-@dataclass(frozen=True)
 class ClosedModel:
     """How the closed model (users with think time) drives the same flows, for comparison."""
 
@@ -129,7 +111,7 @@ class Scenario:
     drain_timeout_s: float
     shape: Shape
     flows: tuple[FlowSpec, ...]
-    slos: tuple[Slo, ...]
+    slos: tuple[SloSpec, ...]
     closed: ClosedModel
     backbone: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -142,98 +124,73 @@ class Scenario:
         return flow.rate_per_s * self.multiplier
 
 
-def load_scenario(path: str | Path, *, known_flows: Collection[str] | None = None) -> Scenario:
+@dataclass(frozen=True)
+class ScenarioOverrides:
+    """What a command line changes in a scenario file (None: the file's value).
+
+    Applied to the file's data before validation, so the result is held to the file's rules; a
+    shortened run keeps a spike or a ramp inside it (moved to the middle when it would start
+    after the end).
+    """
+
+    multiplier: float | None = None
+    duration_s: float | None = None
+    seed: int | None = None
+
+    def given(self) -> dict[str, float | int]:
+        """The overrides that are set, by name (as the manifest records them)."""
+        values = {"multiplier": self.multiplier, "duration_s": self.duration_s, "seed": self.seed}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def apply(self, document: dict[str, Any], read: ConfigReader) -> None:
+        if self.multiplier is not None:
+            document["multiplier"] = self.multiplier
+        if self.seed is not None:
+            document["seed"] = self.seed
+        if self.duration_s is None:
+            return
+        shape = document.get("shape")
+        if not isinstance(shape, dict) or "duration_s" not in shape:
+            kind = shape.get("kind", "?") if isinstance(shape, dict) else "?"
+            read.problem("shape.duration_s", f"the duration cannot be overridden: the {kind} shape has none")
+            return
+        shape["duration_s"] = self.duration_s
+        for key in ("spike_at_s", "ramp_s"):
+            if is_number(shape.get(key)) and shape[key] >= self.duration_s:
+                shape[key] = self.duration_s / 2
+
+
+def load_scenario(
+    path: str | Path,
+    *,
+    known_flows: Collection[str] | None = None,
+    overrides: ScenarioOverrides | None = None,
+) -> Scenario:
     """Read and validate a scenario file; `known_flows` lets unknown flow names be rejected too."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ScenarioError([f"{path}: (file): cannot be read: {error.strerror or error}"]) from error
-    return parse_scenario(text, source=path, known_flows=known_flows)
+    return parse_scenario(text, source=path, known_flows=known_flows, overrides=overrides)
 
 
-def parse_scenario(text: str, *, source: Path, known_flows: Collection[str] | None = None) -> Scenario:
+def parse_scenario(
+    text: str,
+    *,
+    source: Path,
+    known_flows: Collection[str] | None = None,
+    overrides: ScenarioOverrides | None = None,
+) -> Scenario:
     """Validate the TOML text of a scenario file, reporting every problem at once."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError([f"{source}: (syntax): {error}"]) from error
-    reader = _Reader(source)
+    document = parse_toml(text, source, ScenarioError)
+    reader = ConfigReader(source, unknown_key="unknown key (expected one of: {known})")
+    if overrides is not None:
+        overrides.apply(document, reader)
     scenario = _scenario(reader.table(document, ""), source, reader, known_flows)
-    if reader.problems or scenario is None:
-        raise ScenarioError(reader.problems)
+    reader.raise_problems(ScenarioError)
+    assert scenario is not None, "a scenario without problems is complete"
     return scenario
-
-
-class _Reader:
-    """Read typed values from TOML tables, collecting every problem with its key path."""
-
-    def __init__(self, source: Path) -> None:
-        self.source = source
-        self.problems: list[str] = []
-
-    def problem(self, key: str, text: str) -> None:
-        self.problems.append(f"{self.source}: {key or '(top level)'}: {text}")
-
-    def table(self, value: Any, key: str) -> dict[str, Any]:
-        if isinstance(value, dict):
-            return value
-        self.problem(key, f"must be a table, got {_show(value)}")
-        return {}
-
-    def only(self, table: Mapping[str, Any], prefix: str, allowed: Collection[str]) -> None:
-        for name in table:
-            if name not in allowed:
-                expected = ", ".join(sorted(allowed))
-                self.problem(_join(prefix, name), f"unknown key (expected one of: {expected})")
-
-    def text(self, table: Mapping[str, Any], prefix: str, name: str, default: str | None = None) -> str:
-        value = table.get(name, default)
-        if isinstance(value, str) and value.strip():
-            return value
-        problem = "is required" if value is None else f"must be a non-empty string, got {_show(value)}"
-        self.problem(_join(prefix, name), problem)
-        return ""
-
-    def number(
-        self,
-        table: Mapping[str, Any],
-        prefix: str,
-        name: str,
-        default: float | None = None,
-        *,
-        minimum: float = 0.0,
-        inclusive: bool = False,
-    ) -> float:
-        value = table.get(name, default)
-        key = _join(prefix, name)
-        if value is None:
-            self.problem(key, "is required")
-            return math.nan
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            self.problem(key, f"must be a number, got {_show(value)}")
-            return math.nan
-        if value < minimum or (value == minimum and not inclusive):
-            bound = f"{'>=' if inclusive else '>'} {minimum:g}"
-            self.problem(key, f"must be a number {bound}, got {_show(value)}")
-            return math.nan
-        return float(value)
-
-    def integer(self, table: Mapping[str, Any], prefix: str, name: str, default: int, *, minimum: int) -> int:
-        value = table.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.problem(_join(prefix, name), f"must be an integer >= {minimum}, got {_show(value)}")
-            return minimum
-        return value
-
-    def choice(
-        self, table: Mapping[str, Any], prefix: str, name: str, default: str, choices: tuple[str, ...]
-    ) -> str:
-        value = table.get(name, default)
-        if value in choices:
-            return str(value)
-        self.problem(_join(prefix, name), f"must be one of {', '.join(choices)}, got {_show(value)}")
-        return default
 
 
 _TOP_KEYS = (
@@ -263,14 +220,11 @@ _SHAPE_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def _scenario(
-    top: dict[str, Any], source: Path, read: _Reader, known_flows: Collection[str] | None
+    top: dict[str, Any], source: Path, read: ConfigReader, known_flows: Collection[str] | None
 ) -> Scenario | None:
     read.only(top, "", _TOP_KEYS)
     name = read.text(top, "", "name", source.stem)
-    description = top.get("description", "")
-    if not isinstance(description, str):
-        read.problem("description", f"must be a string, got {_show(description)}")
-        description = ""
+    description = read.text(top, "", "description", "", non_empty=False)
     multiplier = read.number(top, "", "multiplier", 1.0)
     arrivals = read.choice(top, "", "arrivals", "uniform", ARRIVALS)
     seed = read.integer(top, "", "seed", 1, minimum=0)
@@ -311,11 +265,8 @@ def _scenario(
     )
 
 
-def _shape(table: dict[str, Any], read: _Reader) -> Shape | None:
-    kind = read.choice(table, "shape", "kind", "", SHAPE_KINDS) if "kind" in table else None
-    if kind is None:
-        read.problem("shape.kind", "is required (one of " + ", ".join(SHAPE_KINDS) + ")")
-        return None
+def _shape(table: dict[str, Any], read: ConfigReader) -> Shape | None:
+    kind = read.choice(table, "shape", "kind", None, SHAPE_KINDS)
     if kind not in _SHAPE_KEYS:
         return None
     read.only(table, "shape", _SHAPE_KEYS[kind])
@@ -359,18 +310,18 @@ def _shape(table: dict[str, Any], read: _Reader) -> Shape | None:
     return shape if len(read.problems) == before else None
 
 
-def _factors(table: Mapping[str, Any], read: _Reader) -> tuple[float, ...]:
+def _factors(table: Mapping[str, Any], read: ConfigReader) -> tuple[float, ...]:
     value = table.get("factors")
     if value is None:
         read.problem("shape.factors", "is required (a list of rate factors, e.g. [0.5, 1.0, 2.0])")
         return ()
     if not isinstance(value, list) or not value:
-        read.problem("shape.factors", f"must be a non-empty list of numbers, got {_show(value)}")
+        read.problem("shape.factors", f"must be a non-empty list of numbers, got {show(value)}")
         return ()
     factors = []
     for index, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) or item < 0:
-            read.problem(f"shape.factors[{index}]", f"must be a number >= 0, got {_show(item)}")
+        if not is_number(item) or item < 0:
+            read.problem(f"shape.factors[{index}]", f"must be a number >= 0, got {show(item)}")
         else:
             factors.append(float(item))
     if factors and not any(factors):
@@ -378,12 +329,12 @@ def _factors(table: Mapping[str, Any], read: _Reader) -> tuple[float, ...]:
     return tuple(factors)
 
 
-def _flows(value: Any, read: _Reader, known_flows: Collection[str] | None) -> tuple[FlowSpec, ...]:
+def _flows(value: Any, read: ConfigReader, known_flows: Collection[str] | None) -> tuple[FlowSpec, ...]:
     if value is None:
         read.problem("flows", "is required (an array of tables: [[flows]])")
         return ()
     if not isinstance(value, list) or not value:
-        read.problem("flows", f"must be a non-empty array of tables ([[flows]]), got {_show(value)}")
+        read.problem("flows", f"must be a non-empty array of tables ([[flows]]), got {show(value)}")
         return ()
     flows: list[FlowSpec] = []
     seen: set[str] = set()
@@ -414,7 +365,7 @@ def _flows(value: Any, read: _Reader, known_flows: Collection[str] | None) -> tu
     return tuple(flows)
 
 
-def _slos(table: dict[str, Any], read: _Reader) -> tuple[Slo, ...]:
+def _slos(table: dict[str, Any], read: ConfigReader) -> tuple[SloSpec, ...]:
     slos = []
     for key, value in table.items():
         prefix = f"slo.{_quote(key)}"
@@ -429,35 +380,26 @@ def _slos(table: dict[str, Any], read: _Reader) -> tuple[Slo, ...]:
             if match is None:
                 if name not in ("view", "max_failure_ratio"):
                     expected = "expected pNN_ms such as p90_ms, view or max_failure_ratio"
-                    read.problem(_join(prefix, name), f"unknown key ({expected})")
+                    read.problem(join(prefix, name), f"unknown key ({expected})")
                 continue
             percentile = float(match.group(1))
             if not 0 < percentile < 100:
-                read.problem(_join(prefix, name), "the percentile must be between 0 and 100")
+                read.problem(join(prefix, name), "the percentile must be between 0 and 100")
                 continue
             percentiles.append((percentile, read.number(thresholds, prefix, name)))
-        ratio = thresholds.get("max_failure_ratio")
-        if ratio is not None and not _is_ratio(ratio):
-            read.problem(
-                _join(prefix, "max_failure_ratio"), f"must be a number from 0 to 1, got {_show(ratio)}"
-            )
-            ratio = None
+        ratio = read.ratio(thresholds, prefix, "max_failure_ratio", None)
         if not percentiles and ratio is None:
             read.problem(prefix, "names no threshold (add e.g. p90_ms = 50)")
         slos.append(
-            Slo(
+            SloSpec(
                 route=route,
                 method=method,
                 percentiles_ms=tuple(sorted(percentiles)),
                 view=read.choice(thresholds, prefix, "view", "corrected", VIEWS),
-                max_failure_ratio=None if ratio is None else float(ratio),
+                max_failure_ratio=ratio,
             )
         )
     return tuple(slos)
-
-
-def _is_ratio(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 1
 
 
 def _route_key(key: str) -> tuple[str | None, str]:
@@ -467,14 +409,5 @@ def _route_key(key: str) -> tuple[str | None, str]:
     return None, key.strip()
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def _quote(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

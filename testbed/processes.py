@@ -9,11 +9,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
+
+
+class ProcessExited(RuntimeError):
+    """The process being waited for ended before it answered."""
 
 
 def free_port() -> int:
@@ -48,20 +53,57 @@ def start_python(
     )
 
 
+def wait_until_answers(
+    probe: Callable[[], bool],
+    process: subprocess.Popen[bytes] | None,
+    *,
+    what: str,
+    timeout_s: float,
+    interval_s: float = 0.1,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> None:
+    """Call `probe` until it returns True; raise ProcessExited or TimeoutError naming `what`.
+
+    `checkpoint` runs between attempts (the launcher stops there when it was interrupted).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.poll() is not None:
+            raise ProcessExited(f"{what} exited with {process.returncode}")
+        if probe():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} did not answer within {timeout_s:g} s")
+        checkpoint()
+        time.sleep(interval_s)
+
+
+def answers_200(url: str, timeout_s: float = 2.0) -> Callable[[], bool]:
+    """A probe for `wait_until_answers`: does a GET of `url` (loopback) answer 200 right now?"""
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    return probe
+
+
+def listens(port: int) -> Callable[[], bool]:
+    """A probe for `wait_until_answers`: does something accept TCP connections on the loopback port?"""
+
+    def probe() -> bool:
+        with socket.socket() as connection:
+            return connection.connect_ex(("127.0.0.1", port)) == 0
+
+    return probe
+
+
 def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     """Wait until `url` answers 200, failing early if the process dies."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the process exited with {process.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own loopback server
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s} s")
+    wait_until_answers(answers_200(url, timeout_s=1.0), process, what=url, timeout_s=timeout_s)
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:

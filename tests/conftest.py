@@ -14,7 +14,7 @@ from backbone.consumer_api import create_consumer_app
 from backbone.platform.blobs import BlobStore, LocalDirectoryBlobStore, S3BlobStore
 from backbone.platform.clock import ManualClock
 from backbone.wiring import Services, build_services, seed
-from testbed.seaweedfs import SeaweedFs, running_seaweedfs, weed_executable
+from testbed.landscape.seaweedfs import SeaweedFs, running_seaweedfs, weed_executable
 from tests.helpers.admin import AdminClient
 from tests.helpers.services import (
     empty_postgres_tables,

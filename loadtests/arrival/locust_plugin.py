@@ -29,8 +29,9 @@ import math
 import random
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
@@ -47,10 +48,10 @@ from loadtests.arrival.latency import ArrivalRecorder, IterationLatency
 from loadtests.arrival.report import ArrivalReport, build_report, format_report, write_csv, write_json
 from loadtests.arrival.shapes import WHOLE, Share, profile_for
 from loadtests.flows import FlowContext, get_flow, registered_flows
-from scenarios.schema import Scenario, ScenarioError, load_scenario, parse_scenario
+from scenarios.schema import Scenario, ScenarioError, ScenarioOverrides, load_scenario, parse_scenario
 
 if TYPE_CHECKING:
-    from testbed.collect import RequestSink
+    from loadtests.arrival.request_sink import RequestSink
 
 DEFAULT_SCENARIO = "scenarios/bare-constant.toml"
 # Relative scenario paths are looked up here too, so locust can run from any directory.
@@ -67,9 +68,20 @@ log = logging.getLogger("loadtests.arrival")
 # they need (personas, their log-ins) here, not inside their first iteration, where the work
 # would stall every flow's dispatcher. What they request meanwhile is the setup phase.
 engine_starting = EventHook()
+Listener = TypeVar("Listener", bound=Callable[..., Any])
 
 
-@events.init_command_line_parser.add_listener
+def listener(hook: EventHook) -> Callable[[Listener], Listener]:
+    """Add the decorated function to a Locust event hook: `@hook.add_listener`, typed."""
+
+    def add(function: Listener) -> Listener:
+        hook.add_listener(function)
+        return function
+
+    return add
+
+
+@listener(events.init_command_line_parser)
 def add_arguments(parser: LocustArgumentParser) -> None:
     """Add the arrival engine's options to Locust's command line (and web UI form)."""
     parser.add_argument(
@@ -77,6 +89,28 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         default=DEFAULT_SCENARIO,
         env_var="LOCUST_SCENARIO",
         help=f"scenario file (TOML) to run (default {DEFAULT_SCENARIO})",
+    )
+    parser.add_argument(
+        "--multiplier",
+        type=float,
+        default=None,
+        include_in_web_ui=False,
+        help="multiply every flow's rate (default the scenario's multiplier)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        include_in_web_ui=False,
+        help="the scenario's duration_s (a spike or ramp past the end moves to the middle)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        include_in_web_ui=False,
+        help="the arrivals' seed (default the scenario's)",
     )
     parser.add_argument(
         "--load-model",
@@ -109,7 +143,7 @@ def plugin_of(environment: Environment) -> ArrivalPlugin:
     return _plugins[environment]
 
 
-@events.init.add_listener
+@listener(events.init)
 def _on_init(environment: Environment, **_: Any) -> None:
     _plugins[environment] = ArrivalPlugin(environment)
 
@@ -164,6 +198,16 @@ class ArrivalPlugin:
         options = self.environment.parsed_options
         return str(getattr(options, "load_model", "open") or "open")
 
+    @property
+    def overrides(self) -> ScenarioOverrides:
+        """What --multiplier, --duration and --seed change in the scenario file."""
+        options = self.environment.parsed_options
+        return ScenarioOverrides(
+            multiplier=getattr(options, "multiplier", None),
+            duration_s=getattr(options, "duration", None),
+            seed=getattr(options, "seed", None),
+        )
+
     def _load_scenario(self) -> Scenario:
         """Read the scenario named by --scenario; at start-up a broken file ends the process."""
         options = self.environment.parsed_options
@@ -171,7 +215,7 @@ class ArrivalPlugin:
         if not path.is_absolute() and not path.exists() and (REPOSITORY / path).exists():
             path = REPOSITORY / path
         try:
-            return load_scenario(path, known_flows=registered_flows())
+            return load_scenario(path, known_flows=registered_flows(), overrides=self.overrides)
         except ScenarioError as error:
             for problem in error.problems:
                 log.error("%s", problem)
@@ -246,6 +290,7 @@ class ArrivalPlugin:
                     # The text travels, so a worker on another host needs no copy of the file.
                     "scenario_source": str(scenario.source),
                     "scenario_text": scenario.source.read_text(encoding="utf-8"),
+                    "overrides": self.overrides.given(),
                 }
                 runner.send_message(START_MESSAGE, data, client_id=worker)
             log.info("arrival: %s model, shares sent to %d worker(s)", self.model, len(workers))
@@ -323,8 +368,8 @@ class ArrivalPlugin:
             self.sink = self.setup_sink = None
             return
         # Imported only when asked for: pandas and pyarrow cost every load process start-up time.
+        from loadtests.arrival.request_sink import RequestSink
         from reports.rundir import SETUP_REQUESTS
-        from testbed.collect import RequestSink
 
         self.sink = RequestSink(Path(directory))
         self.setup_sink = RequestSink(Path(directory), table=SETUP_REQUESTS)
@@ -351,7 +396,10 @@ class ArrivalPlugin:
         source = Path(msg.data["scenario_source"])
         try:
             self.scenario = parse_scenario(
-                msg.data["scenario_text"], source=source, known_flows=registered_flows()
+                msg.data["scenario_text"],
+                source=source,
+                known_flows=registered_flows(),
+                overrides=ScenarioOverrides(**msg.data.get("overrides", {})),
             )
         except ScenarioError as error:
             log.error("arrival: the master's scenario is invalid here:\n%s", error)
@@ -439,7 +487,9 @@ class ScenarioShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         assert self.runner is not None
-        return plugin_of(self.runner.environment).tick(self.get_run_time())
+        # Locust's shapes carry no annotations (untyped_calls_exclude covers only calls into locust).
+        run_time_s = self.get_run_time()  # type: ignore[no-untyped-call]
+        return plugin_of(self.runner.environment).tick(run_time_s)
 
 
 class ClosedModelUser(FastHttpUser):

@@ -17,7 +17,8 @@ from typing import Any
 
 from loadtests.arrival.latency import ArrivalRecorder, FlowCounters, LatencyHistogram, Percentiles
 from reports import verdicts
-from scenarios.schema import Scenario, Slo
+from reports.manifest import SloSpec
+from scenarios.schema import Scenario
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _problems(flows: Iterable[FlowResult], model: str, generator_overloaded: boo
     return problems + list(verdicts.schedule_problems(flows))
 
 
-def _judge(slo: Slo, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
+def _judge(slo: SloSpec, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
     service, corrected, failures = LatencyHistogram(), LatencyHistogram(), 0
     for (method, name), latencies in recorder.routes.items():
         if name == slo.route and slo.method in (None, method):

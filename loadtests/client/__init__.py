@@ -2,8 +2,9 @@
 
 Layers, bottom up:
 
-* `transport`: moves bytes. `UrllibTransport` (stdlib, one kept-alive connection per thread)
-  or `LocustTransport` (a Locust `FastHttpSession`; request names are route templates).
+* `transport`: moves bytes. `HttpClientTransport` (the standard library's http.client, one
+  kept-alive connection per thread) or `LocustTransport` (a Locust `FastHttpSession`; request
+  names are route templates).
 * `api.ConsumerApiClient`: one landscape (base URL, OAuth client, DID domain); anonymous calls,
   identity creation (Ed25519-signed challenge, address checked against the DID domain), and
   `call()`, the single place every request leaves, with a fresh `traceparent` each time.
@@ -37,7 +38,13 @@ from loadtests.client.api import (
     route_path,
 )
 from loadtests.client.session import NO_NEW_EVENTS, IdentitySession, SyncOutcome, modification
-from loadtests.client.transport import LocustTransport, Response, Transport, UrllibTransport, new_traceparent
+from loadtests.client.transport import (
+    HttpClientTransport,
+    LocustTransport,
+    Response,
+    Transport,
+    new_traceparent,
+)
 
 # The name older callers use for an onboarded device.
 Session = IdentitySession
@@ -49,13 +56,13 @@ __all__ = [
     "AddressMismatch",
     "ApiError",
     "ConsumerApiClient",
+    "HttpClientTransport",
     "IdentitySession",
     "LocustTransport",
     "Response",
     "Session",
     "SyncOutcome",
     "Transport",
-    "UrllibTransport",
     "modification",
     "new_traceparent",
     "pages",

@@ -8,7 +8,7 @@ import urllib.parse
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from loadtests.client.transport import Response, Transport, UrllibTransport, error_code, new_traceparent
+from loadtests.client.transport import HttpClientTransport, Response, Transport, error_code, new_traceparent
 from loadtests.keys import IdentityKey, challenge_text
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class ConsumerApiClient:
         self.client_id = client_id
         self.client_secret = client_secret
         self.did_domain = did_domain
-        self.transport: Transport = transport or UrllibTransport(self.base_url)
+        self.transport: Transport = transport or HttpClientTransport(self.base_url)
         self.token_refresh_margin_s = token_refresh_margin_s
 
     @classmethod

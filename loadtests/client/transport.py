@@ -1,4 +1,4 @@
-"""How the client's requests travel: plain Python (stdlib HTTP) or Locust (FastHttpSession).
+"""How the client's requests travel: plain Python (http.client) or Locust (FastHttpSession).
 
 The transports move bytes and nothing else; the API layer builds bodies, the session adds
 authentication. Each request carries a `name`, the server's route template
@@ -55,8 +55,8 @@ class Transport(Protocol):
     ) -> Response: ...
 
 
-class UrllibTransport:
-    """Stdlib HTTP/1.1 with one kept-alive connection per thread (seeding runs many threads)."""
+class HttpClientTransport:
+    """HTTP/1.1 over http.client, one kept-alive connection per thread (seeding runs many threads)."""
 
     def __init__(self, base_url: str, *, timeout_s: float = 60.0) -> None:
         parsed = urllib.parse.urlsplit(base_url.rstrip("/"))

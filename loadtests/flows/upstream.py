@@ -8,7 +8,7 @@ iteration as failed.
 
 The flows run inside Locust (the engine's HTTP session is wrapped in a `LocustTransport`, so
 every request lands in Locust's statistics under its route template) and from plain Python (a
-`UrllibTransport` as `context.client`). What they share in one process, the cast, the backbone
+`HttpClientTransport` as `context.client`). What they share in one process, the cast, the backbone
 limits and the outcome counts, is the `ScenarioRuntime` given to `configure`.
 """
 
@@ -28,10 +28,10 @@ from loadtests.client import (
 from loadtests.client import (
     ApiError,
     ConsumerApiClient,
+    HttpClientTransport,
     IdentitySession,
     LocustTransport,
     Transport,
-    UrllibTransport,
     modification,
 )
 from loadtests.flows import Flow, FlowContext, register_flow
@@ -65,7 +65,7 @@ class ScenarioRuntime:
         """The API client over the engine's HTTP session (made once per session)."""
         if self._api is None or self._api_of is not http:
             transport: Transport = (
-                http if isinstance(http, UrllibTransport | LocustTransport) else LocustTransport(http)
+                http if isinstance(http, HttpClientTransport | LocustTransport) else LocustTransport(http)
             )
             self._api = ConsumerApiClient(
                 self.base_url,

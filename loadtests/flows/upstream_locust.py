@@ -21,12 +21,12 @@ from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.arrival.locust_plugin import engine_starting
+from loadtests.arrival.locust_plugin import engine_starting, listener
 from loadtests.arrival.shapes import Share
 from loadtests.client import IdentitySession
 from loadtests.flows import upstream
 from loadtests.outcomes import OutcomeCounts
-from loadtests.personas import Cast, load_cast
+from loadtests.personas import Cast, CastError, load_cast
 from scenarios.backbone_limits import backbone_limits
 from scenarios.schema import Scenario
 
@@ -41,7 +41,7 @@ _casts: dict[tuple[str, int, int], Cast] = {}
 _outcomes = OutcomeCounts()
 
 
-@events.init_command_line_parser.add_listener
+@listener(events.init_command_line_parser)
 def add_arguments(parser: LocustArgumentParser) -> None:
     parser.add_argument(
         "--credentials",
@@ -58,7 +58,7 @@ def add_arguments(parser: LocustArgumentParser) -> None:
     )
 
 
-@events.init.add_listener
+@listener(events.init)
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     environment.events.test_start.add_listener(_on_test_start)
@@ -87,7 +87,7 @@ def _on_engine_starting(
     if any(flow.flow.startswith(UPSTREAM_FLOWS) for flow in scenario.flows):
         try:
             runtime = upstream.current_runtime()
-        except upstream.CastError as error:
+        except CastError as error:
             # The iterations fail with the same message, counted per flow.
             log.error("personas: %s", error)
             return
@@ -118,7 +118,7 @@ engine_starting.add_listener(_on_engine_starting)
 def _runtime(environment: Environment, scenario: Scenario, share: Share) -> upstream.ScenarioRuntime:
     path = str(getattr(environment.parsed_options, "credentials", "") or "")
     if not path:
-        raise upstream.CastError("no personas: run with --credentials PATH (a file written by testbed seed)")
+        raise CastError("no personas: run with --credentials PATH (a file written by testbed seed)")
     index, count = share.index, share.count
     key = (str(Path(path).resolve()), index, count)
     if key not in _casts:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from backbone.platform.auth import PasswordHasher
 from loadtests.seeding.bulk import (
     BulkReport,
@@ -19,7 +21,14 @@ from loadtests.seeding.bulk import (
     other_seeds,
     write_steps,
 )
-from loadtests.seeding.database import check_free_disk, existing_identities, plan_key, prepare
+from loadtests.seeding.database import (
+    check_free_disk,
+    client_tier,
+    existing_identities,
+    normalise_url,
+    plan_key,
+    prepare,
+)
 from loadtests.seeding.export import bulk_entries, write_export
 from loadtests.seeding.planner import Plan
 
@@ -39,12 +48,21 @@ def seed_bulk(
     client_secret: str,
     export_path: Path,
     password_hash_iterations: int = 100_000,
+    schema_ready: bool = False,
     progress: Callable[[str], None] = print,
 ) -> BulkOutcome:
-    """Write the plan into the database (COPY or executemany); resume a run cut short."""
+    """Write the plan into the database (COPY or executemany); resume a run cut short.
+
+    `schema_ready`: the database is migrated and has the OAuth client (a landscape's launcher
+    made them), so the backbone is not built to prepare it.
+    """
     started = time.perf_counter()
-    engine, tier_id = prepare(database_url, client_id=client_id, client_secret=client_secret)
+    if schema_ready:
+        engine = sa.create_engine(normalise_url(database_url))
+    else:
+        engine, _ = prepare(database_url, client_id=client_id, client_secret=client_secret)
     try:
+        tier_id = client_tier(engine, client_id)
         key = plan_key(plan)
         ensure_progress_table(engine)
         if strangers := other_seeds(engine, key):

@@ -103,11 +103,18 @@ def prepare(database_url: str, *, client_id: str, client_secret: str) -> tuple[E
         finally:
             services.db.dispose()
     engine = sa.create_engine(url)
+    return engine, client_tier(engine, client_id)
+
+
+def client_tier(engine: Engine, client_id: str) -> str:
+    """The tier new identities of the OAuth client get (the client's default tier)."""
     with engine.connect() as connection:
         tier = connection.execute(
             sa.text("SELECT default_tier_id FROM oauth_clients WHERE client_id = :id"), {"id": client_id}
-        ).scalar_one()
-    return engine, str(tier)
+        ).scalar_one_or_none()
+    if tier is None:
+        raise SeedingError(f"the database has no OAuth client {client_id!r}")
+    return str(tier)
 
 
 def existing_identities(engine: Engine) -> int:

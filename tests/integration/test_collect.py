@@ -11,17 +11,18 @@ from pathlib import Path
 import psutil
 import pytest
 
+from loadtests.arrival.request_sink import RequestSink
+from reports.manifest import RunManifest, write_manifest
 from reports.render import render_run
-from reports.rundir import parse_labels, read_run, write_manifest
-from testbed.collect import (
+from reports.rundir import parse_labels, read_run
+from testbed.run.collect import (
     MetricsScraper,
     ProcessSampler,
-    RequestSink,
     SampledProcess,
     ScrapeTarget,
     parse_exposition,
 )
-from testbed.run import postgresql_server_pid
+from testbed.run.launched import postgresql_server_pid
 
 EXPOSITION = """# HELP http_server_request_duration_seconds Duration
 # TYPE http_server_request_duration_seconds histogram
@@ -66,7 +67,7 @@ def test_the_request_sink_writes_parts_the_report_reads(tmp_path: Path) -> None:
     )
     sink.flush()
     assert len(list((tmp_path / "requests").glob("*.parquet"))) == 2
-    write_manifest(tmp_path, {"run_id": "t"})
+    write_manifest(tmp_path, RunManifest(run_id="t"))
     requests = read_run(tmp_path).requests.sort_values("start_s").reset_index(drop=True)
     assert requests["intended_start_s"].tolist() == pytest.approx([99.5, 101.0, 102.0])
     assert requests["error_code"].astype(str).tolist() == [
@@ -86,7 +87,7 @@ def test_the_process_sampler_samples_a_process_with_its_children(tmp_path: Path)
     sum(i * i for i in range(200_000))  # some CPU between the samples
     sampler.tick()
     sampler.finish()
-    write_manifest(tmp_path, {"run_id": "t"})
+    write_manifest(tmp_path, RunManifest(run_id="t"))
     processes = read_run(tmp_path).processes
     assert len(processes) == 2
     assert set(processes["pid"]) == {os.getpid()}
@@ -126,7 +127,7 @@ def test_the_scraper_records_samples_and_each_scrape_like_prometheus(
     scraper.tick()
     scraper.tick()
     scraper.finish()
-    write_manifest(tmp_path, {"run_id": "t"})
+    write_manifest(tmp_path, RunManifest(run_id="t"))
     series = read_run(tmp_path).series
     up = series[series["name"] == "up"].groupby(series["process"].astype(str), observed=True)["value"].sum()
     assert up.to_dict() == {"node-1": 2.0, "node-2": 0.0}
@@ -136,7 +137,7 @@ def test_the_scraper_records_samples_and_each_scrape_like_prometheus(
 
 
 def test_an_empty_run_renders_as_failed_and_invalid(tmp_path: Path) -> None:
-    write_manifest(tmp_path, {"run_id": "empty"})
+    write_manifest(tmp_path, RunManifest(run_id="empty"))
     report = render_run(tmp_path)
     assert report.headline() == (
         "SLO: FAIL: no SLO could be judged (no requests)",

@@ -9,8 +9,9 @@ import pika
 import pytest
 
 from scenarios.landscape import parse_profile
-from testbed.cpu import plan_cpus
-from testbed.landscape import Launcher, tear_down
+from testbed.landscape.cpu import plan_cpus
+from testbed.landscape.launcher import Launcher
+from testbed.landscape.teardown import tear_down
 from tests.helpers.rabbitmq import RABBITMQ_URL, channel_on, rabbitmq_reachable
 from tests.helpers.services import unavailable
 

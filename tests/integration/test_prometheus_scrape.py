@@ -19,7 +19,7 @@ import pytest
 
 from backbone.platform.encoding import b64url
 from loadtests.client import DATAWALLET_HEADER, ConsumerApiClient, Session
-from testbed.prometheus import Prometheus, prometheus_executable, running_prometheus
+from testbed.landscape.prometheus import Prometheus, prometheus_executable, running_prometheus
 from tests.helpers.server import running_backbone
 from tests.helpers.services import (
     FAST_HASH_ITERATIONS,

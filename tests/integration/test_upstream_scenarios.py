@@ -19,7 +19,7 @@ import pytest
 from reports.rundir import REQUEST_COLUMNS, REQUESTS, SETUP_REQUESTS, read_table
 from scenarios.schema import load_scenario
 from testbed import cli
-from testbed.scenario_runs import (
+from testbed.bench.scenario_runs import (
     CONNECTOR_SYNC_FLOW,
     PRODUCTION_MIX,
     SCENARIO_FILES,

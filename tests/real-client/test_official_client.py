@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from backbone.platform.blobs import S3BlobStore
-from testbed.seaweedfs import SeaweedFs
+from testbed.landscape.seaweedfs import SeaweedFs
 from tests.helpers.drain import drain_endpoint, subscribed_handlers
 from tests.helpers.rabbitmq import RABBITMQ_URL, BrokerNames, delete_topology, rabbitmq_reachable
 from tests.helpers.server import running_backbone, running_worker

@@ -17,9 +17,9 @@ from scenarios.landscape import (
     load_profile,
     parse_profile,
 )
-from testbed.cpu import CpuPlanError, make_cpu_cgroup, plan_cpus
-from testbed.gateway import GatewayPorts, haproxy_config
-from testbed.landscape_commands import add_landscape_commands
+from testbed.landscape.commands import add_landscape_commands
+from testbed.landscape.cpu import CpuPlanError, make_cpu_cgroup, plan_cpus
+from testbed.landscape.gateway import GatewayPorts, haproxy_config
 from tests.helpers.services import unavailable
 
 SOURCE = Path("my-landscape.toml")

@@ -18,7 +18,7 @@ from loadtests.personas import Cast, CastError, IdentityBusy, holding, load_cast
 from scenarios.backbone_limits import BackboneLimits, backbone_limits
 from scenarios.derive import derived_text, rate_for_starts
 from scenarios.schema import ScenarioError, load_scenario, parse_scenario
-from testbed.scenario_runs import PRODUCTION_MIX, SCENARIO_FILES
+from testbed.bench.scenario_runs import PRODUCTION_MIX, SCENARIO_FILES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from reports import latency, saturation, server, verdicts
+from reports.manifest import redact
 from reports.rundir import (
     PROCESS_COLUMNS,
     REQUEST_COLUMNS,
@@ -18,7 +19,6 @@ from reports.rundir import (
     flows_table,
     format_labels,
     parse_labels,
-    redact,
 )
 
 T0 = 1_000_000.0
@@ -523,18 +523,7 @@ rate_per_s = 10
             for index, latency_s in enumerate(latencies_s)
         ]
     )
-    slos = verdicts.scenario_slos(
-        [
-            {
-                "route": slo.route,
-                "method": slo.method,
-                "percentiles_ms": slo.percentiles_ms,
-                "max_failure_ratio": slo.max_failure_ratio,
-            }
-            for slo in scenario.slos
-        ]
-    )
-    report_side = verdicts.judge_slos(requests, slos)["verdict"].tolist()
+    report_side = verdicts.judge_slos(requests, scenario.slos)["verdict"].tolist()
     return locust_side, report_side
 
 

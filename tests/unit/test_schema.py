@@ -14,6 +14,8 @@ from loadtests.flows import registered_flows
 from scenarios.schema import (
     ConstantShape,
     ScenarioError,
+    ScenarioOverrides,
+    SoakShape,
     SpikeShape,
     StepShape,
     load_scenario,
@@ -175,3 +177,27 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ScenarioError, match=r"absent\.toml: \(file\): cannot be read"):
         load_scenario(missing)
+
+
+def test_command_line_overrides_apply_to_the_file_before_validation() -> None:
+    text = VALID.replace('kind = "constant"\nduration_s = 10', 'kind = "soak"\nduration_s = 60\nramp_s = 20')
+    overrides = ScenarioOverrides(multiplier=4.0, duration_s=8.0, seed=3)
+
+    scenario = parse_scenario(text, source=SOURCE, overrides=overrides)
+
+    assert (scenario.multiplier, scenario.duration_s, scenario.seed) == (4.0, 8.0, 3)
+    assert scenario.shape == SoakShape(duration_s=8.0, ramp_s=4.0)  # the ramp moved inside the run
+    assert scenario.rate_per_s(scenario.flows[0]) == 20.0
+    assert overrides.given() == {"multiplier": 4.0, "duration_s": 8.0, "seed": 3}
+    assert ScenarioOverrides().given() == {}
+
+
+def test_an_override_is_held_to_the_file_s_rules() -> None:
+    step = VALID.replace('kind = "constant"\nduration_s = 10', 'kind = "step"\nfactors = [1, 2]\nstep_s = 5')
+
+    assert problems_of(step, overrides=ScenarioOverrides(duration_s=8.0)) == [
+        f"{SOURCE}: shape.duration_s: the duration cannot be overridden: the step shape has none"
+    ]
+    assert problems_of(VALID, overrides=ScenarioOverrides(multiplier=-1.0)) == [
+        f"{SOURCE}: multiplier: must be a number > 0, got -1.0"
+    ]

@@ -25,7 +25,7 @@ TARGET_BYTES = 4 * 2**30
 
 def main(argv: list[str] | None = None) -> int:
     """Generate, render, print the figures; exit 1 when a target is missed."""
-    parser = argparse.ArgumentParser(prog="python -m reports.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.bench.report", description=__doc__)
     parser.add_argument("--requests", type=int, default=10_000_000)
     parser.add_argument("--duration-s", type=int, default=600)
     parser.add_argument("--keep", type=Path, help="generate into this directory and keep it")

@@ -2,7 +2,7 @@
 
 A command, not a test: it prints its figures with the machine, versions and settings it ran on.
 
-1. A fresh PostgreSQL database gets the light pool in bulk (`testbed seed --mode bulk`).
+1. A fresh PostgreSQL database gets the light pool in bulk (as `testbed seed --mode bulk` does).
 2. `backbone serve` runs on it (the limits from the scenario files, see
    `scenarios/backbone_limits.py`; the Basic tier, which has no quotas).
 3. Each scenario runs 60 s at the larger of 10 times its original rate and a rate that schedules
@@ -33,19 +33,23 @@ from pathlib import Path
 
 import psycopg
 
+from loadtests.seeding.bulk import SeedingError
 from scenarios.backbone_limits import backbone_limits
 from scenarios.derive import rate_for_starts
+from scenarios.pool_schema import PoolConfigError
 from scenarios.schema import load_scenario
-from testbed import cli
-from testbed.processes import free_port, start_python, stop, wait_for_http
-from testbed.scenario_runs import (
+from testbed.bench.scenario_runs import (
     CONNECTOR_SYNC_FLOW,
     PRODUCTION_MIX,
     SCENARIO_FILES,
     ScenarioRun,
     run_scenario,
 )
+from testbed.processes import free_port, start_python, stop, wait_for_http
+from testbed.seed import plan_pool, seed_bulk_pool
 
+# The development client `migrate` seeds, in a database that lives for one benchmark.
+DEVELOPMENT_CLIENT_SECRET = "test"  # noqa: S105
 ADMIN_URL = os.environ.get("BACKBONE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -60,23 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with fresh_database() as database_url:
         credentials = out / "light-pool.json"
         started = time.perf_counter()
-        status = cli.main(
-            [
-                "seed",
-                "--pool",
-                args.pool,
-                "--mode",
-                "bulk",
-                "--database-url",
+        try:
+            the_plan = plan_pool(args.pool, seed=1, did_domain="localhost", say=print)
+            seed_bulk_pool(
+                the_plan,
                 database_url,
-                "--export",
-                str(credentials),
-                "--password-hash-iterations",
-                str(args.password_hash_iterations),
-            ]
-        )
-        if status != 0:
-            print(f"bench-scenarios: seeding the {args.pool} pool failed (exit {status})")
+                client_id="test",
+                client_secret=DEVELOPMENT_CLIENT_SECRET,
+                export_path=credentials,
+                password_hash_iterations=args.password_hash_iterations,
+            )
+        except (PoolConfigError, SeedingError) as error:
+            print(f"bench-scenarios: seeding the {args.pool} pool failed: {error}")
             return 1
         print(f"seeded the {args.pool} pool in bulk in {time.perf_counter() - started:.1f} s\n", flush=True)
         limits = backbone_limits(load_scenario(PRODUCTION_MIX).backbone)

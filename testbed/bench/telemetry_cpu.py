@@ -11,9 +11,7 @@ traced variant is flushed inside its timed part, so its export is charged to it.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +33,7 @@ from backbone.settings import Settings
 from backbone.wiring import Services, build_services, seed
 from loadtests.client import DATAWALLET_HEADER
 from loadtests.keys import IdentityKey, challenge_text
-from testbed.processes import free_port, start_python, stop
+from testbed.processes import free_port, listens, start_python, stop, wait_until_answers
 
 PASSWORD = "a-bench-password!"  # noqa: S105 - a throwaway identity of the benchmark
 
@@ -52,24 +50,12 @@ class Variant:
 def _sink(scratch: Path) -> Iterator[str]:
     port = free_port()
     with open(scratch / "otlp-sink.log", "wb") as log:
-        process = start_python(["-m", "testbed.otlp_sink", "--port", str(port)], {}, log)
+        process = start_python(["-m", "testbed.bench.otlp_sink", "--port", str(port)], {}, log)
         try:
-            _wait_listening(port, process)
+            wait_until_answers(listens(port), process, what="the OTLP sink", timeout_s=10, interval_s=0.05)
             yield f"http://127.0.0.1:{port}/v1/traces"
         finally:
             stop(process)
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the OTLP sink exited")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError("the OTLP sink did not listen")
 
 
 def measure(scratch: Path, *, requests: int = 1000, rounds: int = 5) -> dict[str, list[float]]:

@@ -26,11 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.arrival.report import MAX_LATE_RATIO, MIN_RATE_RATIO
-from testbed.bare_server import running_bare_app
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
+from reports.verdicts import MAX_LATE_RATIO, MIN_RATE_RATIO
+from testbed.bench.bare_app import running_bare_app
+from testbed.processes import LOCUSTFILE, REPOSITORY
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.arrival.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.bench.arrival", description=__doc__)
     parser.add_argument(
         "--scenario", default="scenarios/bare-constant.toml", help="open-model scenario to run"
     )

@@ -2,7 +2,7 @@
 
 The telemetry benchmark points the backbone's OTLP exporter at it, so tracing costs what it
 costs in production (serialising and posting batches) without a collector on the machine.
-`python -m testbed.otlp_sink --port N` runs it on its own.
+`python -m testbed.bench.otlp_sink --port N` runs it on its own.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def running_sink(port: int = 0) -> Iterator[tuple[str, SinkCounts]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testbed.otlp_sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.bench.otlp_sink", description=__doc__)
     parser.add_argument("--port", type=int, default=4318, help="loopback port (default 4318, OTLP/HTTP)")
     args = parser.parse_args(argv)
     with running_sink(args.port) as (url, counts):

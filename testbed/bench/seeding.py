@@ -34,7 +34,9 @@ ADMIN_URL = os.environ.get("BACKBONE_TEST_POSTGRES_URL", "postgresql://postgres@
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testbed.bench_seed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m testbed.bench.seeding", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--pool", default="heavy")
     parser.add_argument("--mode", choices=("bulk", "api"), default="bulk")
     parser.add_argument("--seed", type=int, default=1)

@@ -8,22 +8,27 @@ For the load generator's own tests it has one more route, `/stallable`, that ans
 request to it is held until the stall ends (a stop-the-world pause). The stall's end time lives
 in a file, so that all gunicorn workers see it.
 
-Run it with `python -m testbed.bare_app --port 8090 --workers 2 --threads 4`.
+Run it with `python -m testbed.bench.bare_app --port 8090 --workers 2 --threads 4`, or from
+Python with `running_bare_app()` (a child process on a free loopback port, stopped afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import shutil
+import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import falcon
 
 from backbone.platform.serving import GunicornServer, gunicorn_options
+from testbed.processes import answers_200, free_port, start_python, stop, wait_until_answers
 
 CONSTANT_BODY = b'{"result":{"status":"ok"}}'
 _CHUNK = b"\0" * 65536
@@ -109,7 +114,7 @@ class StallControlResource:
         resp.media = {"result": {"stalledUntil": until_s}}
 
 
-def create_bare_app(stall_file: Path | None = None) -> falcon.App:
+def create_bare_app(stall_file: Path | None = None) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the bare app; without `stall_file`, `/stallable` and the stall control are absent."""
     app = falcon.App()
     app.add_route("/constant", ConstantResource())
@@ -124,7 +129,9 @@ def create_bare_app(stall_file: Path | None = None) -> falcon.App:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the bare app under gunicorn with the backbone's settings."""
-    parser = argparse.ArgumentParser(prog="python -m testbed.bare_app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m testbed.bench.bare_app", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8090, help="port to bind (default 8090)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
@@ -147,6 +154,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.getpid() == arbiter_pid:
             shutil.rmtree(directory, ignore_errors=True)
     return 0
+
+
+@contextmanager
+def running_bare_app(
+    *, workers: int = 2, threads: int = 4, startup_timeout_s: float = 20.0, log_path: Path | None = None
+) -> Iterator[str]:
+    """Run `python -m testbed.bench.bare_app` and yield its base URL; stop it (and its workers) after."""
+    port = free_port()
+    args = ["-m", "testbed.bench.bare_app", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--workers", str(workers), "--threads", str(threads)]
+    url = f"http://127.0.0.1:{port}"
+    with ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "wb")) if log_path else subprocess.DEVNULL
+        process = start_python(args, {}, log)
+        try:
+            wait_until_answers(
+                answers_200(f"{url}/constant", timeout_s=1.0),
+                process,
+                what="the bare app",
+                timeout_s=startup_timeout_s,
+            )
+            yield url
+        finally:
+            # SIGTERM is gunicorn's graceful stop; its workers exit with the arbiter.
+            stop(process)
+
+
+def post(base_url: str, path: str, timeout_s: float = 5.0) -> int:
+    """Send an empty POST to a loopback URL (the bare app's controls) and return the status."""
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    try:
+        connection.request("POST", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":

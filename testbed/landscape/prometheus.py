@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.processes import free_port, stop
+from testbed.processes import answers_200, free_port, stop, wait_until_answers
 
 READY_TIMEOUT_S = 30.0
 
@@ -97,22 +96,12 @@ def running_prometheus(
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = Prometheus(f"http://127.0.0.1:{port}", log_path)
         try:
-            _wait_ready(server, process)
+            wait_until_answers(
+                answers_200(f"{server.url}/-/ready", timeout_s=1.0),
+                process,
+                what=f"prometheus (log {log_path})",
+                timeout_s=READY_TIMEOUT_S,
+            )
             yield server
         finally:
             stop(process)
-
-
-def _wait_ready(server: Prometheus, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}; see {server.log_path}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"prometheus did not become ready within {READY_TIMEOUT_S} s; see {server.log_path}")

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.landscape import PROFILES_DIR, ProfileError, load_profile
-from testbed.cpu import CpuPlanError, plan_cpus
-from testbed.landscape import DEFAULT_STATE, LandscapeError, LandscapeState, Launcher, tear_down
+from testbed.landscape.cpu import CpuPlanError, plan_cpus
+from testbed.landscape.launcher import Launcher
+from testbed.landscape.state import DEFAULT_STATE, LandscapeError, LandscapeState
+from testbed.landscape.teardown import tear_down
 
 
 def add_landscape_commands(commands: Any) -> None:

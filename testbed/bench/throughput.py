@@ -36,12 +36,10 @@ from pathlib import Path
 from backbone.platform.encoding import b64url
 from backbone.settings import Settings
 from loadtests.client import DATAWALLET_HEADER, ConsumerApiClient
-from testbed.otlp_sink import running_sink
+from testbed.bench.otlp_sink import running_sink
+from testbed.bench.telemetry_cpu import measure as measure_telemetry_cpu
+from testbed.bench.telemetry_cpu import print_figures as print_telemetry_cpu
 from testbed.processes import free_port, start_python, stop, wait_for_http
-from testbed.telemetry_cpu import measure as measure_telemetry_cpu
-from testbed.telemetry_cpu import print_figures as print_telemetry_cpu
-
-REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -128,7 +126,7 @@ class WrkSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testbed.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.bench.throughput", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of both servers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker of both servers")
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
@@ -159,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             _server(["-m", "backbone", "serve", *server_args], env, "/health", scratch / "backbone.log")
         )
         bare = stack.enter_context(
-            _server(["-m", "testbed.bare_app", *server_args], {}, "/constant", scratch / "bare.log")
+            _server(["-m", "testbed.bench.bare_app", *server_args], {}, "/constant", scratch / "bare.log")
         )
         cases = [
             case

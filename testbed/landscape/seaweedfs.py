@@ -14,14 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.processes import free_port, stop
+from testbed.processes import free_port, stop, wait_until_answers
 
 READY_TIMEOUT_S = 60.0
 # SeaweedFS takes its time to stop gracefully; its data directory is thrown away anyway.
@@ -156,20 +155,24 @@ def wait_until_writable(
 
     client = Minio(server.endpoint, server.access_key, server.secret_key, secure=False)
     bucket = "readiness-" + secrets.token_hex(4)
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"SeaweedFS exited with {process.returncode}; see {server.log_path}")
+    last_error: list[Exception] = []
+
+    def writable() -> bool:
         try:
             if not client.bucket_exists(bucket):
                 client.make_bucket(bucket)
             client.put_object(bucket, "probe", io.BytesIO(b"probe"), 5)
             client.remove_object(bucket, "probe")
             client.remove_bucket(bucket)
-            return
-        except Exception as error:
-            last_error = error
-            checkpoint()
-            time.sleep(0.3)
-    raise TimeoutError(f"SeaweedFS did not accept writes within {timeout_s} s: {last_error}")
+        except Exception as error:  # any refusal means: not ready yet
+            last_error[:] = [error]
+            return False
+        return True
+
+    what = f"SeaweedFS (log {server.log_path})"
+    try:
+        wait_until_answers(
+            writable, process, what=what, timeout_s=timeout_s, interval_s=0.3, checkpoint=checkpoint
+        )
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}: {last_error[0] if last_error else 'no answer'}") from None

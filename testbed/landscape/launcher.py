@@ -1,4 +1,4 @@
-"""Bring a landscape up as local processes on free loopback ports, and down again by PID.
+"""Bring a landscape up as local processes on free loopback ports (`teardown` takes it down).
 
 `up` starts, in this order: the database (a fresh PostgreSQL database, or SQLite in the run
 directory), a private RabbitMQ vhost, SeaweedFS for S3, the migrations, the Admin API, the nodes
@@ -10,7 +10,6 @@ groups it started and removes the database and vhost it created, even after `up`
 
 from __future__ import annotations
 
-import contextlib
 import http.cookiejar
 import json
 import os
@@ -25,107 +24,26 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scenarios.landscape import LandscapeProfile, connection_budget_problem
-from testbed.cpu import (
-    CpuPlan,
-    cgroup_v2_base,
-    confine,
-    make_cpu_cgroup,
-    remove_cgroup,
-    unique_cgroup_name,
+from testbed.landscape.cpu import CpuPlan, cgroup_v2_base, confine, make_cpu_cgroup, unique_cgroup_name
+from testbed.landscape.gateway import GatewayPorts, haproxy_config, haproxy_executable
+from testbed.landscape.process_groups import MARKER, started_at_s
+from testbed.landscape.seaweedfs import SeaweedFs, start_seaweedfs, wait_until_writable, weed_executable
+from testbed.landscape.state import (
+    DEFAULT_STATE,
+    RUNS_DIR,
+    LandscapeError,
+    LandscapeState,
+    RecordedProcess,
+    refuse_when_running,
 )
-from testbed.gateway import GatewayPorts, haproxy_config, haproxy_executable
-from testbed.processes import REPOSITORY, free_port
-from testbed.seaweedfs import SeaweedFs, remove_sockets, start_seaweedfs, wait_until_writable, weed_executable
+from testbed.landscape.teardown import tear_down
+from testbed.processes import REPOSITORY, ProcessExited, answers_200, free_port, wait_until_answers
 
-DEFAULT_STATE = REPOSITORY / "var" / "landscape" / "state.json"
-RUNS_DIR = REPOSITORY / "var" / "landscapes"
-# Every process `up` starts carries this variable: `down` finds a process that was started in
-# the instant before `up` could record it.
-MARKER = "TESTBED_LANDSCAPE_ID"
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
-# SeaweedFS takes long to stop gracefully, and its data directory is thrown away anyway.
-STOP_TIMEOUT_S_BY_ROLE = {"seaweedfs": 2.0}
-
-
-class LandscapeError(Exception):
-    """The landscape cannot come up (or go down) for a reason the operator can fix."""
-
-
-@dataclass
-class RecordedProcess:
-    """One process group `up` started: its leader's PID and start time tell it from a reused PID."""
-
-    role: str
-    pid: int
-    start_ticks: int
-    port: int | None
-    log: str
-
-
-@dataclass
-class LandscapeState:
-    """What `up` made; written to the state file (mode 0600: it holds the landscape's secrets)."""
-
-    id: str
-    profile: str
-    profile_source: str
-    state_path: str
-    run_dir: str
-    ready: bool = False
-    up_seconds: float | None = None
-    processes: list[RecordedProcess] = field(default_factory=list)
-    cgroups: list[str] = field(default_factory=list)
-    database_server_url: str = ""
-    database_name: str = ""
-    database_url: str = ""
-    rabbitmq_url: str = ""
-    rabbitmq_vhost: str = ""
-    # Without rabbitmqctl: names of this landscape's own on the profile's vhost.
-    rabbitmq_exchange: str = ""
-    rabbitmq_queues: list[str] = field(default_factory=list)
-    seaweedfs_ports: list[int] = field(default_factory=list)
-    gateway_urls: list[str] = field(default_factory=list)
-    gateway_operator_urls: list[str] = field(default_factory=list)
-    node_urls: list[str] = field(default_factory=list)
-    worker_urls: list[str] = field(default_factory=list)
-    admin_url: str = ""
-    admin_api_key: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-    tier_id: str = ""
-    load_generator_cores: list[int] = field(default_factory=list)
-    allowed_target_hosts: list[str] = field(default_factory=list)
-
-    @property
-    def consumer_urls(self) -> list[str]:
-        """Where clients send requests: the gateways, or the node when there is no gateway."""
-        return self.gateway_urls or self.node_urls
-
-    def save(self) -> None:
-        path = Path(self.state_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(asdict(self), file, indent=2)
-        os.replace(temporary, path)
-
-    @classmethod
-    def load(cls, path: Path) -> LandscapeState:
-        try:
-            data = json.loads(path.read_text())
-            data["processes"] = [RecordedProcess(**process) for process in data.get("processes", [])]
-            return cls(**data)
-        except FileNotFoundError:
-            raise LandscapeError(f"no landscape state at {path} (nothing is up, or give --state)") from None
-        except (ValueError, TypeError) as error:
-            raise LandscapeError(f"{path} is not a landscape state file: {error}") from None
 
 
 class Launcher:
@@ -215,7 +133,10 @@ class Launcher:
         self._step("database migrated")
         if seaweedfs is not None:
             process, server = seaweedfs
-            wait_until_writable(server, process, READY_TIMEOUT_S, checkpoint=self._checkpoint)
+            try:
+                wait_until_writable(server, process, READY_TIMEOUT_S, checkpoint=self._checkpoint)
+            except (ProcessExited, TimeoutError) as error:
+                raise LandscapeError(str(error)) from None
             environment.update(server.backbone_environment(profile.blob_store.bucket))
             self._step("SeaweedFS accepts writes")
 
@@ -447,7 +368,7 @@ class Launcher:
     def _record(self, role: str, process: subprocess.Popen[bytes], port: int | None, log: Path) -> None:
         self._children[process.pid] = process
         self.state.processes.append(
-            RecordedProcess(role, process.pid, start_ticks(process.pid) or 0, port, str(log))
+            RecordedProcess(role, process.pid, started_at_s(process.pid) or 0.0, port, str(log))
         )
         self.state.save()
         self._checkpoint()
@@ -468,21 +389,21 @@ class Launcher:
             )
 
     def _wait_healthy(self, url: str, process: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        role = next(p.role for p in self.state.processes if p.pid == process.pid)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log = next(Path(p.log) for p in self.state.processes if p.pid == process.pid)
-                raise LandscapeError(f"{role} exited with {process.returncode}:\n{_tail(log)}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            self._checkpoint()
-            time.sleep(0.1)
-        raise LandscapeError(f"{role}: {url} was not healthy within {READY_TIMEOUT_S:g} s")
+        recorded = next(p for p in self.state.processes if p.pid == process.pid)
+        try:
+            wait_until_answers(
+                answers_200(url),
+                process,
+                what=recorded.role,
+                timeout_s=READY_TIMEOUT_S,
+                checkpoint=self._checkpoint,
+            )
+        except ProcessExited as error:
+            raise LandscapeError(f"{error}:\n{_tail(Path(recorded.log))}") from None
+        except TimeoutError:
+            raise LandscapeError(
+                f"{recorded.role}: {url} was not healthy within {READY_TIMEOUT_S:g} s"
+            ) from None
 
     def _create_client_and_tier(self) -> None:
         admin = AdminApi(self.state.admin_url, self.state.admin_api_key)
@@ -531,119 +452,6 @@ class AdminApi:
         return answer["result"] if isinstance(answer, dict) else answer
 
 
-def refuse_when_running(state_path: Path) -> None:
-    """Refuse a second landscape on the same state file while the first one's processes live."""
-    if not state_path.exists():
-        return
-    try:
-        previous = LandscapeState.load(state_path)
-    except LandscapeError:
-        return
-    if any(_group_alive(process) for process in previous.processes):
-        raise LandscapeError(
-            f"the landscape {previous.id} ({previous.profile}) of {state_path} is still up; "
-            "`testbed down` first, or give another --state"
-        )
-
-
-def tear_down(
-    state: LandscapeState,
-    children: dict[int, subprocess.Popen[bytes]] | None = None,
-    say: Callable[[str], None] = print,
-) -> list[str]:
-    """Stop every recorded process group, remove what `up` created; return what could not be undone."""
-    problems: list[str] = []
-    ours = [process for process in state.processes if _is_ours(process)]
-    # Gateways first (they were started last), so no request reaches a node that is stopping.
-    for process in reversed(ours):
-        _signal_group(process.pid, signal.SIGTERM)
-    started = time.monotonic()
-    waiting = list(ours)
-    while waiting and time.monotonic() < started + STOP_TIMEOUT_S:
-        _reap(children)
-        for process in list(waiting):
-            if not _group_alive(process):
-                waiting.remove(process)
-            elif time.monotonic() > started + STOP_TIMEOUT_S_BY_ROLE.get(process.role, STOP_TIMEOUT_S):
-                _signal_group(process.pid, signal.SIGKILL)
-        time.sleep(0.1)
-    for process in waiting:
-        if _group_alive(process):
-            say(f"testbed: {process.role} (process group {process.pid}) did not stop in time; killing it")
-            _signal_group(process.pid, signal.SIGKILL)
-    for pid in marked_processes(state.id):
-        _signal(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (
-        any(_group_alive(process) for process in ours) or marked_processes(state.id)
-    ):
-        _reap(children)
-        time.sleep(0.1)
-    _reap(children)
-    if leftover := marked_processes(state.id):
-        problems.append(f"processes {leftover} of the landscape did not stop")
-    for group in state.cgroups:
-        remove_cgroup(Path(group))
-    remove_sockets(state.seaweedfs_ports)
-    if state.database_name:
-        problems.extend(_drop_database(state))
-    if state.rabbitmq_vhost:
-        try:
-            result = subprocess.run(
-                ["rabbitmqctl", "-q", "delete_vhost", state.rabbitmq_vhost],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            output = result.stderr + result.stdout
-        except FileNotFoundError:
-            result, output = None, "rabbitmqctl is not installed"
-        if (
-            (result is None or result.returncode != 0)
-            and "not exist" not in output
-            and "not found" not in output
-        ):
-            problems.append(f"RabbitMQ vhost {state.rabbitmq_vhost} not deleted: {output.strip()}")
-    if state.rabbitmq_exchange:
-        problems.extend(_delete_exchange(state))
-    for problem in problems:
-        say(f"testbed: {problem}")
-    if not problems:
-        Path(state.state_path).unlink(missing_ok=True)
-    return problems
-
-
-def _drop_database(state: LandscapeState) -> list[str]:
-    import psycopg
-
-    try:
-        with psycopg.connect(state.database_server_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{state.database_name}" WITH (FORCE)')
-    except psycopg.Error as error:
-        return [f"database {state.database_name} not dropped: {str(error).splitlines()[0]}"]
-    return []
-
-
-def _delete_exchange(state: LandscapeState) -> list[str]:
-    """Delete the queues and exchanges (with their dead-letter pair) of a landscape without a vhost."""
-    import pika
-
-    exchange = state.rabbitmq_exchange
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(state.rabbitmq_url))
-        try:
-            channel = connection.channel()
-            for queue in [*state.rabbitmq_queues, f"deadletterqueue.{exchange}"]:
-                channel.queue_delete(queue)
-            channel.exchange_delete(exchange)
-            channel.exchange_delete(f"deadletterexchange.{exchange}")
-        finally:
-            connection.close()
-    except (pika.exceptions.AMQPError, OSError) as error:
-        return [f"RabbitMQ exchange {exchange} and its queues not deleted: {error!r}"]
-    return []
-
-
 def handler_queues() -> list[str]:
     """The queue of every handler the composition root subscribes (`<Module>.<EventName>`)."""
     import tempfile
@@ -671,7 +479,7 @@ def handler_queues() -> list[str]:
     bus = RecordingBus()
     with tempfile.TemporaryDirectory() as directory:
         settings = Settings(var_dir=Path(directory), database_url=f"sqlite:///{directory}/unused.sqlite3")
-        build_services(settings, bus=bus).close()  # type: ignore[arg-type]
+        build_services(settings, bus=bus).close()
     return [handler.queue for handler in bus.handlers]
 
 
@@ -685,82 +493,6 @@ def backbone_has_command(name: str) -> bool:
         if isinstance(action, argparse._SubParsersAction):
             return name in action.choices
     return False
-
-
-def start_ticks(pid: int) -> int | None:
-    """When the process started (clock ticks since boot): tells our process from a reused PID."""
-    fields = _stat(pid)
-    return int(fields[19]) if fields else None
-
-
-def marked_processes(landscape_id: str) -> list[int]:
-    """Living processes carrying this landscape's marker in their environment."""
-    needle = f"{MARKER}={landscape_id}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes() and not _zombie(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def _zombie(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is None or fields[0] in ("Z", "X")
-
-
-def _is_ours(process: RecordedProcess) -> bool:
-    """The recorded leader still runs with the same start time, or its group still has members.
-
-    A process group id is not handed out again while any member lives, so living members of the
-    recorded group are ours even when the leader is gone.
-    """
-    ticks = start_ticks(process.pid)
-    if ticks is not None:
-        return ticks == process.start_ticks
-    return bool(_group_members(process.pid))
-
-
-def _group_alive(process: RecordedProcess) -> bool:
-    return bool(_group_members(process.pid))
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-                members.append(int(entry.name))
-    return members
-
-
-def _signal_group(pgid: int, number: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, number)
-
-
-def _signal(pid: int, number: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, number)
-
-
-def _reap(children: dict[int, subprocess.Popen[bytes]] | None) -> None:
-    for child in (children or {}).values():
-        child.poll()
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reports.verdicts import MAX_LATE_RATIO
 from scenarios.derive import derived_text
 from scenarios.schema import FlowSpec, Scenario, load_scenario
+from testbed.processes import LOCUSTFILE, REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
 SCENARIO_FILES = tuple(sorted(REPOSITORY.glob("scenarios/[0-9][0-9]-*.toml")))
 PRODUCTION_MIX = REPOSITORY / "scenarios" / "production-mix.toml"
 CONNECTOR_SYNC_FLOW = "upstream.connector-sync"
 MAX_RATE_DEVIATION = 0.02
-MAX_LATE_RATIO = 0.01
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,254 @@
+"""`manifest.json` of a run directory: what ran, where and when; written and read only here.
+
+A `RunManifest` is typed all the way down and carries its `format_version`. It is written
+redacted (secret-looking keys and URL passwords become `***`) and read back into the same
+dataclasses; a manifest of another format version, or one written before run directories had
+versions, is refused in one line naming the version, never with a traceback.
+
+Format versions:
+
+1. the first versioned format: `scenario.overrides` (the command line's `--multiplier`,
+   `--duration`, `--seed`) and `scenario.text` (the scenario file as it was, not a rewritten
+   copy); everything else as the unversioned manifests had it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"(secret|password|passwd|api_key|apikey|token|signing_key|credential)", re.I)
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@", re.I
+)
+Record = TypeVar("Record")
+
+
+class ManifestError(ValueError):
+    """manifest.json is missing, of another format version or malformed; the message is one line."""
+
+
+@dataclass(frozen=True)
+class SloSpec:
+    """Thresholds for one route (method None: every method), judged on one latency view."""
+
+    route: str
+    method: str | None
+    percentiles_ms: tuple[tuple[float, float], ...]
+    view: str = "corrected"
+    max_failure_ratio: float | None = None
+    source: str = "scenario"
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.route}" if self.method else self.route
+
+
+@dataclass(frozen=True)
+class FlowRate:
+    """One flow of the scenario and its rate with the multiplier applied."""
+
+    name: str
+    flow: str
+    rate_per_s: float
+
+
+@dataclass(frozen=True)
+class ScenarioRecord:
+    """The scenario as it ran: the file's values with the command line's overrides applied."""
+
+    name: str = "?"
+    source: str = ""
+    model: str = "open"
+    multiplier: float = 1.0
+    duration_s: float = 0.0
+    arrivals: str = "uniform"
+    flows: tuple[FlowRate, ...] = ()
+    slos: tuple[SloSpec, ...] = ()
+    # --multiplier, --duration (as duration_s) and --seed, as given on the command line.
+    overrides: Mapping[str, float] = field(default_factory=dict)
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CpuRecord:
+    """The CPU plan: the cores of the landscape, of each node and of the load generator."""
+
+    landscape_cores: tuple[int, ...] = ()
+    node_cores: tuple[tuple[int, ...], ...] = ()
+    node_quota_cores: float | None = None
+    load_generator_cores: tuple[int, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LandscapeRecord:
+    """The landscape profile as launched (its tables' fields are those of scenarios/landscape.py)."""
+
+    name: str = "?"
+    description: str = ""
+    source: str = ""
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    environment: str = ""
+    landscape_id: str = ""
+    up_seconds: float | None = None
+    # A role (`gateway1`, `node1`), never a URL: the report holds no http(s) reference.
+    load_target: str = ""
+    threads_per_worker: int = 1
+    worker_replicas: int = 0
+    admin_api_workers: int = 0
+    gateway: Mapping[str, Any] = field(default_factory=dict)
+    nodes: Mapping[str, Any] = field(default_factory=dict)
+    database: Mapping[str, Any] = field(default_factory=dict)
+    bus: Mapping[str, Any] = field(default_factory=dict)
+    blob_store: Mapping[str, Any] = field(default_factory=dict)
+    cpu: CpuRecord = field(default_factory=CpuRecord)
+    backbone: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GitRevision:
+    revision: str = ""
+    dirty: bool = False
+
+
+@dataclass(frozen=True)
+class Machine:
+    hostname: str = ""
+    platform: str = ""
+    cpus: int = 1
+    memory_bytes: int = 0
+    load_average_1m: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """What ran, where and when; the load's window is `started_at_s` to `ended_at_s` (epoch s)."""
+
+    run_id: str
+    started_at_s: float | None = None
+    ended_at_s: float | None = None
+    seed: int | None = None
+    pool: str = "none"
+    # PBKDF2 cost of the seeded pool's passwords (None: no pool was seeded).
+    pool_pbkdf2_iterations: int | None = None
+    git: GitRevision = field(default_factory=GitRevision)
+    profile: LandscapeRecord = field(default_factory=LandscapeRecord)
+    scenario: ScenarioRecord = field(default_factory=ScenarioRecord)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    machine: Machine = field(default_factory=Machine)
+    # Failed scrapes per process.
+    scrape_failures: Mapping[str, int] = field(default_factory=dict)
+    synthetic: bool = False
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def started_at(self) -> str:
+        return _iso(self.started_at_s)
+
+    @property
+    def ended_at(self) -> str:
+        return _iso(self.ended_at_s)
+
+
+def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
+    """Write manifest.json (secrets redacted)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(redact(dataclasses.asdict(manifest)), indent=2, sort_keys=True)
+    (run_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+def read_manifest(run_dir: Path) -> RunManifest:
+    """Read manifest.json of this format version, or raise ManifestError in one line."""
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise ManifestError(f"{run_dir}: not a run directory (no {MANIFEST})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ManifestError(f"{path}: not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: not a manifest (a JSON object is expected)")
+    version = data.get("format_version")
+    if version is None:
+        raise ManifestError(
+            f"{path}: no format_version: written before run directories had one; this testbed reads "
+            f"format_version {FORMAT_VERSION} (run the experiment again)"
+        )
+    if version != FORMAT_VERSION:
+        raise ManifestError(
+            f"{path}: format_version {version!r}, but this testbed reads format_version {FORMAT_VERSION}"
+        )
+    return _record(RunManifest, data, str(path))
+
+
+def redact(value: Any) -> Any:
+    """Return a copy of nested data with secret-looking keys and URL passwords replaced by ***."""
+    if isinstance(value, Mapping):
+        return {
+            key: (REDACTED if _SECRET_KEY.search(str(key)) and item not in (None, "") else redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+    return value
+
+
+def _iso(epoch_s: float | None) -> str:
+    return "?" if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def _record(cls: type[Record], data: Any, where: str) -> Record:
+    """Build a manifest dataclass from its JSON form, checking every field's type."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object, got {data!r:.60}")
+    fields = {item.name: item for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if unknown := sorted(set(data) - set(fields)):
+        raise ManifestError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
+    try:
+        return cls(**{name: _value(hints[name], value, f"{where}.{name}") for name, value in data.items()})
+    except TypeError as error:  # a field without default is missing
+        raise ManifestError(f"{where}: {error}") from None
+
+
+def _value(kind: Any, value: Any, where: str) -> Any:
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if dataclasses.is_dataclass(kind):
+        return _record(kind, value, where)  # type: ignore[arg-type]
+    if origin is types.UnionType:  # X | None
+        if value is None and type(None) in arguments:
+            return None
+        (present,) = (argument for argument in arguments if argument is not type(None))
+        return _value(present, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ManifestError(f"{where}: expected a list, got {value!r:.60}")
+        items = arguments[:1] * len(value) if arguments[-1:] == (Ellipsis,) else arguments
+        if len(items) != len(value):
+            raise ManifestError(f"{where}: expected {len(items)} items, got {len(value)}")
+        return tuple(
+            _value(item, element, f"{where}[{index}]")
+            for index, (item, element) in enumerate(zip(items, value, strict=True))
+        )
+    if origin is Mapping:
+        if not isinstance(value, dict):
+            raise ManifestError(f"{where}: expected an object, got {value!r:.60}")
+        return value
+    expected = (int, float) if kind is float else kind
+    if not isinstance(value, expected) or (isinstance(value, bool) and kind is not bool):
+        raise ManifestError(f"{where}: expected {kind.__name__}, got {value!r:.60}")
+    return float(value) if kind is float else value

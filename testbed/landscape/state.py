@@ -1,0 +1,105 @@
+"""What `testbed up` made, in a state file that `down` (or a later `up`) reads back."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from testbed.landscape.process_groups import group_alive
+from testbed.processes import REPOSITORY
+
+DEFAULT_STATE = REPOSITORY / "var" / "landscape" / "state.json"
+RUNS_DIR = REPOSITORY / "var" / "landscapes"
+
+
+class LandscapeError(Exception):
+    """The landscape cannot come up (or go down) for a reason the operator can fix."""
+
+
+@dataclass
+class RecordedProcess:
+    """One process group `up` started: its leader's PID and start time tell it from a reused PID."""
+
+    role: str
+    pid: int
+    # psutil's create_time of the leader (seconds since the epoch).
+    started_at_s: float
+    port: int | None
+    log: str
+
+
+@dataclass
+class LandscapeState:
+    """What `up` made; written to the state file (mode 0600: it holds the landscape's secrets)."""
+
+    id: str
+    profile: str
+    profile_source: str
+    state_path: str
+    run_dir: str
+    ready: bool = False
+    up_seconds: float | None = None
+    processes: list[RecordedProcess] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
+    database_server_url: str = ""
+    database_name: str = ""
+    database_url: str = ""
+    rabbitmq_url: str = ""
+    rabbitmq_vhost: str = ""
+    # Without rabbitmqctl: names of this landscape's own on the profile's vhost.
+    rabbitmq_exchange: str = ""
+    rabbitmq_queues: list[str] = field(default_factory=list)
+    seaweedfs_ports: list[int] = field(default_factory=list)
+    gateway_urls: list[str] = field(default_factory=list)
+    gateway_operator_urls: list[str] = field(default_factory=list)
+    node_urls: list[str] = field(default_factory=list)
+    worker_urls: list[str] = field(default_factory=list)
+    admin_url: str = ""
+    admin_api_key: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    tier_id: str = ""
+    load_generator_cores: list[int] = field(default_factory=list)
+    allowed_target_hosts: list[str] = field(default_factory=list)
+
+    @property
+    def consumer_urls(self) -> list[str]:
+        """Where clients send requests: the gateways, or the node when there is no gateway."""
+        return self.gateway_urls or self.node_urls
+
+    def save(self) -> None:
+        path = Path(self.state_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(asdict(self), file, indent=2)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LandscapeState:
+        try:
+            data = json.loads(path.read_text())
+            data["processes"] = [RecordedProcess(**process) for process in data.get("processes", [])]
+            return cls(**data)
+        except FileNotFoundError:
+            raise LandscapeError(f"no landscape state at {path} (nothing is up, or give --state)") from None
+        except (ValueError, TypeError) as error:
+            raise LandscapeError(f"{path} is not a landscape state file: {error}") from None
+
+
+def refuse_when_running(state_path: Path) -> None:
+    """Refuse a second landscape on the same state file while the first one's processes live."""
+    if not state_path.exists():
+        return
+    try:
+        previous = LandscapeState.load(state_path)
+    except LandscapeError:
+        return
+    if any(group_alive(process.pid) for process in previous.processes):
+        raise LandscapeError(
+            f"the landscape {previous.id} ({previous.profile}) of {state_path} is still up; "
+            "`testbed down` first, or give another --state"
+        )

@@ -1,0 +1,189 @@
+"""A run's landscape: a profile brought up by `testbed up`'s launcher in the run's work directory.
+
+One way up: `dev` comes up as one node on SQLite, `stage` and `prod` with their gateways,
+PostgreSQL, RabbitMQ, SeaweedFS and workers, exactly as an operator starts them by hand. The run
+asks it for what the `Landscape` protocol (`experiment.py`) lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from reports.manifest import CpuRecord, LandscapeRecord
+from scenarios.landscape import LandscapeProfile
+from testbed.landscape.cpu import CpuPlan
+from testbed.landscape.launcher import Launcher
+from testbed.landscape.state import LandscapeError, LandscapeState
+from testbed.landscape.teardown import tear_down
+from testbed.run.collect import SampledProcess, ScrapeTarget
+from testbed.run.experiment import LandscapeAccess, RunError, relative_to_repository
+
+# Process roles of a launched landscape -> the report's tiers.
+ROLE_TIERS = (("gateway", "gateway"), ("node", "node"), ("worker", "events"), ("admin-api", "admin"))
+
+
+@dataclass
+class LaunchedLandscape:
+    """A profile brought up by `testbed up`'s launcher inside the run's work directory."""
+
+    profile: LandscapeProfile
+    cpu: CpuPlan
+    work_dir: Path
+    logs_dir: Path
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    state: LandscapeState | None = None
+
+    def up(self) -> LandscapeAccess:
+        launcher = Launcher(
+            self.profile,
+            self.cpu,
+            state_path=self.work_dir / "landscape.json",
+            runs_dir=self.work_dir / "landscape",
+            say=lambda text: print(f"testbed run: {text}", file=sys.stderr),
+        )
+        self.state = launcher.state
+        # While the launcher starts processes a signal only takes note (raising inside a fork
+        # handler would be swallowed); the launcher stops at its next step and tears down.
+        previous = {
+            number: signal.signal(number, lambda *_: launcher.interrupted.set())
+            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        try:
+            state = launcher.up()
+        except LandscapeError as error:
+            raise RunError(f"the {self.profile.name} landscape did not come up: {error}") from None
+        finally:
+            self._keep_logs()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        return LandscapeAccess(
+            # With several gateways the load goes through the first (Locust targets one host).
+            base_url=state.consumer_urls[0],
+            # SQLite (dev) lives in the landscape's run directory, where the backbone puts it.
+            database_url=state.database_url
+            or f"sqlite:///{Path(state.run_dir) / 'var' / 'backbone.sqlite3'}",
+            did_domain=self.profile.backbone.get("DID_DOMAIN", "localhost"),
+            client_id=state.client_id,
+            client_secret=state.client_secret,
+            load_generator_cores=self.cpu.load_generator_cores,
+        )
+
+    def down(self) -> None:
+        if self.state is None:
+            return
+        problems = tear_down(self.state, say=lambda text: print(f"testbed run: {text}", file=sys.stderr))
+        self._keep_logs()
+        if problems:
+            raise RunError("the landscape did not go down cleanly: " + "; ".join(problems))
+
+    def _keep_logs(self) -> None:
+        """Copy the landscape's process logs into the run directory (they are evidence)."""
+        if self.state is None:
+            return
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        for log in (Path(self.state.run_dir) / "logs").glob("*.log"):
+            shutil.copyfile(log, self.logs_dir / log.name)
+
+    @property
+    def _state(self) -> LandscapeState:
+        if self.state is None:
+            raise RunError("the landscape is not up")
+        return self.state
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        state = self._state
+        targets = [
+            ScrapeTarget(f"node{index}", "node", _loopback(url) + "/metrics")
+            for index, url in enumerate(state.node_urls, start=1)
+        ]
+        targets += [
+            ScrapeTarget(f"worker{index}", "events", _loopback(url) + "/metrics")
+            for index, url in enumerate(state.worker_urls, start=1)
+        ]
+        targets += [
+            ScrapeTarget(f"gateway{index}", "gateway", _loopback(url) + "/metrics")
+            for index, url in enumerate(state.gateway_operator_urls, start=1)
+        ]
+        return targets
+
+    def sampled_processes(self) -> list[SampledProcess]:
+        sampled = []
+        for process in self._state.processes:
+            tier = next((tier for prefix, tier in ROLE_TIERS if process.role.startswith(prefix)), None)
+            if tier is None or not psutil.pid_exists(process.pid):
+                continue  # the migration has exited; SeaweedFS serves no request path we measure
+            limit = self._node_cpu_limit(process.role) if tier == "node" else math.nan
+            sampled.append(SampledProcess(process.role, tier, process.pid, cpu_limit_cores=limit))
+        if (server := postgresql_server_pid(self._state.database_url)) is not None:
+            # The machine's shared server: its CPU includes other databases' work, if any.
+            sampled.append(SampledProcess("postgresql", "database", server))
+        return sampled
+
+    def _node_cpu_limit(self, role: str) -> float:
+        if self.cpu.node_quota_cores is not None:
+            return self.cpu.node_quota_cores
+        index = int(role.removeprefix("node")) - 1
+        cores = self.cpu.node_cores[index] if index < len(self.cpu.node_cores) else ()
+        return float(len(cores)) if cores else math.nan
+
+    def manifest(self) -> LandscapeRecord:
+        profile, state = self.profile, self._state
+        return LandscapeRecord(
+            name=profile.name,
+            description=profile.description,
+            source=relative_to_repository(profile.source),
+            overrides=dict(self.overrides),
+            environment=profile.environment,
+            landscape_id=state.id,
+            up_seconds=state.up_seconds,
+            load_target="gateway1" if state.gateway_urls else "node1",
+            threads_per_worker=profile.nodes.threads,
+            worker_replicas=profile.worker_replicas,
+            admin_api_workers=profile.admin_api_workers,
+            gateway=dataclasses.asdict(profile.gateway),
+            nodes=dataclasses.asdict(profile.nodes),
+            # write_manifest writes the passwords in these URLs as ***.
+            database=dataclasses.asdict(profile.database),
+            bus=dataclasses.asdict(profile.bus),
+            blob_store=dataclasses.asdict(profile.blob_store),
+            cpu=CpuRecord(
+                landscape_cores=self.cpu.landscape_cores,
+                node_cores=self.cpu.node_cores,
+                node_quota_cores=self.cpu.node_quota_cores,
+                load_generator_cores=self.cpu.load_generator_cores,
+                warnings=self.cpu.warnings,
+            ),
+            backbone=dict(profile.backbone),
+        )
+
+
+def _loopback(url: str) -> str:
+    return url.replace("//localhost:", "//127.0.0.1:")
+
+
+def postgresql_server_pid(database_url: str) -> int | None:
+    """The PID of the PostgreSQL server behind `database_url` when it runs on this machine."""
+    if not database_url.startswith(("postgresql", "postgres:")):
+        return None
+    import psycopg
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            row = connection.execute("SELECT pg_backend_pid()").fetchone()
+            # Asked while the connection is open: once closed, its backend exits and has no parent.
+            # A backend's parent is the postmaster, which the sampler follows to every backend.
+            return psutil.Process(int(row[0])).ppid() if row else None
+    except psycopg.Error:
+        return None
+    except psutil.Error:
+        return None  # a server on another host or in another PID namespace
