@@ -35,6 +35,7 @@ check: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -56,7 +57,7 @@ bench-scenarios: setup
 	$(BIN)/python -m testbed.bench.scenarios $(BENCH_ARGS)
 
 clean:
-	rm -rf var results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 bench-report: setup
 	$(BIN)/python -m testbed.bench.report $(BENCH_ARGS)

@@ -127,11 +127,11 @@ def line_chart(
             f'fill="#666">{escape(name)}</text>'
         )
     legend = []
-    for index, (name, x, y) in enumerate(thinned):
+    for index, (name, xs, ys) in enumerate(thinned):
         colour = COLOURS[index % len(COLOURS)]
-        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, y, strict=True))
+        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(xs, ys, strict=True))
         parts.append(
-            f'<polyline class="series" data-series="{escape(name)}" data-points="{len(x)}" '
+            f'<polyline class="series" data-series="{escape(name)}" data-points="{len(xs)}" '
             f'fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
         )
         legend.append(f'<span class="key"><i style="background:{colour}"></i>{escape(name)}</span>')

@@ -27,7 +27,8 @@ def nearest_rank(values: np.ndarray, percentiles: Sequence[float]) -> np.ndarray
     values = values[~np.isnan(values)]
     if values.size == 0:
         return np.full(len(percentiles), math.nan)
-    return np.quantile(values, np.asarray(percentiles) / 100, method="inverted_cdf")
+    found: np.ndarray = np.quantile(values, np.asarray(percentiles) / 100, method="inverted_cdf")
+    return found
 
 
 def grouped_nearest_rank(

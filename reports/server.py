@@ -89,7 +89,7 @@ def histogram_quantile(bounds: np.ndarray, cumulative: np.ndarray, quantile: flo
     bounds, cumulative = bounds[order], np.maximum.accumulate(cumulative[order])
     if len(bounds) == 0 or not math.isinf(bounds[-1]) or cumulative[-1] <= 0:
         return math.nan
-    rank = quantile * cumulative[-1]
+    rank = float(quantile * cumulative[-1])
     index = int(np.searchsorted(cumulative, rank, side="left"))
     if index >= len(bounds) - 1:
         return float(bounds[-2]) if len(bounds) > 1 else math.nan

@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -226,28 +227,28 @@ class BulkWriter:
         plan = self.plan
         steps: list[Step] = []
         for start in range(0, len(plan.identities), self.identities_per_step):
-            chunk = plan.identities[start : start + self.identities_per_step]
-            steps.append(Step(f"identities:{start}", lambda chunk=chunk: self._identity_rows(chunk)))
+            identities = plan.identities[start : start + self.identities_per_step]
+            steps.append(Step(f"identities:{start}", partial(self._identity_rows, identities)))
         steps.extend(
-            Step(f"templates:{group[0].number}", lambda group=group: self._template_rows(group))
+            Step(f"templates:{group[0].number}", partial(self._template_rows, group))
             for group in self._groups([i for i in plan.identities if i.templates], lambda i: i.templates)
         )
         for start in range(0, len(plan.relationships), 10_000):
-            chunk = plan.relationships[start : start + 10_000]
-            steps.append(Step(f"relationships:{start}", lambda chunk=chunk: self._relationship_rows(chunk)))
+            relationships = plan.relationships[start : start + 10_000]
+            steps.append(Step(f"relationships:{start}", partial(self._relationship_rows, relationships)))
         steps.extend(
-            Step(f"messages:{group[0].number}", lambda group=group: self._message_rows(group))
+            Step(f"messages:{group[0].number}", partial(self._message_rows, group))
             for group in self._groups(list(plan.relationships), lambda r: r.messages)
         )
         steps.extend(
-            Step(f"challenges:{group[0].number}", lambda group=group: self._challenge_rows(group))
+            Step(f"challenges:{group[0].number}", partial(self._challenge_rows, group))
             for group in self._groups(
                 [i for i in plan.identities if i.challenges + i.devices > 1],
                 lambda i: i.challenges + i.devices,
             )
         )
         steps.extend(
-            Step(f"datawallet:{group[0].number}", lambda group=group: self._modification_rows(group))
+            Step(f"datawallet:{group[0].number}", partial(self._modification_rows, group))
             for group in self._groups(
                 [i for i in plan.identities if i.datawallet_modifications],
                 lambda i: i.datawallet_modifications,
@@ -534,6 +535,7 @@ def _copy(connection: Connection, table: str, rows: Iterable[Row]) -> int:
     names = COLUMNS[table]
     columns = ", ".join(f'"{column}"' for column in names)
     raw = connection.connection.driver_connection
+    assert raw is not None, "COPY needs the psycopg connection"
     type_ids = dict(
         raw.execute(
             "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",

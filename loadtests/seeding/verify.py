@@ -75,7 +75,7 @@ def verify(engine: Engine, plan: Plan, progress: Callable[[str], None] = lambda 
             differences.append(f"identities: {len(extra)} not in the plan, e.g. {', '.join(extra[:3])}")
 
         for kind, sql in _PER_IDENTITY.items():
-            found = Counter(dict(rows(sql)))
+            counted = Counter(dict(rows(sql)))
             wrong = []
             for address, identity in planned.items():
                 expected = plan.expected(identity.number)
@@ -83,8 +83,8 @@ def verify(engine: Engine, plan: Plan, progress: Callable[[str], None] = lambda 
                 if kind == "challenges":
                     # Registering a further device signs an authenticated challenge too.
                     wanted += expected.devices - 1
-                if found.get(address, 0) != wanted:
-                    wrong.append(f"{address} ({identity.pool}) has {found.get(address, 0)}, wants {wanted}")
+                if counted.get(address, 0) != wanted:
+                    wrong.append(f"{address} ({identity.pool}) has {counted.get(address, 0)}, wants {wanted}")
             if wrong:
                 differences.append(
                     f"{kind}: {len(wrong)} identities differ: " + "; ".join(wrong[:_SHOWN])
