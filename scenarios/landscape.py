@@ -266,6 +266,7 @@ def _integers(
     defaults: object,
     bounds: Mapping[str, tuple[int, int]],
 ) -> dict[str, int]:
+    """The table's integer options, each within its bounds, defaulting to the dataclass's value."""
     return {
         name: read.integer(table, prefix, name, getattr(defaults, name), minimum=low, maximum=high)
         for name, (low, high) in bounds.items()

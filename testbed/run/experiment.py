@@ -163,7 +163,9 @@ class Experiment:
                     say=say,
                 )
             except (PoolConfigError, SeedingError, sa.exc.SQLAlchemyError, OSError) as error:
-                say(f"seeding failed: {error}")
+                # The first line only: a database error goes on with the statement and its rows.
+                first_line = next(iter(str(error).splitlines()), "")
+                say(f"seeding failed: {type(error).__name__}: {first_line}")
                 raise RunError(f"seeding the pool failed; see {log_path}") from None
 
     def _load(self, access: LandscapeAccess, sampler: ProcessSampler) -> None:
