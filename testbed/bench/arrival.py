@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,9 @@ from testbed.processes import LOCUSTFILE, REPOSITORY
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both parts of the benchmark and print the figures."""
     args = _parser().parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench-arrival: wrk is not installed (Debian package 'wrk')", file=sys.stderr)
+        return 2
     out = Path(args.out) / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
     _print_header(args)
