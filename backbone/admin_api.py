@@ -10,7 +10,8 @@ import falcon
 
 from backbone.modules.announcements.admin_api import add_announcement_admin_routes
 from backbone.modules.challenges.admin_api import add_challenge_admin_routes
-from backbone.modules.devices.admin_api import add_deletion_process_admin_routes, add_device_admin_routes
+from backbone.modules.devices.admin_api import add_device_admin_routes
+from backbone.modules.identity_deletion.admin_api import add_deletion_process_admin_routes
 from backbone.modules.messages.admin_api import add_message_admin_routes
 from backbone.modules.quotas.admin_api import add_quota_admin_routes, render_limit, render_quota
 from backbone.modules.relationships.admin_api import add_relationship_admin_routes

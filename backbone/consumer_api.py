@@ -6,12 +6,9 @@ import falcon
 
 from backbone.modules.announcements.consumer_api import add_announcement_routes
 from backbone.modules.challenges.consumer_api import add_challenge_routes
-from backbone.modules.devices.consumer_api import (
-    add_deletion_process_routes,
-    add_device_routes,
-    add_notification_routes,
-)
+from backbone.modules.devices.consumer_api import add_device_routes, add_notification_routes
 from backbone.modules.files.consumer_api import add_file_routes
+from backbone.modules.identity_deletion.consumer_api import add_deletion_process_routes
 from backbone.modules.messages.consumer_api import add_message_routes
 from backbone.modules.quotas.consumer_api import add_quota_routes
 from backbone.modules.relationships.consumer_api import add_relationship_routes

@@ -17,17 +17,13 @@ from backbone.modules.devices.handlers import subscribe_device_handlers
 from backbone.modules.devices.model import BASIC_TIER_NAME, IdentityStatus
 from backbone.modules.devices.repository import (
     ClientRepository,
-    DeletionJobRepository,
-    DeletionProcessRepository,
     IdentityRepository,
     PnsRegistrationRepository,
     TierRepository,
 )
 from backbone.modules.devices.service import (
     ClientService,
-    DeletionProcessService,
     DeviceService,
-    IdentityDeletionJobService,
     IdentityService,
     LoginService,
     NotificationService,
@@ -38,6 +34,8 @@ from backbone.modules.devices.service import (
 from backbone.modules.files.events import FileUploaded
 from backbone.modules.files.repository import FileRepository
 from backbone.modules.files.service import FileService
+from backbone.modules.identity_deletion.repository import DeletionProcessRepository
+from backbone.modules.identity_deletion.service import DeletionProcessService, IdentityDeletionJobService
 from backbone.modules.messages.events import MessageCreated
 from backbone.modules.messages.handlers import subscribe_message_handlers
 from backbone.modules.messages.repository import MessageRepository
@@ -210,10 +208,10 @@ def build_services(
     )
     deletion_process_repository = DeletionProcessRepository()
     deletion_processes = DeletionProcessService(
-        db, identity_repository, deletion_process_repository, outbox, clock, ids
+        db, deletion_process_repository, identities, outbox, clock, ids
     )
     identity_deletion = IdentityDeletionJobService(
-        db, DeletionJobRepository(), deletion_process_repository, push, outbox, clock, ids
+        db, deletion_process_repository, identities, push, outbox, clock, ids
     )
     logins = LoginService(
         db,

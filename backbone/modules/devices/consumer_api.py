@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -10,31 +9,26 @@ import falcon
 
 from backbone.modules.devices.model import (
     DEFAULT_COMMUNICATION_LANGUAGE,
-    DEFAULT_GRACE_PERIOD,
-    MAX_GRACE_PERIOD_DAYS,
     PNS_HANDLE_MAX_LENGTH,
     PNS_HANDLE_MIN_LENGTH,
-    DeletionProcess,
-    DeletionProcessStatus,
+    CreatedIdentity,
     Device,
     Identity,
     IdentityStatus,
+    LoginFailed,
+    NewDevice,
+    NewIdentity,
     PushEnvironment,
     PushPlatform,
+    PushRegistrationRequest,
+    SignedChallenge,
 )
 from backbone.modules.devices.service import (
     MAX_NOTIFICATION_RECIPIENTS,
-    CreatedIdentity,
-    DeletionProcessService,
     DeviceService,
     IdentityService,
-    LoginFailed,
     LoginService,
-    NewDevice,
-    NewIdentity,
     NotificationService,
-    PushRegistrationRequest,
-    SignedChallenge,
 )
 from backbone.platform.errors import DomainError, InvalidInput, InvalidPropertyValue
 from backbone.platform.http import (
@@ -138,40 +132,6 @@ def render_device(device: Device) -> dict[str, Any]:
         "lastLogin": {"time": device.last_login_at} if device.last_login_at else None,
         "communicationLanguage": device.communication_language,
         "isBackupDevice": device.is_backup_device,
-    }
-
-
-DELETION_PROCESS_TAGS = TAGS
-DELETION_PROCESS = obj(
-    {
-        "id": string(),
-        "status": enum(*(status.name for status in DeletionProcessStatus)),
-        "createdAt": timestamp(),
-        "createdByDevice": string(),
-        "approvedAt": nullable(timestamp()),
-        "approvedByDevice": nullable(string()),
-        "gracePeriodEndsAt": nullable(timestamp()),
-        "gracePeriodReminder1SentAt": nullable(timestamp()),
-        "gracePeriodReminder2SentAt": nullable(timestamp()),
-        "gracePeriodReminder3SentAt": nullable(timestamp()),
-    }
-)
-DELETION_PROCESS_ID = {"id": identifier("IDP")}
-
-
-def render_deletion_process(process: DeletionProcess) -> dict[str, Any]:
-    return {
-        "id": process.id,
-        "status": process.status.name,
-        "createdAt": process.created_at,
-        "createdByDevice": process.created_by_device,
-        # The original keeps the approval fields of its older, support-approved processes.
-        "approvedAt": process.created_at,
-        "approvedByDevice": process.created_by_device,
-        "gracePeriodEndsAt": process.grace_period_ends_at,
-        "gracePeriodReminder1SentAt": process.grace_period_reminder1_sent_at,
-        "gracePeriodReminder2SentAt": process.grace_period_reminder2_sent_at,
-        "gracePeriodReminder3SentAt": process.grace_period_reminder3_sent_at,
     }
 
 
@@ -468,75 +428,6 @@ class PushNotificationsResource:
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._devices.unregister_from_push(principal_of(req))
         no_content(resp)
-
-
-class DeletionProcessesResource:
-    """`/Identities/Self/DeletionProcesses`: the caller's identity's deletion processes."""
-
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "Start deleting the caller's identity (after a grace period, default 14 days)",
-        {201: envelope(DELETION_PROCESS), 400: ERROR},
-        body=obj(
-            {"lengthOfGracePeriodInDays": integer(minimum=0, maximum=MAX_GRACE_PERIOD_DAYS)},
-            optional=["lengthOfGracePeriodInDays"],
-        ),
-        body_required=False,
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        days = read_json(req).integer(
-            "lengthOfGracePeriodInDays", required=False, minimum=0, maximum=MAX_GRACE_PERIOD_DAYS
-        )
-        grace_period = DEFAULT_GRACE_PERIOD if days is None else timedelta(days=days)
-        send(resp, render_deletion_process(self._processes.start(principal_of(req), grace_period)), 201)
-
-    @describe(
-        "The deletion processes of the caller's identity",
-        {200: envelope(array(DELETION_PROCESS))},
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send(resp, [render_deletion_process(p) for p in self._processes.list_processes(principal_of(req))])
-
-
-class DeletionProcessResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "A deletion process of the caller's identity",
-        {200: envelope(DELETION_PROCESS)},
-        path=DELETION_PROCESS_ID,
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
-        send(resp, render_deletion_process(self._processes.get(principal_of(req), checked_id(id, "IDP"))))
-
-
-class CancelDeletionProcessResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "Cancel a deletion process during its grace period",
-        {200: envelope(DELETION_PROCESS), 400: ERROR},
-        path=DELETION_PROCESS_ID,
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_put(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
-        process = self._processes.cancel(principal_of(req), checked_id(id, "IDP"))
-        send(resp, render_deletion_process(process))
-
-
-def add_deletion_process_routes(app: App, processes: DeletionProcessService) -> None:
-    app.add_route("/api/v2/Identities/Self/DeletionProcesses", DeletionProcessesResource(processes))
-    app.add_route("/api/v2/Identities/Self/DeletionProcesses/{id}", DeletionProcessResource(processes))
-    app.add_route(
-        "/api/v2/Identities/Self/DeletionProcesses/{id}/Cancel", CancelDeletionProcessResource(processes)
-    )
 
 
 def add_device_routes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from backbone.platform.events import DomainEvent
@@ -36,23 +35,7 @@ class TierDeleted(DomainEvent):
 
 
 @dataclass(frozen=True)
-class IdentityToBeDeleted(DomainEvent):
-    identity_address: str
-    grace_period_ends_at: datetime
-
-
-@dataclass(frozen=True)
-class IdentityDeletionCancelled(DomainEvent):
-    identity_address: str
-
-
-@dataclass(frozen=True)
 class TierOfIdentityChanged(DomainEvent):
     old_tier_id: str
     new_tier_id: str
-    identity_address: str
-
-
-@dataclass(frozen=True)
-class IdentityDeleted(DomainEvent):
     identity_address: str

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 
 from backbone.platform.errors import DomainError
+from backbone.platform.odata import FieldType
 
 BASIC_TIER_NAME = "Basic"
 QUEUED_FOR_DELETION_TIER_ID = "TIR00000000000000001"
@@ -15,8 +16,6 @@ QUEUED_FOR_DELETION_TIER_NAME = "Queued for Deletion"
 DEFAULT_COMMUNICATION_LANGUAGE = "en"
 PNS_HANDLE_MIN_LENGTH = 10
 PNS_HANDLE_MAX_LENGTH = 500
-DEFAULT_GRACE_PERIOD = timedelta(days=14)
-MAX_GRACE_PERIOD_DAYS = 3650
 
 # ISO 639-1, the list the original validates device communication languages against.
 COMMUNICATION_LANGUAGES = frozenset(
@@ -41,28 +40,6 @@ class IdentityStatus(Enum):
     Active = 0
     ToBeDeleted = 1
     Deleting = 2
-
-
-class DeletionProcessStatus(Enum):
-    """The original's integers; `Deleting` is reached by the deletion job once the grace period is over."""
-
-    Active = 1
-    Cancelled = 2
-    Deleting = 10
-
-
-class DeletionAuditMessage(Enum):
-    """The message keys of the deletion audit log (the jobs add the later ones)."""
-
-    StartedByOwner = "StartedByOwner"
-    CancelledByOwner = "CancelledByOwner"
-    GracePeriodReminder1Sent = "GracePeriodReminder1Sent"
-    GracePeriodReminder2Sent = "GracePeriodReminder2Sent"
-    GracePeriodReminder3Sent = "GracePeriodReminder3Sent"
-    DeletionStarted = "DeletionStarted"
-    DataDeleted = "DataDeleted"
-    DeletionCompleted = "DeletionCompleted"
-    ErrorDuringDeletion = "ErrorDuringDeletion"
 
 
 class PushPlatform(Enum):
@@ -146,39 +123,6 @@ class PnsRegistration:
 
 
 @dataclass(frozen=True, slots=True)
-class DeletionProcess:
-    """An identity's request to be deleted once its grace period is over."""
-
-    id: str
-    identity_address: str
-    status: DeletionProcessStatus
-    created_at: datetime
-    created_by_device: str
-    grace_period_ends_at: datetime
-    cancelled_at: datetime | None = None
-    cancelled_by_device: str | None = None
-    grace_period_reminder1_sent_at: datetime | None = None
-    grace_period_reminder2_sent_at: datetime | None = None
-    grace_period_reminder3_sent_at: datetime | None = None
-    deletion_started_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeletionAuditEntry:
-    """What happened to a deletion process; it keeps only hashes of the identity and device."""
-
-    id: str
-    deletion_process_id: str | None
-    created_at: datetime
-    message_key: DeletionAuditMessage
-    old_status: DeletionProcessStatus | None
-    new_status: DeletionProcessStatus | None
-    identity_address_hash: bytes
-    device_id_hash: bytes | None
-    additional_data: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Credentials:
     """What the token endpoint needs to know about a device user."""
 
@@ -188,6 +132,60 @@ class Credentials:
     lockout_end: datetime | None
     identity_status: IdentityStatus
     deletion_grace_period_ends_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedChallenge:
+    """A challenge of ours, signed with the identity key (proof of possession)."""
+
+    challenge: str
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewIdentity:
+    """What a client sends to onboard an identity with its first device."""
+
+    client_id: str
+    client_secret: str
+    identity_public_key: bytes
+    device_password: str
+    communication_language: str
+    identity_version: int
+    signed_challenge: SignedChallenge
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedIdentity:
+    identity: Identity
+    device: Device
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """What an onboarded device sends to add another device to its identity."""
+
+    device_password: str
+    communication_language: str
+    signed_challenge: SignedChallenge
+    is_backup_device: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PushRegistrationRequest:
+    platform: str
+    handle: str
+    app_id: str
+    environment: PushEnvironment
+
+
+class LoginFailed(Exception):
+    """The token endpoint refuses; `error` and `description` follow OAuth 2.0."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
 
 
 def meets_password_policy(password: str, *, development: bool) -> bool:
@@ -287,6 +285,13 @@ MIN_TIER_NAME_LENGTH = 3
 MAX_TIER_NAME_LENGTH = 30
 GENERATED_CLIENT_SECRET_LENGTH = 30
 MAX_CLIENT_ID_LENGTH = 200
+# The fields operators filter and order the identity list by (OData names).
+IDENTITY_LIST_FIELDS = {
+    "address": FieldType.TEXT,
+    "createdWithClient": FieldType.TEXT,
+    "tier/id": FieldType.TEXT,
+    "createdAt": FieldType.DATETIME,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,25 +389,4 @@ def max_identities_less_than_current_identities(current: int) -> DomainError:
     return _device_error(
         "maxIdentitiesLessThanCurrentIdentities",
         f"'maxIdentities' cannot be lower than the client's current number of identities ({current}).",
-    )
-
-
-def only_one_active_deletion_process_allowed() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.onlyOneActiveDeletionProcessAllowed",
-        "Only one active deletion process is allowed per identity.",
-    )
-
-
-def deletion_process_is_not_in_required_status(required: DeletionProcessStatus) -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.deletionProcessIsNotInRequiredStatus",
-        f"The deletion process must be in status '{required.name}' to perform this action.",
-    )
-
-
-def grace_period_has_already_expired() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.gracePeriodHasAlreadyExpired",
-        "The grace period of the deletion process has already expired.",
     )

@@ -9,20 +9,13 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from backbone.modules.challenges.service import ChallengeService
 from backbone.modules.devices import model
 from backbone.modules.devices.events import (
     BackupDeviceUsed,
     IdentityCreated,
-    IdentityDeleted,
-    IdentityDeletionCancelled,
-    IdentityToBeDeleted,
     TierCreated,
     TierDeleted,
     TierOfIdentityChanged,
@@ -30,31 +23,29 @@ from backbone.modules.devices.events import (
 from backbone.modules.devices.model import (
     BASIC_TIER_NAME,
     COMMUNICATION_LANGUAGES,
-    DEFAULT_GRACE_PERIOD,
     QUEUED_FOR_DELETION_TIER_ID,
     QUEUED_FOR_DELETION_TIER_NAME,
     ClientOverview,
     CreatedClient,
-    DeletionAuditEntry,
-    DeletionAuditMessage,
-    DeletionProcess,
-    DeletionProcessStatus,
+    CreatedIdentity,
     Device,
     Identity,
     IdentityDetails,
     IdentityOverview,
     IdentityStatus,
+    LoginFailed,
+    NewDevice,
+    NewIdentity,
     OAuthClient,
     PnsRegistration,
-    PushEnvironment,
     PushPlatform,
+    PushRegistrationRequest,
+    SignedChallenge,
     Tier,
     TierOverview,
 )
 from backbone.modules.devices.repository import (
     ClientRepository,
-    DeletionJobRepository,
-    DeletionProcessRepository,
     IdentityRepository,
     PnsRegistrationRepository,
     TierRepository,
@@ -119,14 +110,11 @@ class TierService:
         """Add a tier that clients can use as default and operators can assign."""
         model.check_tier_name(name)
         tier = Tier(self._ids.new("TIR"), name)
-        try:
-            with self._db.transaction() as connection:
-                if self._tiers.find_by_name(connection, name) is not None:
-                    raise model.tier_name_already_exists()
-                self._tiers.add(connection, tier)
-                self._outbox.add(TierCreated(id=tier.id, tier_name=tier.name))
-        except IntegrityError:
-            raise model.tier_name_already_exists() from None
+        with self._db.transaction() as connection:
+            if self._tiers.find_by_name(connection, name) is not None:
+                raise model.tier_name_already_exists()
+            self._tiers.add(connection, tier)
+            self._outbox.add(TierCreated(id=tier.id, tier_name=tier.name))
         return tier
 
     def delete(self, tier_id: str) -> None:
@@ -264,13 +252,10 @@ class ClientService:
             max_identities=max_identities,
             created_at=self._clock.now(),
         )
-        try:
-            with self._db.transaction() as connection:
-                if self._clients.find(connection, client_id) is not None:
-                    raise model.client_id_already_exists()
-                self._clients.add(connection, client)
-        except IntegrityError:
-            raise model.client_id_already_exists() from None
+        with self._db.transaction() as connection:
+            if self._clients.find(connection, client_id) is not None:
+                raise model.client_id_already_exists()
+            self._clients.add(connection, client)
         return CreatedClient(client, secret)
 
     def change_secret(self, client_id: str, new_secret: str | None) -> CreatedClient:
@@ -304,29 +289,6 @@ class ClientService:
         with self._db.transaction() as connection:
             if not self._clients.delete(connection, client_id):
                 raise NotFound("Client")
-
-
-@dataclass(frozen=True)
-class SignedChallenge:
-    challenge: str
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class NewIdentity:
-    client_id: str
-    client_secret: str
-    identity_public_key: bytes
-    device_password: str
-    communication_language: str
-    identity_version: int
-    signed_challenge: SignedChallenge
-
-
-@dataclass(frozen=True)
-class CreatedIdentity:
-    identity: Identity
-    device: Device
 
 
 class SignedChallengeVerifier:
@@ -385,7 +347,6 @@ class IdentityService:
         self._did_domain = did_domain
         self._development = development
         self._tiers = TierRepository()
-        self._deletion_jobs = DeletionJobRepository()
 
     def create(self, request: NewIdentity) -> CreatedIdentity:
         """Onboard an identity with its first device, proving possession of the identity key."""
@@ -435,19 +396,15 @@ class IdentityService:
             last_login_at=None,
         )
         password_hash = self._hasher.hash(request.device_password)
-        try:
-            with self._db.transaction() as connection:
-                if self._identities.exists(connection, address):
-                    raise model.address_already_exists()
-                if client.max_identities is not None and (
-                    self._clients.count_identities(client.client_id) >= client.max_identities
-                ):
-                    raise model.client_reached_identities_limit()
-                self._identities.add(connection, identity, device, password_hash)
-                self._outbox.add(IdentityCreated(address=address, tier=identity.tier_id))
-        except IntegrityError:
-            # Two onboardings with the same key raced; the loser sees what a later call would.
-            raise model.address_already_exists() from None
+        with self._db.transaction() as connection:
+            if self._identities.exists(connection, address):
+                raise model.address_already_exists()
+            if client.max_identities is not None and (
+                self._clients.count_identities(client.client_id) >= client.max_identities
+            ):
+                raise model.client_reached_identities_limit()
+            self._identities.add(connection, identity, device, password_hash)
+            self._outbox.add(IdentityCreated(address=address, tier=identity.tier_id))
         return CreatedIdentity(identity, device)
 
     def get(self, address: str) -> Identity:
@@ -512,7 +469,7 @@ class IdentityService:
         with self._db.read() as connection:
             device = self._identities.find_device_by_username(connection, username)
             identity = self._identities.find(connection, device.identity_address) if device else None
-            deleted_at = None if device else self._deletion_jobs.username_deleted_at(connection, username)
+            deleted_at = None if device else self._identities.username_deleted_at(connection, username)
         ends_at = identity.deletion_grace_period_ends_at if identity else None
         if ends_at is not None and ends_at <= self._clock.now():
             return True, ends_at
@@ -520,23 +477,54 @@ class IdentityService:
             return True, deleted_at
         return False, None
 
+    # --- what identity deletion changes, inside its own transaction ------------------------
 
-@dataclass(frozen=True)
-class NewDevice:
-    """What an onboarded device sends to add another device to its identity."""
+    def get_for_update(self, address: str) -> Identity:
+        """Read the identity and lock its row until the caller's transaction ends."""
+        with self._db.transaction() as connection:
+            identity = self._identities.find_for_update(connection, address)
+        if identity is None:
+            raise NotFound("Identity")
+        return identity
 
-    device_password: str
-    communication_language: str
-    signed_challenge: SignedChallenge
-    is_backup_device: bool
+    def queue_for_deletion(self, address: str, grace_period_ends_at: datetime) -> None:
+        """Mark the identity ToBeDeleted in "Queued for Deletion", remembering the tier it leaves."""
+        with self._db.transaction() as connection:
+            identity = self._identities.find_for_update(connection, address)
+            if identity is None:
+                raise NotFound("Identity")
+            self._identities.queue_for_deletion(
+                connection, address, grace_period_ends_at, QUEUED_FOR_DELETION_TIER_ID
+            )
+            self._outbox.add(
+                TierOfIdentityChanged(
+                    old_tier_id=identity.tier_id,
+                    new_tier_id=QUEUED_FOR_DELETION_TIER_ID,
+                    identity_address=address,
+                )
+            )
 
+    def restore_after_cancelled_deletion(self, address: str) -> None:
+        """Make the identity Active again in the tier it had before its deletion was queued."""
+        with self._db.transaction() as connection:
+            tier_id = self._identities.tier_before_deletion(connection, address)
+            if tier_id is None:
+                raise RuntimeError(f"identity {address} has no tier to return to")
+            self._identities.restore_after_cancelled_deletion(connection, address, tier_id)
+            self._outbox.add(
+                TierOfIdentityChanged(
+                    old_tier_id=QUEUED_FOR_DELETION_TIER_ID, new_tier_id=tier_id, identity_address=address
+                )
+            )
 
-@dataclass(frozen=True)
-class PushRegistrationRequest:
-    platform: str
-    handle: str
-    app_id: str
-    environment: PushEnvironment
+    def mark_deleting(self, address: str) -> None:
+        with self._db.transaction() as connection:
+            self._identities.mark_deleting(connection, address)
+
+    def remove(self, address: str) -> None:
+        """Delete the identity with its devices; `IsDeleted` keeps answering for its usernames."""
+        with self._db.transaction() as connection:
+            self._identities.remove(connection, address, self._clock.now())
 
 
 class DeviceService:
@@ -603,12 +591,8 @@ class DeviceService:
             last_login_at=None,
         )
         password_hash = self._hasher.hash(request.device_password)
-        try:
-            with self._db.transaction() as connection:
-                self._identities.add_device(connection, device, password_hash)
-        except IntegrityError:
-            # Only the one-backup-device index can refuse a fresh device: two backup devices raced.
-            raise model.only_one_backup_device_can_exist() from None
+        with self._db.transaction() as connection:
+            self._identities.add_device(connection, device, password_hash)
         return device
 
     def update_communication_language(self, caller: Principal, language: str) -> None:
@@ -680,179 +664,6 @@ class DeviceService:
             self._registrations.delete(connection, caller.device_id)
 
 
-def audit_hash(value: str) -> bytes:
-    """The audit log's stand-in for an address or device id (SHA-256 of its UTF-8 bytes)."""
-    return hashlib.sha256(value.encode("utf-8")).digest()
-
-
-class DeletionProcessService:
-    """An identity's deletion processes: started and cancelled by the identity itself."""
-
-    def __init__(
-        self,
-        db: Database,
-        identities: IdentityRepository,
-        processes: DeletionProcessRepository,
-        outbox: Outbox,
-        clock: Clock,
-        ids: Ids,
-    ) -> None:
-        self._db = db
-        self._identities = identities
-        self._processes = processes
-        self._outbox = outbox
-        self._clock = clock
-        self._ids = ids
-
-    def start(self, caller: Principal, grace_period: timedelta = DEFAULT_GRACE_PERIOD) -> DeletionProcess:
-        """Queue the caller's identity for deletion after the grace period."""
-        now = self._clock.now()
-        process = DeletionProcess(
-            id=self._ids.new("IDP"),
-            identity_address=caller.address,
-            status=DeletionProcessStatus.Active,
-            created_at=now,
-            created_by_device=caller.device_id,
-            grace_period_ends_at=now + grace_period,
-        )
-        try:
-            with self._db.transaction() as connection:
-                identity = self._identities.find_for_update(connection, caller.address)
-                if identity is None:
-                    raise NotFound("Identity")
-                if self._processes.open_process_exists(connection, caller.address):
-                    raise model.only_one_active_deletion_process_allowed()
-                self._processes.add(connection, process)
-                self._audit(
-                    connection, caller, process.id, DeletionAuditMessage.StartedByOwner, None, process.status
-                )
-                self._identities.queue_for_deletion(
-                    connection, caller.address, process.grace_period_ends_at, QUEUED_FOR_DELETION_TIER_ID
-                )
-                self._outbox.add(
-                    TierOfIdentityChanged(
-                        old_tier_id=identity.tier_id,
-                        new_tier_id=QUEUED_FOR_DELETION_TIER_ID,
-                        identity_address=caller.address,
-                    )
-                )
-                self._outbox.add(
-                    IdentityToBeDeleted(
-                        identity_address=caller.address, grace_period_ends_at=process.grace_period_ends_at
-                    )
-                )
-        except IntegrityError:
-            # Two starts raced past the check; the one-open-process index refused the second.
-            raise model.only_one_active_deletion_process_allowed() from None
-        return process
-
-    def list_processes(self, caller: Principal) -> list[DeletionProcess]:
-        with self._db.read() as connection:
-            return self._processes.of_identity(connection, caller.address)
-
-    def get(self, caller: Principal, process_id: str) -> DeletionProcess:
-        with self._db.read() as connection:
-            process = self._processes.find(connection, process_id, caller.address)
-        if process is None:
-            raise NotFound("IdentityDeletionProcess")
-        return process
-
-    def cancel(self, caller: Principal, process_id: str) -> DeletionProcess:
-        """Cancel an active process before its grace period ends; the identity is restored."""
-        now = self._clock.now()
-        with self._db.transaction() as connection:
-            if self._identities.find_for_update(connection, caller.address) is None:
-                raise NotFound("Identity")
-            process = self._processes.find(connection, process_id, caller.address, lock=True)
-            if process is None:
-                raise NotFound("IdentityDeletionProcess")
-            if process.status is not DeletionProcessStatus.Active:
-                raise model.deletion_process_is_not_in_required_status(DeletionProcessStatus.Active)
-            if process.grace_period_ends_at <= now:
-                raise model.grace_period_has_already_expired()
-            self._processes.cancel(connection, process.id, caller.device_id, now)
-            self._audit(
-                connection,
-                caller,
-                process.id,
-                DeletionAuditMessage.CancelledByOwner,
-                process.status,
-                DeletionProcessStatus.Cancelled,
-            )
-            tier_id = self._identities.tier_before_deletion(connection, caller.address)
-            if tier_id is None:
-                raise RuntimeError(f"identity {caller.address} has no tier to return to")
-            self._identities.restore_after_cancelled_deletion(connection, caller.address, tier_id)
-            self._outbox.add(
-                TierOfIdentityChanged(
-                    old_tier_id=QUEUED_FOR_DELETION_TIER_ID,
-                    new_tier_id=tier_id,
-                    identity_address=caller.address,
-                )
-            )
-            self._outbox.add(IdentityDeletionCancelled(identity_address=caller.address))
-        return dataclasses.replace(
-            process,
-            status=DeletionProcessStatus.Cancelled,
-            cancelled_at=now,
-            cancelled_by_device=caller.device_id,
-        )
-
-    def audit_log(self, address: str) -> list[tuple[str, int | None, int | None]]:
-        """The deletion audit entries of an identity (message key, old and new status)."""
-        with self._db.read() as connection:
-            return self._processes.audit_log(connection, audit_hash(address))
-
-    def processes_of_identity(self, address: str) -> list[tuple[DeletionProcess, list[DeletionAuditEntry]]]:
-        """An identity's deletion processes with their audit entries, for operators."""
-        with self._db.read() as connection:
-            if self._identities.find(connection, address) is None:
-                raise NotFound("Identity")
-            processes = self._processes.of_identity(connection, address)
-            entries = self._processes.audit_entries(connection, audit_hash(address))
-        return [
-            (process, [entry for entry in entries if entry.deletion_process_id == process.id])
-            for process in processes
-        ]
-
-    def audit_entries_of_identity(self, address: str) -> list[DeletionAuditEntry]:
-        """Every audit entry about an identity, also after its deletion (found by its address hash)."""
-        with self._db.read() as connection:
-            return self._processes.audit_entries(connection, audit_hash(address))
-
-    def _audit(
-        self,
-        connection: Connection,
-        caller: Principal,
-        process_id: str,
-        message: DeletionAuditMessage,
-        old: DeletionProcessStatus | None,
-        new: DeletionProcessStatus | None,
-    ) -> None:
-        self._processes.add_audit_entry(
-            connection,
-            DeletionAuditEntry(
-                id=self._ids.new("IDA"),
-                deletion_process_id=process_id,
-                created_at=self._clock.now(),
-                message_key=message,
-                old_status=old,
-                new_status=new,
-                identity_address_hash=audit_hash(caller.address),
-                device_id_hash=audit_hash(caller.device_id),
-            ),
-        )
-
-
-class LoginFailed(Exception):
-    """The token endpoint refuses; `error` and `description` follow OAuth 2.0."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-
-
 class LoginService:
     """The password grant of `/connect/token`, with the original's lockout rules."""
 
@@ -914,15 +725,6 @@ class LoginService:
                 self._identities.lock_out(connection, device_id, self._clock.now() + self._lockout)
 
 
-# Reminders go out this long before the grace period ends (the original's defaults), latest first.
-GRACE_PERIOD_REMINDERS = ((3, timedelta(days=5)), (2, timedelta(days=10)), (1, timedelta(days=12)))
-_REMINDER_MESSAGES = {
-    1: DeletionAuditMessage.GracePeriodReminder1Sent,
-    2: DeletionAuditMessage.GracePeriodReminder2Sent,
-    3: DeletionAuditMessage.GracePeriodReminder3Sent,
-}
-
-
 class PushService:
     """Send a named push notification to the registered devices of identities."""
 
@@ -955,130 +757,6 @@ class PushService:
                 )
             )
         return len(registrations)
-
-
-class IdentityDeletionJobService:
-    """The devices' part of the identity-deletion jobs: reminders, starting and finishing deletions."""
-
-    def __init__(
-        self,
-        db: Database,
-        repository: DeletionJobRepository,
-        processes: DeletionProcessRepository,
-        push: PushService,
-        outbox: Outbox,
-        clock: Clock,
-        ids: Ids,
-    ) -> None:
-        self._db = db
-        self._repository = repository
-        self._processes = processes
-        self._push = push
-        self._outbox = outbox
-        self._clock = clock
-        self._ids = ids
-
-    def send_reminders(self) -> int:
-        """Remind identities whose grace period ends soon (each reminder once; only the latest due)."""
-        now = self._clock.now()
-        sent = 0
-        with self._db.read() as connection:
-            processes = self._repository.active(connection)
-        for process in processes:
-            for number, before_end in GRACE_PERIOD_REMINDERS:
-                if now < process.grace_period_ends_at - before_end:
-                    continue
-                if getattr(process, f"grace_period_reminder{number}_sent_at") is not None:
-                    break
-                with self._db.transaction() as connection:
-                    # Earlier reminders that were not sent in time are skipped, not sent late.
-                    for skipped in range(1, number + 1):
-                        if getattr(process, f"grace_period_reminder{skipped}_sent_at") is None:
-                            self._repository.set_reminder_sent(connection, process.id, skipped, now)
-                    self._audit(
-                        connection, process, _REMINDER_MESSAGES[number], process.status, process.status
-                    )
-                self._push.to_identity(process.identity_address, "DeletionProcessGracePeriodReminder")
-                sent += 1
-                break
-        return sent
-
-    def start_due_deletions(self) -> list[DeletionProcess]:
-        """Move processes whose grace period is over to Deleting and announce IdentityDeleted;
-        return them together with those a failed run left in Deleting (to be retried)."""
-        now = self._clock.now()
-        with self._db.read() as connection:
-            due = [p for p in self._repository.active(connection) if p.grace_period_ends_at <= now]
-            left_over = self._repository.deleting(connection)
-        started = []
-        for process in due:
-            with self._db.transaction() as connection:
-                if not self._repository.mark_deleting(connection, process, now):
-                    continue
-                self._audit(
-                    connection,
-                    process,
-                    DeletionAuditMessage.DeletionStarted,
-                    DeletionProcessStatus.Active,
-                    DeletionProcessStatus.Deleting,
-                )
-                self._outbox.add(IdentityDeleted(identity_address=process.identity_address))
-            self._push.to_identity(process.identity_address, "DeletionStarts")
-            started.append(dataclasses.replace(process, status=DeletionProcessStatus.Deleting))
-        return started + left_over
-
-    def finish(self, process: DeletionProcess) -> None:
-        """Remove the identity with its devices; the audit log keeps only hashes."""
-        now = self._clock.now()
-        with self._db.transaction() as connection:
-            self._audit(connection, process, DeletionAuditMessage.DataDeleted, process.status, process.status)
-            self._repository.delete_identity(connection, process.identity_address, now)
-            self._audit(connection, process, DeletionAuditMessage.DeletionCompleted, process.status, None)
-
-    def record_error(self, process: DeletionProcess, error: Exception) -> None:
-        with self._db.transaction() as connection:
-            self._audit(
-                connection,
-                process,
-                DeletionAuditMessage.ErrorDuringDeletion,
-                process.status,
-                process.status,
-                additional_data=type(error).__name__,
-            )
-
-    def delete_cancelled_processes(self, before: datetime) -> int:
-        """Housekeeping: remove processes cancelled before the date."""
-        with self._db.transaction() as connection:
-            return self._repository.delete_cancelled_processes(connection, before)
-
-    def delete_audit_entries(self, before: datetime) -> int:
-        """Housekeeping: remove audit-log entries older than the retention period."""
-        with self._db.transaction() as connection:
-            return self._repository.delete_audit_entries(connection, before)
-
-    def _audit(
-        self,
-        connection: Connection,
-        process: DeletionProcess,
-        message: DeletionAuditMessage,
-        old: DeletionProcessStatus | None,
-        new: DeletionProcessStatus | None,
-        additional_data: str | None = None,
-    ) -> None:
-        self._processes.add_audit_entry(
-            connection,
-            DeletionAuditEntry(
-                id=self._ids.new("IDA"),
-                deletion_process_id=process.id,
-                created_at=self._clock.now(),
-                message_key=message,
-                old_status=old,
-                new_status=new,
-                identity_address_hash=audit_hash(process.identity_address),
-                device_id_hash=None,
-                additional_data=additional_data,
-            ),
-        )
 
 
 MAX_NOTIFICATION_RECIPIENTS = 100
