@@ -352,7 +352,7 @@ def count_business_events(metrics: Metrics) -> Callable[[PublishedEvent], None]:
         elif event.name == identity_created:
             metrics.identities_created.inc()
         elif event.name == file_uploaded:
-            metrics.uploaded_bytes.inc(event.payload.get("CipherSize", 0))
+            metrics.uploaded_bytes.inc(FileUploaded.from_payload(event.payload).cipher_size)
 
     return count
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from backbone.modules.announcements.events import AnnouncementCreated
+from backbone.modules.devices.events import BackupDeviceUsed
 from backbone.modules.devices.service import PushService
-from backbone.platform.events import EventBus, Handler, PublishedEvent
+from backbone.modules.identity_deletion.events import IdentityDeletionCancelled, IdentityToBeDeleted
+from backbone.modules.synchronization.events import DatawalletModified, ExternalEventCreated
+from backbone.modules.tokens.events import TokenLocked
+from backbone.platform.events import EventBus, on
 
 MODULE = "Devices"
 
@@ -16,48 +21,43 @@ def subscribe_device_handlers(
 ) -> None:
     """Tell devices that something waits for them (they sync after a push)."""
 
-    def external_event_created(event: PublishedEvent) -> None:
-        owner = event.payload["Owner"]
-        if not event.payload.get("IsDeliveryBlocked") and identity_is_active(owner):
-            push.to_identity(owner, "ExternalEventCreated")
+    def external_event_created(event: ExternalEventCreated) -> None:
+        if not event.is_delivery_blocked and identity_is_active(event.owner):
+            push.to_identity(event.owner, "ExternalEventCreated")
 
-    def datawallet_modified(event: PublishedEvent) -> None:
+    def datawallet_modified(event: DatawalletModified) -> None:
         push.to_identity(
-            event.payload["Identity"],
-            "DatawalletModificationsCreated",
-            except_device=event.payload["ModifiedByDevice"],
+            event.identity, "DatawalletModificationsCreated", except_device=event.modified_by_device
         )
 
-    def backup_device_used(event: PublishedEvent) -> None:
-        push.to_identity(event.payload["IdentityAddress"], "BackupDeviceUsed")
+    def backup_device_used(event: BackupDeviceUsed) -> None:
+        push.to_identity(event.identity_address, "BackupDeviceUsed")
 
-    def token_locked(event: PublishedEvent) -> None:
-        if event.payload.get("CreatedBy"):
-            push.to_identity(event.payload["CreatedBy"], "TokenLocked")
+    def token_locked(event: TokenLocked) -> None:
+        if event.created_by:
+            push.to_identity(event.created_by, "TokenLocked")
 
-    def announcement_created(event: PublishedEvent) -> None:
-        if event.payload["IsSilent"]:
+    def announcement_created(event: AnnouncementCreated) -> None:
+        if event.is_silent:
             return
-        recipients = event.payload.get("Recipients") or []
-        if not recipients:
+        if not event.recipients:
             push.to_everyone("NewAnnouncement")
-        for address in recipients:
+        for address in event.recipients:
             push.to_identity(address, "NewAnnouncement")
 
-    def deletion_started(event: PublishedEvent) -> None:
-        push.to_identity(event.payload["IdentityAddress"], "DeletionProcessStarted")
+    def deletion_started(event: IdentityToBeDeleted) -> None:
+        push.to_identity(event.identity_address, "DeletionProcessStarted")
 
-    def deletion_cancelled(event: PublishedEvent) -> None:
-        push.to_identity(event.payload["IdentityAddress"], "DeletionProcessCancelledByOwner")
+    def deletion_cancelled(event: IdentityDeletionCancelled) -> None:
+        push.to_identity(event.identity_address, "DeletionProcessCancelledByOwner")
 
-    reactions = {
-        "ExternalEventCreated": external_event_created,
-        "DatawalletModified": datawallet_modified,
-        "BackupDeviceUsed": backup_device_used,
-        "TokenLocked": token_locked,
-        "AnnouncementCreated": announcement_created,
-        "IdentityToBeDeleted": deletion_started,
-        "IdentityDeletionCancelled": deletion_cancelled,
-    }
-    for event_name, handle in reactions.items():
-        bus.subscribe(Handler(MODULE, event_name, handle))
+    for handler in (
+        on(MODULE, ExternalEventCreated, external_event_created),
+        on(MODULE, DatawalletModified, datawallet_modified),
+        on(MODULE, BackupDeviceUsed, backup_device_used),
+        on(MODULE, TokenLocked, token_locked),
+        on(MODULE, AnnouncementCreated, announcement_created),
+        on(MODULE, IdentityToBeDeleted, deletion_started),
+        on(MODULE, IdentityDeletionCancelled, deletion_cancelled),
+    ):
+        bus.subscribe(handler)
