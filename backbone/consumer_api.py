@@ -6,10 +6,11 @@ import falcon
 
 from backbone.modules.announcements.consumer_api import add_announcement_routes
 from backbone.modules.challenges.consumer_api import add_challenge_routes
-from backbone.modules.devices.consumer_api import add_device_routes, add_notification_routes
+from backbone.modules.devices.consumer_api import add_device_routes
 from backbone.modules.files.consumer_api import add_file_routes
 from backbone.modules.identity_deletion.consumer_api import add_deletion_process_routes
 from backbone.modules.messages.consumer_api import add_message_routes
+from backbone.modules.push_notifications.consumer_api import add_push_notification_routes
 from backbone.modules.quotas.consumer_api import add_quota_routes
 from backbone.modules.relationships.consumer_api import add_relationship_routes
 from backbone.modules.synchronization.consumer_api import add_synchronization_routes
@@ -75,7 +76,7 @@ def create_consumer_app(services: Services) -> App:
     add_file_routes(app, services.files)
     add_deletion_process_routes(app, services.deletion_processes)
     add_quota_routes(app, services.quotas)
-    add_notification_routes(app, services.notifications)
+    add_push_notification_routes(app, services.push, services.notifications)
     app.add_route("/api/v2/Version", VersionResource())
     app.add_route("/health", HealthResource(services.health))
     if services.metrics is not None:

@@ -13,12 +13,10 @@ from backbone.modules.announcements.service import AnnouncementService
 from backbone.modules.challenges.repository import ChallengeRepository
 from backbone.modules.challenges.service import ChallengeService
 from backbone.modules.devices.events import IdentityCreated
-from backbone.modules.devices.handlers import subscribe_device_handlers
 from backbone.modules.devices.model import BASIC_TIER_NAME, IdentityStatus
 from backbone.modules.devices.repository import (
     ClientRepository,
     IdentityRepository,
-    PnsRegistrationRepository,
     TierRepository,
 )
 from backbone.modules.devices.service import (
@@ -26,8 +24,6 @@ from backbone.modules.devices.service import (
     DeviceService,
     IdentityService,
     LoginService,
-    NotificationService,
-    PushService,
     SignedChallengeVerifier,
     TierService,
 )
@@ -40,6 +36,9 @@ from backbone.modules.messages.events import MessageCreated
 from backbone.modules.messages.handlers import subscribe_message_handlers
 from backbone.modules.messages.repository import MessageRepository
 from backbone.modules.messages.service import MessageService
+from backbone.modules.push_notifications.handlers import subscribe_push_handlers
+from backbone.modules.push_notifications.repository import PnsRegistrationRepository
+from backbone.modules.push_notifications.service import NotificationService, PushService
 from backbone.modules.quotas.handlers import subscribe_quota_handlers
 from backbone.modules.quotas.model import MetricKey
 from backbone.modules.quotas.repository import QuotaRepository
@@ -194,12 +193,10 @@ def build_services(
         did_domain=settings.did_domain,
         development=settings.development,
     )
-    pns_registrations = PnsRegistrationRepository(db)
-    push = PushService(db, pns_registrations, push_notifier or LogPushNotifier())
+    push = PushService(db, PnsRegistrationRepository(db), push_notifier or LogPushNotifier(), clock, ids)
     devices = DeviceService(
         db,
         identity_repository,
-        pns_registrations,
         verifier,
         hasher,
         clock,
@@ -297,7 +294,7 @@ def build_services(
     subscribe_message_handlers(bus, messages)
     subscribe_quota_handlers(bus, quotas)
     subscribe_relationship_handlers(bus, relationships, anonymous_address)
-    subscribe_device_handlers(bus, push, lambda address: identity_is_active(address) is True)
+    subscribe_push_handlers(bus, push, lambda address: identity_is_active(address) is True)
 
     return Services(
         settings=settings,

@@ -9,8 +9,6 @@ import falcon
 
 from backbone.modules.devices.model import (
     DEFAULT_COMMUNICATION_LANGUAGE,
-    PNS_HANDLE_MAX_LENGTH,
-    PNS_HANDLE_MIN_LENGTH,
     CreatedIdentity,
     Device,
     Identity,
@@ -18,19 +16,14 @@ from backbone.modules.devices.model import (
     LoginFailed,
     NewDevice,
     NewIdentity,
-    PushEnvironment,
-    PushPlatform,
-    PushRegistrationRequest,
     SignedChallenge,
 )
 from backbone.modules.devices.service import (
-    MAX_NOTIFICATION_RECIPIENTS,
     DeviceService,
     IdentityService,
     LoginService,
-    NotificationService,
 )
-from backbone.platform.errors import DomainError, InvalidInput, InvalidPropertyValue
+from backbone.platform.errors import DomainError
 from backbone.platform.http import (
     JSON,
     App,
@@ -47,7 +40,6 @@ from backbone.platform.http import (
 from backbone.platform.openapi import (
     ERROR,
     PAGE_QUERY,
-    address,
     array,
     binary,
     boolean,
@@ -380,56 +372,6 @@ class DeviceResource:
         no_content(resp)
 
 
-_ENVIRONMENTS = {environment.name: environment for environment in PushEnvironment}
-
-
-class PushNotificationsResource:
-    """`/Devices/Self/PushNotifications`: the calling device's push registration."""
-
-    def __init__(self, devices: DeviceService) -> None:
-        self._devices = devices
-
-    @describe(
-        "Register the calling device for push notifications",
-        {200: envelope(obj({"devicePushIdentifier": string()}))},
-        body=obj(
-            {
-                "platform": enum(*(platform.value for platform in PushPlatform)),
-                "handle": string(min_length=PNS_HANDLE_MIN_LENGTH, max_length=PNS_HANDLE_MAX_LENGTH),
-                "appId": string(min_length=1),
-                "environment": nullable(enum(*(environment.name for environment in PushEnvironment))),
-            },
-            optional=["environment"],
-        ),
-        tags=TAGS,
-    )
-    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, required=True)
-        platform = body.required_text("platform")
-        handle = body.required_text(
-            "handle", min_length=PNS_HANDLE_MIN_LENGTH, max_length=PNS_HANDLE_MAX_LENGTH
-        )
-        app_id = body.required_text("appId")
-        environment_name = body.text("environment", required=False)
-        if environment_name is not None and environment_name not in _ENVIRONMENTS:
-            raise InvalidPropertyValue("'environment' must be one of Development, Production.")
-        registration = self._devices.register_for_push(
-            principal_of(req),
-            PushRegistrationRequest(
-                platform=platform,
-                handle=handle,
-                app_id=app_id,
-                environment=_ENVIRONMENTS[environment_name or PushEnvironment.Production.name],
-            ),
-        )
-        send(resp, {"devicePushIdentifier": registration.device_push_identifier})
-
-    @describe("Remove the calling device's push registration", {204: None}, tags=TAGS)
-    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._devices.unregister_from_push(principal_of(req))
-        no_content(resp)
-
-
 def add_device_routes(
     app: App, identities: IdentityService, devices: DeviceService, logins: LoginService
 ) -> None:
@@ -440,35 +382,4 @@ def add_device_routes(
     app.add_route("/api/v2/Devices", DevicesResource(devices))
     app.add_route("/api/v2/Devices/Self", DeviceSelfResource(devices))
     app.add_route("/api/v2/Devices/Self/Password", DevicePasswordResource(devices))
-    app.add_route("/api/v2/Devices/Self/PushNotifications", PushNotificationsResource(devices))
     app.add_route("/api/v2/Devices/{id}", DeviceResource(devices))
-
-
-class NotificationsResource:
-    """`POST /Notifications`: push a configured notification to peers' devices."""
-
-    def __init__(self, notifications: NotificationService) -> None:
-        self._notifications = notifications
-
-    @describe(
-        "Send a configured push notification to the devices of related identities",
-        {204: None},
-        body=obj(
-            {
-                "recipients": array(address(), min_items=1, max_items=MAX_NOTIFICATION_RECIPIENTS),
-                "code": string(),
-            }
-        ),
-        tags=("Notifications",),
-    )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, required=True)
-        recipients = body.raw("recipients")
-        if not isinstance(recipients, list) or not all(isinstance(item, str) for item in recipients):
-            raise InvalidInput("'recipients': The JSON value must be an array of addresses.")
-        self._notifications.send(principal_of(req), recipients, body.required_text("code", max_length=100))
-        no_content(resp)
-
-
-def add_notification_routes(app: App, notifications: NotificationService) -> None:
-    app.add_route("/api/v2/Notifications", NotificationsResource(notifications))

@@ -14,8 +14,6 @@ BASIC_TIER_NAME = "Basic"
 QUEUED_FOR_DELETION_TIER_ID = "TIR00000000000000001"
 QUEUED_FOR_DELETION_TIER_NAME = "Queued for Deletion"
 DEFAULT_COMMUNICATION_LANGUAGE = "en"
-PNS_HANDLE_MIN_LENGTH = 10
-PNS_HANDLE_MAX_LENGTH = 500
 
 # ISO 639-1, the list the original validates device communication languages against.
 COMMUNICATION_LANGUAGES = frozenset(
@@ -40,25 +38,6 @@ class IdentityStatus(Enum):
     Active = 0
     ToBeDeleted = 1
     Deleting = 2
-
-
-class PushPlatform(Enum):
-    """Push notification services a device can register with (wire names in lower case)."""
-
-    fcm = "fcm"
-    apns = "apns"
-    dummy = "dummy"
-    sse = "sse"
-
-    @property
-    def takes_handle(self) -> bool:
-        # The original stores no handle for these two: SSE pushes by address, dummy only logs.
-        return self in (PushPlatform.fcm, PushPlatform.apns)
-
-
-class PushEnvironment(Enum):
-    Development = 0
-    Production = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +88,6 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
-class PnsRegistration:
-    """A device's registration with a push notification service (one per device)."""
-
-    device_id: str
-    identity_address: str
-    device_push_identifier: str
-    platform: PushPlatform
-    handle: str
-    app_id: str
-    environment: PushEnvironment
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Credentials:
     """What the token endpoint needs to know about a device user."""
 
@@ -169,14 +134,6 @@ class NewDevice:
     communication_language: str
     signed_challenge: SignedChallenge
     is_backup_device: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PushRegistrationRequest:
-    platform: str
-    handle: str
-    app_id: str
-    environment: PushEnvironment
 
 
 class LoginFailed(Exception):
@@ -269,13 +226,6 @@ def device_cannot_be_deleted(reason: str) -> DomainError:
 def change_password_failed(reason: str) -> DomainError:
     return DomainError(
         "error.platform.validation.device.changePasswordFailed", f"Changing the password failed: {reason}"
-    )
-
-
-def invalid_pns_platform(platform: str) -> DomainError:
-    return DomainError(
-        "error.platform.validation.invalidPnsPlatform",
-        f"The push notification platform '{platform}' is not one of fcm, apns, dummy, sse.",
     )
 
 

@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from backbone.modules.challenges.service import ChallengeService
@@ -37,9 +37,6 @@ from backbone.modules.devices.model import (
     NewDevice,
     NewIdentity,
     OAuthClient,
-    PnsRegistration,
-    PushPlatform,
-    PushRegistrationRequest,
     SignedChallenge,
     Tier,
     TierOverview,
@@ -47,7 +44,6 @@ from backbone.modules.devices.model import (
 from backbone.modules.devices.repository import (
     ClientRepository,
     IdentityRepository,
-    PnsRegistrationRepository,
     TierRepository,
 )
 from backbone.platform.auth import IssuedToken, PasswordHasher, Principal, TokenIssuer
@@ -64,7 +60,6 @@ from backbone.platform.errors import DomainError, InvalidPropertyValue, NotFound
 from backbone.platform.events import Outbox
 from backbone.platform.ids import Ids, is_valid_id
 from backbone.platform.odata import ODataQuery
-from backbone.platform.push import PushNotification, PushNotifier
 
 
 class TierService:
@@ -528,13 +523,12 @@ class IdentityService:
 
 
 class DeviceService:
-    """The devices of an identity: adding, listing, updating, deleting, push registrations."""
+    """The devices of an identity: adding, listing, updating, deleting."""
 
     def __init__(
         self,
         db: Database,
         identities: IdentityRepository,
-        registrations: PnsRegistrationRepository,
         verifier: SignedChallengeVerifier,
         hasher: PasswordHasher,
         clock: Clock,
@@ -544,7 +538,6 @@ class DeviceService:
     ) -> None:
         self._db = db
         self._identities = identities
-        self._registrations = registrations
         self._verifier = verifier
         self._hasher = hasher
         self._clock = clock
@@ -638,31 +631,6 @@ class DeviceService:
                     "The device cannot be deleted because it is already onboarded."
                 )
 
-    # --- push notifications ---------------------------------------------------------------
-
-    def register_for_push(self, caller: Principal, request: PushRegistrationRequest) -> PnsRegistration:
-        """Create or update the calling device's registration; its push identifier stays the same."""
-        try:
-            platform = PushPlatform(request.platform)
-        except ValueError:
-            raise model.invalid_pns_platform(request.platform) from None
-        registration = PnsRegistration(
-            device_id=caller.device_id,
-            identity_address=caller.address,
-            device_push_identifier=self._ids.new("DPI"),
-            platform=platform,
-            handle=request.handle if platform.takes_handle else "",
-            app_id=request.app_id,
-            environment=request.environment,
-            updated_at=self._clock.now(),
-        )
-        with self._db.transaction() as connection:
-            return self._registrations.upsert(connection, registration)
-
-    def unregister_from_push(self, caller: Principal) -> None:
-        with self._db.transaction() as connection:
-            self._registrations.delete(connection, caller.device_id)
-
 
 class LoginService:
     """The password grant of `/connect/token`, with the original's lockout rules."""
@@ -723,73 +691,3 @@ class LoginService:
             failures = self._identities.count_failed_login(connection, device_id)
             if failures >= self._max_failed_logins:
                 self._identities.lock_out(connection, device_id, self._clock.now() + self._lockout)
-
-
-class PushService:
-    """Send a named push notification to the registered devices of identities."""
-
-    def __init__(
-        self, db: Database, registrations: PnsRegistrationRepository, notifier: PushNotifier
-    ) -> None:
-        self._db = db
-        self._registrations = registrations
-        self._notifier = notifier
-
-    def to_identity(self, address: str, name: str, *, except_device: str | None = None) -> int:
-        with self._db.read() as connection:
-            registrations = self._registrations.of_identity(connection, address, except_device)
-        return self._send(registrations, name)
-
-    def to_everyone(self, name: str) -> int:
-        with self._db.read() as connection:
-            registrations = self._registrations.every(connection)
-        return self._send(registrations, name)
-
-    def _send(self, registrations: Sequence[PnsRegistration], name: str) -> int:
-        for registration in registrations:
-            self._notifier.send(
-                PushNotification(
-                    name=name,
-                    device_id=registration.device_id,
-                    platform=registration.platform.value,
-                    handle=registration.handle,
-                    app_id=registration.app_id,
-                )
-            )
-        return len(registrations)
-
-
-MAX_NOTIFICATION_RECIPIENTS = 100
-
-
-class NotificationService:
-    """`POST /Notifications`: an identity wakes its peers' devices with a configured notification."""
-
-    def __init__(
-        self,
-        push: PushService,
-        *,
-        codes: Sequence[str],
-        relationship_between: Callable[[str, str], object | None],
-    ) -> None:
-        self._push = push
-        self._codes = frozenset(codes)
-        self._relationship_between = relationship_between
-
-    def send(self, caller: Principal, recipients: Sequence[str], code: str) -> None:
-        if not 1 <= len(recipients) <= MAX_NOTIFICATION_RECIPIENTS:
-            raise InvalidPropertyValue(
-                f"'recipients' must contain between 1 and {MAX_NOTIFICATION_RECIPIENTS} addresses."
-            )
-        if code not in self._codes:
-            raise DomainError(
-                "error.platform.validation.notification.codeDoesNotExist",
-                f"The notification code '{code}' does not exist.",
-            )
-        if any(self._relationship_between(caller.address, address) is None for address in recipients):
-            raise DomainError(
-                "error.platform.validation.notification.noRelationshipToOneOrMoreRecipientsExists",
-                "There is no relationship to one or more of the recipients.",
-            )
-        for address in dict.fromkeys(recipients):
-            self._push.to_identity(address, f"notification_{code}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
-from backbone.modules.devices.service import IdentityService, PushService
+from backbone.modules.devices.service import IdentityService
 from backbone.modules.identity_deletion import model
 from backbone.modules.identity_deletion.events import (
     IdentityDeleted,
@@ -24,6 +24,7 @@ from backbone.modules.identity_deletion.model import (
     audit_hash,
 )
 from backbone.modules.identity_deletion.repository import DeletionProcessRepository
+from backbone.modules.push_notifications.service import PushService
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
 from backbone.platform.db import Connection, Database
@@ -237,10 +238,12 @@ class IdentityDeletionJobService:
         return started + left_over
 
     def finish(self, process: DeletionProcess) -> None:
-        """Remove the identity with its devices and processes; the audit log keeps only hashes."""
+        """Remove the identity with its devices, push registrations and processes; the audit log
+        keeps only hashes."""
         with self._db.transaction() as connection:
             self._audit(connection, process, DeletionAuditMessage.DataDeleted, process.status, process.status)
             self._processes.delete_of_identity(connection, process.identity_address)
+            self._push.delete_of_identity(process.identity_address)
             self._identities.remove(process.identity_address)
             self._audit(connection, process, DeletionAuditMessage.DeletionCompleted, process.status, None)
 

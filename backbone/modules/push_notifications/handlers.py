@@ -1,5 +1,5 @@
-"""Reactions of the devices module to other modules' events: push notifications with the
-original's names to the devices that registered for them."""
+"""Reactions to other modules' events: push notifications with the original's names to the
+devices that registered for them."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from collections.abc import Callable
 
 from backbone.modules.announcements.events import AnnouncementCreated
 from backbone.modules.devices.events import BackupDeviceUsed
-from backbone.modules.devices.service import PushService
 from backbone.modules.identity_deletion.events import IdentityDeletionCancelled, IdentityToBeDeleted
+from backbone.modules.push_notifications.service import PushService
 from backbone.modules.synchronization.events import DatawalletModified, ExternalEventCreated
 from backbone.modules.tokens.events import TokenLocked
 from backbone.platform.events import EventBus, on
 
+# Push notifications belong to the original's Devices module: the queues keep its name.
 MODULE = "Devices"
 
 
-def subscribe_device_handlers(
+def subscribe_push_handlers(
     bus: EventBus, push: PushService, identity_is_active: Callable[[str], bool]
 ) -> None:
     """Tell devices that something waits for them (they sync after a push)."""
