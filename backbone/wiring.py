@@ -24,7 +24,6 @@ from backbone.modules.devices.service import (
     DeviceService,
     IdentityService,
     LoginService,
-    SignedChallengeVerifier,
     TierService,
 )
 from backbone.modules.files.events import FileUploaded
@@ -180,12 +179,11 @@ def build_services(
     identity_repository = IdentityRepository()
     tiers = TierService(db, TierRepository(), ids, outbox)
     clients = ClientService(db, ClientRepository(), tiers, hasher, clock, ids)
-    verifier = SignedChallengeVerifier(challenges, clock)
     identities = IdentityService(
         db,
         identity_repository,
         clients,
-        verifier,
+        challenges,
         hasher,
         outbox,
         clock,
@@ -197,7 +195,7 @@ def build_services(
     devices = DeviceService(
         db,
         identity_repository,
-        verifier,
+        challenges,
         hasher,
         clock,
         ids,

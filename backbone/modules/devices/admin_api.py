@@ -11,22 +11,20 @@ from backbone.modules.devices.consumer_api import (
     CREATED_IDENTITY,
     DEVICE,
     NEW_IDENTITY_PROPERTIES,
-    read_signed_challenge,
+    read_new_identity,
     render_created_identity,
     render_device,
 )
 from backbone.modules.devices.model import (
-    DEFAULT_COMMUNICATION_LANGUAGE,
     IDENTITY_LIST_FIELDS,
     MAX_CLIENT_ID_LENGTH,
     ClientOverview,
     CreatedClient,
     IdentityOverview,
-    NewIdentity,
     OAuthClient,
 )
 from backbone.modules.devices.service import ClientService, IdentityService, TierService
-from backbone.platform.http import JSON, App, JsonObject, checked_id, dumps, no_content, read_json, send
+from backbone.platform.http import JSON, App, checked_id, dumps, no_content, read_json, send
 from backbone.platform.odata import MAX_TOP, parse_odata
 from backbone.platform.openapi import (
     address,
@@ -346,21 +344,8 @@ class IdentitiesResource:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, required=True)
-        created = self._identities.create_by_operator(_new_identity(body))
+        created = self._identities.create_by_operator(read_new_identity(body, with_client_secret=False))
         send(resp, render_created_identity(created), 201)
-
-
-def _new_identity(body: JsonObject) -> NewIdentity:
-    return NewIdentity(
-        client_id=body.required_text("clientId"),
-        client_secret="",
-        identity_public_key=body.required_binary("identityPublicKey"),
-        device_password=body.required_text("devicePassword"),
-        communication_language=body.text("deviceCommunicationLanguage", required=False)
-        or DEFAULT_COMMUNICATION_LANGUAGE,
-        identity_version=body.integer("identityVersion", minimum=0, maximum=255) or 0,
-        signed_challenge=read_signed_challenge(body),
-    )
 
 
 class IdentityResource:

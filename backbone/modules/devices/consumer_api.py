@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import falcon
 
+from backbone.modules.challenges.model import SignedChallenge
 from backbone.modules.devices.model import (
     DEFAULT_COMMUNICATION_LANGUAGE,
     CreatedIdentity,
@@ -16,7 +17,6 @@ from backbone.modules.devices.model import (
     LoginFailed,
     NewDevice,
     NewIdentity,
-    SignedChallenge,
 )
 from backbone.modules.devices.service import (
     DeviceService,
@@ -183,6 +183,20 @@ def _read_form(req: falcon.Request) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
 
 
+def read_new_identity(body: JsonObject, *, with_client_secret: bool) -> NewIdentity:
+    """The onboarding request (operators onboard without the client's secret)."""
+    return NewIdentity(
+        client_id=body.required_text("clientId"),
+        client_secret=body.required_text("clientSecret") if with_client_secret else "",
+        identity_public_key=body.required_binary("identityPublicKey"),
+        device_password=body.required_text("devicePassword"),
+        communication_language=body.text("deviceCommunicationLanguage", required=False)
+        or DEFAULT_COMMUNICATION_LANGUAGE,
+        identity_version=body.integer("identityVersion", minimum=0, maximum=255) or 0,
+        signed_challenge=read_signed_challenge(body),
+    )
+
+
 def read_signed_challenge(body: JsonObject) -> SignedChallenge:
     signed = body.obj("signedChallenge")
     assert signed is not None
@@ -208,18 +222,7 @@ class IdentitiesResource:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, required=True)
-        created = self._identities.create(
-            NewIdentity(
-                client_id=body.required_text("clientId"),
-                client_secret=body.required_text("clientSecret"),
-                identity_public_key=body.required_binary("identityPublicKey"),
-                device_password=body.required_text("devicePassword"),
-                communication_language=body.text("deviceCommunicationLanguage", required=False)
-                or DEFAULT_COMMUNICATION_LANGUAGE,
-                identity_version=body.integer("identityVersion", minimum=0, maximum=255) or 0,
-                signed_challenge=read_signed_challenge(body),
-            )
-        )
+        created = self._identities.create(read_new_identity(body, with_client_secret=True))
         send(resp, render_created_identity(created), 201)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from backbone.modules.challenges.model import SignedChallenge
 from backbone.platform.errors import DomainError
 from backbone.platform.odata import FieldType
 
@@ -100,14 +101,6 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
-class SignedChallenge:
-    """A challenge of ours, signed with the identity key (proof of possession)."""
-
-    challenge: str
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class NewIdentity:
     """What a client sends to onboard an identity with its first device."""
 
@@ -162,23 +155,10 @@ def check_password_policy(password: str, *, development: bool) -> None:
         )
 
 
-def invalid_signature() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.invalidSignature", "The given signature is not valid."
-    )
-
-
 def invalid_public_key() -> DomainError:
     return DomainError(
         "error.platform.validation.device.invalidPublicKeyFormat",
         "The format of the given public key is not supported.",
-    )
-
-
-def challenge_has_expired() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.challengeHasExpired",
-        "The given challenge has expired. Obtain a new challenge and try again.",
     )
 
 

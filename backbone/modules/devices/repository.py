@@ -189,9 +189,6 @@ class TierRepository:
         row = connection.execute(sa.select(tiers).where(tiers.c.name == name)).first()
         return None if row is None else _tier(row)
 
-    def all(self, connection: Connection) -> list[Tier]:
-        return [_tier(row) for row in connection.execute(sa.select(tiers).order_by(tiers.c.name))]
-
     def overviews(self, connection: Connection) -> list[TierOverview]:
         """Every tier with its number of identities, by name."""
         counted = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -37,7 +36,6 @@ from backbone.modules.devices.model import (
     NewDevice,
     NewIdentity,
     OAuthClient,
-    SignedChallenge,
     Tier,
     TierOverview,
 )
@@ -48,13 +46,7 @@ from backbone.modules.devices.repository import (
 )
 from backbone.platform.auth import IssuedToken, PasswordHasher, Principal, TokenIssuer
 from backbone.platform.clock import Clock
-from backbone.platform.crypto import (
-    MalformedKeyMaterial,
-    derive_address,
-    raw_public_key,
-    raw_signature,
-    signature_is_valid,
-)
+from backbone.platform.crypto import MalformedKeyMaterial, derive_address, raw_public_key
 from backbone.platform.db import Database, Page, Paged
 from backbone.platform.errors import DomainError, InvalidPropertyValue, NotFound
 from backbone.platform.events import Outbox
@@ -286,43 +278,13 @@ class ClientService:
                 raise NotFound("Client")
 
 
-class SignedChallengeVerifier:
-    """Check that a challenge of ours was signed with the given identity key and is still valid."""
-
-    def __init__(self, challenges: ChallengeService, clock: Clock) -> None:
-        self._challenges = challenges
-        self._clock = clock
-
-    def verify(self, public_key: bytes, signed: SignedChallenge) -> None:
-        try:
-            signature = raw_signature(signed.signature)
-        except MalformedKeyMaterial:
-            raise model.invalid_signature() from None
-        if not signature_is_valid(public_key, signature, signed.challenge.encode("utf-8")):
-            raise model.invalid_signature()
-        try:
-            fields = json.loads(signed.challenge)
-        except ValueError:
-            raise NotFound("Challenge") from None
-        challenge_id = (
-            next((value for key, value in fields.items() if key.lower() == "id"), None)
-            if isinstance(fields, dict)
-            else None
-        )
-        challenge = self._challenges.find(challenge_id) if isinstance(challenge_id, str) else None
-        if challenge is None:
-            raise NotFound("Challenge")
-        if challenge.is_expired(self._clock.now()):
-            raise model.challenge_has_expired()
-
-
 class IdentityService:
     def __init__(
         self,
         db: Database,
         identities: IdentityRepository,
         clients: ClientService,
-        verifier: SignedChallengeVerifier,
+        challenges: ChallengeService,
         hasher: PasswordHasher,
         outbox: Outbox,
         clock: Clock,
@@ -334,7 +296,7 @@ class IdentityService:
         self._db = db
         self._identities = identities
         self._clients = clients
-        self._verifier = verifier
+        self._challenges = challenges
         self._hasher = hasher
         self._outbox = outbox
         self._clock = clock
@@ -365,7 +327,7 @@ class IdentityService:
             public_key = raw_public_key(request.identity_public_key)
         except MalformedKeyMaterial:
             raise model.invalid_public_key() from None
-        self._verifier.verify(public_key, request.signed_challenge)
+        self._challenges.verify_signed(public_key, request.signed_challenge)
 
         now = self._clock.now()
         address = derive_address(public_key, self._did_domain)
@@ -529,7 +491,7 @@ class DeviceService:
         self,
         db: Database,
         identities: IdentityRepository,
-        verifier: SignedChallengeVerifier,
+        challenges: ChallengeService,
         hasher: PasswordHasher,
         clock: Clock,
         ids: Ids,
@@ -538,7 +500,7 @@ class DeviceService:
     ) -> None:
         self._db = db
         self._identities = identities
-        self._verifier = verifier
+        self._challenges = challenges
         self._hasher = hasher
         self._clock = clock
         self._ids = ids
@@ -571,7 +533,7 @@ class DeviceService:
             public_key = raw_public_key(identity.public_key)
         except MalformedKeyMaterial:
             raise model.invalid_public_key() from None
-        self._verifier.verify(public_key, request.signed_challenge)
+        self._challenges.verify_signed(public_key, request.signed_challenge)
 
         device = Device(
             id=self._ids.new("DVC"),
