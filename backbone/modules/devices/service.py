@@ -371,6 +371,12 @@ class IdentityService:
             raise NotFound("Identity")
         return identity
 
+    def is_active(self, address: str) -> bool | None:
+        """Whether the identity is Active (not queued for deletion); None when there is no such identity."""
+        with self._db.read() as connection:
+            identity = self._identities.find(connection, address)
+        return None if identity is None else identity.status is IdentityStatus.Active
+
     def tier_of(self, address: str) -> str | None:
         """The identity's tier id, or None when there is no such identity."""
         with self._db.read() as connection:

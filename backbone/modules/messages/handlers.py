@@ -5,13 +5,13 @@ from __future__ import annotations
 from backbone.modules.identity_deletion.events import IdentityDeleted
 from backbone.modules.messages.service import MessageService
 from backbone.modules.relationships.events import RelationshipStatusChanged
-from backbone.platform.events import EventBus, on
+from backbone.platform.events import Handler, on
 
 MODULE = "Messages"
 _DECOMPOSED = frozenset({"DeletionProposed", "ReadyForDeletion"})
 
 
-def subscribe_message_handlers(bus: EventBus, messages: MessageService) -> None:
+def message_handlers(messages: MessageService) -> list[Handler]:
     """Hide a relationship's messages from each side that decomposes it."""
 
     def relationship_status_changed(event: RelationshipStatusChanged) -> None:
@@ -21,5 +21,7 @@ def subscribe_message_handlers(bus: EventBus, messages: MessageService) -> None:
     def identity_deleted(event: IdentityDeleted) -> None:
         messages.remove_participant(event.identity_address)
 
-    bus.subscribe(on(MODULE, RelationshipStatusChanged, relationship_status_changed))
-    bus.subscribe(on(MODULE, IdentityDeleted, identity_deleted))
+    return [
+        on(MODULE, RelationshipStatusChanged, relationship_status_changed),
+        on(MODULE, IdentityDeleted, identity_deleted),
+    ]

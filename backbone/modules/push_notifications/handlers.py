@@ -11,15 +11,13 @@ from backbone.modules.identity_deletion.events import IdentityDeletionCancelled,
 from backbone.modules.push_notifications.service import PushService
 from backbone.modules.synchronization.events import DatawalletModified, ExternalEventCreated
 from backbone.modules.tokens.events import TokenLocked
-from backbone.platform.events import EventBus, on
+from backbone.platform.events import Handler, on
 
 # Push notifications belong to the original's Devices module: the queues keep its name.
 MODULE = "Devices"
 
 
-def subscribe_push_handlers(
-    bus: EventBus, push: PushService, identity_is_active: Callable[[str], bool]
-) -> None:
+def push_handlers(push: PushService, identity_is_active: Callable[[str], bool]) -> list[Handler]:
     """Tell devices that something waits for them (they sync after a push)."""
 
     def external_event_created(event: ExternalEventCreated) -> None:
@@ -52,7 +50,7 @@ def subscribe_push_handlers(
     def deletion_cancelled(event: IdentityDeletionCancelled) -> None:
         push.to_identity(event.identity_address, "DeletionProcessCancelledByOwner")
 
-    for handler in (
+    return [
         on(MODULE, ExternalEventCreated, external_event_created),
         on(MODULE, DatawalletModified, datawallet_modified),
         on(MODULE, BackupDeviceUsed, backup_device_used),
@@ -60,5 +58,4 @@ def subscribe_push_handlers(
         on(MODULE, AnnouncementCreated, announcement_created),
         on(MODULE, IdentityToBeDeleted, deletion_started),
         on(MODULE, IdentityDeletionCancelled, deletion_cancelled),
-    ):
-        bus.subscribe(handler)
+    ]

@@ -15,20 +15,20 @@ from backbone.modules.quotas.model import MetricKey
 from backbone.modules.quotas.service import QuotaService
 from backbone.modules.relationships.events import RelationshipStatusChanged, RelationshipTemplateCreated
 from backbone.modules.tokens.events import TokenCreated
-from backbone.platform.events import DomainEvent, EventBus, on
+from backbone.platform.events import DomainEvent, Handler, on
 
 MODULE = "Quotas"
 UsageEvent = TypeVar("UsageEvent", bound=DomainEvent)
 
 
-def subscribe_quota_handlers(bus: EventBus, quotas: QuotaService) -> None:
+def quota_handlers(quotas: QuotaService) -> list[Handler]:
     """Recalculate after usage changes, after limits change, and forget what is deleted."""
 
     def usage_changed(
         event_type: type[UsageEvent],
         identities: Callable[[UsageEvent], Iterable[str | None]],
         *metrics: MetricKey,
-    ) -> None:
+    ) -> Handler:
         """Recount `metrics` of the identities the event names."""
 
         def handle(event: UsageEvent) -> None:
@@ -36,15 +36,7 @@ def subscribe_quota_handlers(bus: EventBus, quotas: QuotaService) -> None:
                 if address:  # an anonymous token has no creator
                     quotas.usage_changed(address, list(metrics))
 
-        bus.subscribe(on(MODULE, event_type, handle))
-
-    usage_changed(MessageCreated, lambda e: [e.created_by], MetricKey.NumberOfSentMessages)
-    usage_changed(FileUploaded, lambda e: [e.owner], MetricKey.NumberOfFiles, MetricKey.UsedFileStorageSpace)
-    usage_changed(
-        RelationshipTemplateCreated, lambda e: [e.created_by], MetricKey.NumberOfRelationshipTemplates
-    )
-    usage_changed(TokenCreated, lambda e: [e.created_by], MetricKey.NumberOfTokens)
-    usage_changed(RelationshipStatusChanged, lambda e: [e.initiator, e.peer], MetricKey.NumberOfRelationships)
+        return on(MODULE, event_type, handle)
 
     def identity_created(event: IdentityCreated) -> None:
         quotas.usage_changed(event.address)
@@ -64,9 +56,22 @@ def subscribe_quota_handlers(bus: EventBus, quotas: QuotaService) -> None:
     def identity_deleted(event: IdentityDeleted) -> None:
         quotas.forget_identity(event.identity_address)
 
-    bus.subscribe(on(MODULE, IdentityCreated, identity_created))
-    bus.subscribe(on(MODULE, TierOfIdentityChanged, tier_of_identity_changed))
-    bus.subscribe(on(MODULE, TierQuotaDefinitionCreated, tier_quota_definition_created))
-    bus.subscribe(on(MODULE, TierQuotaDefinitionDeleted, tier_quota_definition_deleted))
-    bus.subscribe(on(MODULE, TierDeleted, tier_deleted))
-    bus.subscribe(on(MODULE, IdentityDeleted, identity_deleted))
+    return [
+        usage_changed(MessageCreated, lambda e: [e.created_by], MetricKey.NumberOfSentMessages),
+        usage_changed(
+            FileUploaded, lambda e: [e.owner], MetricKey.NumberOfFiles, MetricKey.UsedFileStorageSpace
+        ),
+        usage_changed(
+            RelationshipTemplateCreated, lambda e: [e.created_by], MetricKey.NumberOfRelationshipTemplates
+        ),
+        usage_changed(TokenCreated, lambda e: [e.created_by], MetricKey.NumberOfTokens),
+        usage_changed(
+            RelationshipStatusChanged, lambda e: [e.initiator, e.peer], MetricKey.NumberOfRelationships
+        ),
+        on(MODULE, IdentityCreated, identity_created),
+        on(MODULE, TierOfIdentityChanged, tier_of_identity_changed),
+        on(MODULE, TierQuotaDefinitionCreated, tier_quota_definition_created),
+        on(MODULE, TierQuotaDefinitionDeleted, tier_quota_definition_deleted),
+        on(MODULE, TierDeleted, tier_deleted),
+        on(MODULE, IdentityDeleted, identity_deleted),
+    ]

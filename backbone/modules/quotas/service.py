@@ -34,9 +34,9 @@ UsageCounter = Callable[[str, datetime | None, datetime], int]
 class QuotaCheck:
     """The check a quota-limited request passes first: one lookup of the precomputed statuses."""
 
-    def __init__(self, db: Database, repository: QuotaRepository, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
-        self._repository = repository
+        self._repository = QuotaRepository()
         self._clock = clock
 
     def __call__(self, address: str, metric_keys: Sequence[str]) -> None:

@@ -8,14 +8,12 @@ from backbone.modules.identity_deletion.events import (
     IdentityToBeDeleted,
 )
 from backbone.modules.relationships.service import RelationshipService
-from backbone.platform.events import EventBus, on
+from backbone.platform.events import Handler, on
 
 MODULE = "Relationships"
 
 
-def subscribe_relationship_handlers(
-    bus: EventBus, relationships: RelationshipService, anonymous_address: str
-) -> None:
+def relationship_handlers(relationships: RelationshipService, anonymous_address: str) -> list[Handler]:
     """Fan an identity's deletion (and its cancellation) out to its peers, one event per relationship;
     a deleted identity leaves its relationships under the anonymous address."""
 
@@ -28,6 +26,8 @@ def subscribe_relationship_handlers(
     def identity_deletion_cancelled(event: IdentityDeletionCancelled) -> None:
         relationships.notify_peers_of_cancelled_deletion(event.identity_address)
 
-    bus.subscribe(on(MODULE, IdentityToBeDeleted, identity_to_be_deleted))
-    bus.subscribe(on(MODULE, IdentityDeleted, identity_deleted))
-    bus.subscribe(on(MODULE, IdentityDeletionCancelled, identity_deletion_cancelled))
+    return [
+        on(MODULE, IdentityToBeDeleted, identity_to_be_deleted),
+        on(MODULE, IdentityDeleted, identity_deleted),
+        on(MODULE, IdentityDeletionCancelled, identity_deletion_cancelled),
+    ]

@@ -19,7 +19,7 @@ from backbone.modules.synchronization.model import ExternalEventType
 from backbone.modules.synchronization.service import SynchronizationService
 from backbone.modules.tokens.events import TokenLocked
 from backbone.platform.encoding import format_datetime
-from backbone.platform.events import EventBus, on
+from backbone.platform.events import Handler, on
 
 MODULE = "Synchronization"
 # Messages wait while the relationship is not (yet, or no longer) active.
@@ -147,12 +147,12 @@ class ExternalEventHandlers:
         )
 
 
-def subscribe_synchronization_handlers(
-    bus: EventBus, sync: SynchronizationService, relationship_status: RelationshipStatusOf
-) -> None:
-    """Subscribe the external-event handlers (queues `Synchronization.<EventName>`)."""
+def synchronization_handlers(
+    sync: SynchronizationService, relationship_status: RelationshipStatusOf
+) -> list[Handler]:
+    """The external-event handlers (queues `Synchronization.<EventName>`)."""
     handlers = ExternalEventHandlers(sync, relationship_status)
-    for handler in (
+    return [
         on(MODULE, MessageCreated, handlers.message_created),
         on(MODULE, RelationshipStatusChanged, handlers.relationship_status_changed),
         on(MODULE, RelationshipReactivationRequested, handlers.relationship_reactivation_requested),
@@ -168,5 +168,4 @@ def subscribe_synchronization_handlers(
         on(MODULE, PeerToBeDeleted, handlers.peer_to_be_deleted),
         on(MODULE, PeerDeletionCancelled, handlers.peer_deletion_cancelled),
         on(MODULE, PeerDeleted, handlers.peer_deleted),
-    ):
-        bus.subscribe(handler)
+    ]
