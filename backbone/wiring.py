@@ -7,8 +7,10 @@ registers its routes.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -290,6 +292,16 @@ def build_services(
         consumer_routes=config.consumer_routes,
         admin_routes=config.admin_routes,
     )
+
+
+def handler_queues() -> list[str]:
+    """The queue of every handler the modules subscribe (`<Module>.<EventName>`), in order: what
+    a broker holds for this backbone (the testbed removes a landscape's queues by these names)."""
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(var_dir=Path(directory), database_url=f"sqlite:///{directory}/unused.sqlite3")
+        services = build_services(settings)
+        services.close()
+    return [handler.queue for handler in services.handlers]
 
 
 def count_business_events(metrics: Metrics) -> Callable[[PublishedEvent], None]:

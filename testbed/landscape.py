@@ -645,46 +645,16 @@ def _delete_exchange(state: LandscapeState) -> list[str]:
 
 
 def handler_queues() -> list[str]:
-    """The queue of every handler the composition root subscribes (`<Module>.<EventName>`)."""
-    import tempfile
+    """The queue of every handler the backbone subscribes (`<Module>.<EventName>`)."""
+    from backbone.wiring import handler_queues
 
-    from backbone.platform.events import Handler, PublishedEvent
-    from backbone.settings import Settings
-    from backbone.wiring import build_services
-
-    class RecordingBus:
-        def __init__(self) -> None:
-            self.handlers: list[Handler] = []
-
-        def subscribe(self, handler: Handler) -> None:
-            self.handlers.append(handler)
-
-        def publish(self, events: Iterable[PublishedEvent]) -> None:
-            pass
-
-        def ping(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    bus = RecordingBus()
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(var_dir=Path(directory), database_url=f"sqlite:///{directory}/unused.sqlite3")
-        build_services(settings, bus=bus).close()  # type: ignore[arg-type]
-    return [handler.queue for handler in bus.handlers]
+    return handler_queues()
 
 
 def backbone_has_command(name: str) -> bool:
-    import argparse
+    from backbone.cli import command_names
 
-    from backbone import cli
-
-    parser = cli._parser()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return name in action.choices
-    return False
+    return name in command_names()
 
 
 def start_ticks(pid: int) -> int | None:
