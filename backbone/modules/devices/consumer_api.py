@@ -235,24 +235,6 @@ class IdentitySelfResource:
         send(resp, render_identity(self._identities.get(principal_of(req).address)))
 
 
-class IdentityIsDeletedResource:
-    anonymous_methods = frozenset({"GET"})
-
-    def __init__(self, identities: IdentityService) -> None:
-        self._identities = identities
-
-    @describe(
-        "Whether the identity of a device user is deleted",
-        {200: envelope(obj({"isDeleted": boolean(), "deletionDate": nullable(timestamp())}))},
-        query={"username": string()},
-        required_query=("username",),
-        tags=TAGS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        is_deleted, deletion_date = self._identities.is_deleted(Query(req).get("username") or "")
-        send(resp, {"isDeleted": is_deleted, "deletionDate": deletion_date})
-
-
 class DevicesResource:
     def __init__(self, devices: DeviceService) -> None:
         self._devices = devices
@@ -381,7 +363,6 @@ def add_device_routes(
     app.add_route("/connect/token", TokenResource(logins))
     app.add_route("/api/v2/Identities", IdentitiesResource(identities))
     app.add_route("/api/v2/Identities/Self", IdentitySelfResource(identities))
-    app.add_route("/api/v2/Identities/IsDeleted", IdentityIsDeletedResource(identities))
     app.add_route("/api/v2/Devices", DevicesResource(devices))
     app.add_route("/api/v2/Devices/Self", DeviceSelfResource(devices))
     app.add_route("/api/v2/Devices/Self/Password", DevicePasswordResource(devices))

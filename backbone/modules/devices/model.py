@@ -9,6 +9,7 @@ from enum import Enum
 
 from backbone.modules.challenges.model import SignedChallenge
 from backbone.platform.errors import DomainError
+from backbone.platform.languages import LANGUAGE_CODES
 from backbone.platform.odata import FieldType
 
 BASIC_TIER_NAME = "Basic"
@@ -16,17 +17,6 @@ QUEUED_FOR_DELETION_TIER_ID = "TIR00000000000000001"
 QUEUED_FOR_DELETION_TIER_NAME = "Queued for Deletion"
 DEFAULT_COMMUNICATION_LANGUAGE = "en"
 
-# ISO 639-1, the list the original validates device communication languages against.
-COMMUNICATION_LANGUAGES = frozenset(
-    (
-        "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy "
-        "da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu "
-        "hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb "
-        "lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om "
-        "or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw "
-        "ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu"
-    ).split()
-)
 _STRONG_PASSWORD = (
     re.compile(r"[a-z]"),
     re.compile(r"[A-Z]"),
@@ -185,11 +175,12 @@ def invalid_client() -> DomainError:
     )
 
 
-def invalid_communication_language() -> DomainError:
-    return DomainError(
-        "error.platform.validation.invalidDeviceCommunicationLanguage",
-        "The given communication language is not a valid two-letter ISO 639-1 code.",
-    )
+def check_communication_language(language: str) -> None:
+    if language not in LANGUAGE_CODES:
+        raise DomainError(
+            "error.platform.validation.invalidDeviceCommunicationLanguage",
+            "The given communication language is not a valid two-letter ISO 639-1 code.",
+        )
 
 
 def only_one_backup_device_can_exist() -> DomainError:

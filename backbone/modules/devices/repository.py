@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from backbone.modules.devices import model
@@ -99,14 +97,6 @@ devices = sa.Table(
         sqlite_where=sa.text("is_backup_device AND deleted_at IS NULL"),
         postgresql_where=sa.text("is_backup_device AND deleted_at IS NULL"),
     ),
-)
-
-# Usernames of deleted identities, hashed: `GET /Identities/IsDeleted` keeps answering true.
-deleted_usernames = sa.Table(
-    "deleted_usernames",
-    metadata,
-    sa.Column("username_hash", sa.LargeBinary(32), primary_key=True),
-    sa.Column("deleted_at", UtcDateTime, nullable=False),
 )
 
 _NOT_DELETED = devices.c.deleted_at.is_(None)
@@ -469,28 +459,14 @@ class IdentityRepository:
             .values(status=IdentityStatus.Deleting.value)
         )
 
-    def remove(self, connection: Connection, address: str, at: datetime) -> None:
-        """Remove the identity with its devices; keep its usernames' hashes."""
-        usernames = list(
-            connection.execute(
-                sa.select(devices.c.username).where(devices.c.identity_address == address)
-            ).scalars()
-        )
-        for username in usernames:
-            connection.execute(
-                _insert_ignoring_existing(connection, deleted_usernames).values(
-                    username_hash=_username_hash(username), deleted_at=at
-                )
-            )
+    def usernames_of(self, connection: Connection, address: str) -> list[str]:
+        """The usernames of all the identity's devices, deleted ones included."""
+        statement = sa.select(devices.c.username).where(devices.c.identity_address == address)
+        return list(connection.execute(statement).scalars())
+
+    def remove(self, connection: Connection, address: str) -> None:
         connection.execute(devices.delete().where(devices.c.identity_address == address))
         connection.execute(identities.delete().where(identities.c.address == address))
-
-    def username_deleted_at(self, connection: Connection, username: str) -> datetime | None:
-        statement = sa.select(deleted_usernames.c.deleted_at).where(
-            deleted_usernames.c.username_hash == _username_hash(username)
-        )
-        value: datetime | None = connection.execute(statement).scalar_one_or_none()
-        return value
 
     def tier_before_deletion(self, connection: Connection, address: str) -> str | None:
         statement = sa.select(identities.c.tier_id_before_deletion).where(identities.c.address == address)
@@ -542,10 +518,15 @@ class IdentityRepository:
         )
         return connection.execute(statement).rowcount == 1
 
-    def find_device_by_username(self, connection: Connection, username: str) -> Device | None:
-        statement = sa.select(devices).where(devices.c.normalized_username == username.strip().upper())
+    def find_by_username(self, connection: Connection, username: str) -> Identity | None:
+        """The identity of the device (deleted ones included) with this username."""
+        statement = (
+            sa.select(identities)
+            .join(devices, devices.c.identity_address == identities.c.address)
+            .where(devices.c.normalized_username == username.strip().upper())
+        )
         row = connection.execute(statement).first()
-        return None if row is None else _device(row)
+        return None if row is None else _identity(row)
 
     def credentials(self, connection: Connection, username: str) -> Credentials | None:
         statement = (
@@ -599,13 +580,3 @@ class IdentityRepository:
             .values(is_backup_device=False)
         )
         return connection.execute(statement).rowcount == 1
-
-
-def _username_hash(username: str) -> bytes:
-    return hashlib.sha256(username.strip().upper().encode("utf-8")).digest()
-
-
-def _insert_ignoring_existing(connection: Connection, table: sa.Table) -> Any:
-    """An INSERT that skips a row whose primary key exists (a deletion retried after an error)."""
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing()

@@ -21,7 +21,6 @@ from backbone.modules.devices.events import (
 )
 from backbone.modules.devices.model import (
     BASIC_TIER_NAME,
-    COMMUNICATION_LANGUAGES,
     QUEUED_FOR_DELETION_TIER_ID,
     QUEUED_FOR_DELETION_TIER_NAME,
     ClientOverview,
@@ -48,9 +47,9 @@ from backbone.platform.auth import IssuedToken, PasswordHasher, Principal, Token
 from backbone.platform.clock import Clock
 from backbone.platform.crypto import MalformedKeyMaterial, derive_address, raw_public_key
 from backbone.platform.db import Database, Page, Paged
-from backbone.platform.errors import DomainError, InvalidPropertyValue, NotFound
+from backbone.platform.errors import InvalidPropertyValue, NotFound
 from backbone.platform.events import Outbox
-from backbone.platform.ids import Ids, is_valid_id
+from backbone.platform.ids import Ids
 from backbone.platform.odata import ODataQuery
 
 
@@ -321,8 +320,7 @@ class IdentityService:
 
     def _create(self, client: OAuthClient, request: NewIdentity) -> CreatedIdentity:
         model.check_password_policy(request.device_password, development=self._development)
-        if request.communication_language not in COMMUNICATION_LANGUAGES:
-            raise model.invalid_communication_language()
+        model.check_communication_language(request.communication_language)
         try:
             public_key = raw_public_key(request.identity_public_key)
         except MalformedKeyMaterial:
@@ -423,23 +421,6 @@ class IdentityService:
                 )
             )
 
-    def is_deleted(self, username: str) -> tuple[bool, datetime | None]:
-        """Tell whether the identity of a device user is gone (its deletion grace period is over)."""
-        if not is_valid_id(username, "USR"):
-            raise DomainError(
-                "error.platform.validation.invalidPropertyValue", "'username' is not a valid username."
-            )
-        with self._db.read() as connection:
-            device = self._identities.find_device_by_username(connection, username)
-            identity = self._identities.find(connection, device.identity_address) if device else None
-            deleted_at = None if device else self._identities.username_deleted_at(connection, username)
-        ends_at = identity.deletion_grace_period_ends_at if identity else None
-        if ends_at is not None and ends_at <= self._clock.now():
-            return True, ends_at
-        if deleted_at is not None:
-            return True, deleted_at
-        return False, None
-
     # --- what identity deletion changes, inside its own transaction ------------------------
 
     def get_for_update(self, address: str) -> Identity:
@@ -484,10 +465,20 @@ class IdentityService:
         with self._db.transaction() as connection:
             self._identities.mark_deleting(connection, address)
 
+    def of_user(self, username: str) -> Identity | None:
+        """The identity of the device user (deleted devices included), if there is one."""
+        with self._db.read() as connection:
+            return self._identities.find_by_username(connection, username)
+
+    def usernames_of(self, address: str) -> list[str]:
+        """The usernames of all the identity's devices, deleted ones included."""
+        with self._db.read() as connection:
+            return self._identities.usernames_of(connection, address)
+
     def remove(self, address: str) -> None:
-        """Delete the identity with its devices; `IsDeleted` keeps answering for its usernames."""
+        """Delete the identity with its devices."""
         with self._db.transaction() as connection:
-            self._identities.remove(connection, address, self._clock.now())
+            self._identities.remove(connection, address)
 
 
 class DeviceService:
@@ -527,8 +518,7 @@ class DeviceService:
     def register(self, caller: Principal, request: NewDevice) -> Device:
         """Add a device to the caller's identity, proving possession of the identity key again."""
         model.check_password_policy(request.device_password, development=self._development)
-        if request.communication_language not in COMMUNICATION_LANGUAGES:
-            raise model.invalid_communication_language()
+        model.check_communication_language(request.communication_language)
         with self._db.read() as connection:
             identity = self._identities.find(connection, caller.address)
             if identity is None:
@@ -557,8 +547,7 @@ class DeviceService:
         return device
 
     def update_communication_language(self, caller: Principal, language: str) -> None:
-        if language not in COMMUNICATION_LANGUAGES:
-            raise model.invalid_communication_language()
+        model.check_communication_language(language)
         with self._db.transaction() as connection:
             self._identities.set_communication_language(connection, caller.device_id, language)
 

@@ -1,4 +1,5 @@
-"""Consumer API routes of the caller's identity's deletion processes."""
+"""Consumer API routes of the caller's identity's deletion processes, and whether a device
+user's identity is deleted."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from backbone.modules.identity_deletion.model import (
     DeletionProcessStatus,
 )
 from backbone.modules.identity_deletion.service import DeletionProcessService
-from backbone.platform.http import App, checked_id, principal_of, read_json, send
+from backbone.platform.http import App, Query, checked_id, principal_of, read_json, send
 from backbone.platform.openapi import (
     ERROR,
     array,
+    boolean,
     describe,
     enum,
     envelope,
@@ -124,7 +126,26 @@ class CancelDeletionProcessResource:
         send(resp, render_deletion_process(process))
 
 
-def add_deletion_process_routes(app: App, processes: DeletionProcessService) -> None:
+class IdentityIsDeletedResource:
+    anonymous_methods = frozenset({"GET"})
+
+    def __init__(self, processes: DeletionProcessService) -> None:
+        self._processes = processes
+
+    @describe(
+        "Whether the identity of a device user is deleted",
+        {200: envelope(obj({"isDeleted": boolean(), "deletionDate": nullable(timestamp())}))},
+        query={"username": string()},
+        required_query=("username",),
+        tags=TAGS,
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        is_deleted, deletion_date = self._processes.is_deleted(Query(req).get("username") or "")
+        send(resp, {"isDeleted": is_deleted, "deletionDate": deletion_date})
+
+
+def add_identity_deletion_routes(app: App, processes: DeletionProcessService) -> None:
+    app.add_route("/api/v2/Identities/IsDeleted", IdentityIsDeletedResource(processes))
     app.add_route("/api/v2/Identities/Self/DeletionProcesses", DeletionProcessesResource(processes))
     app.add_route("/api/v2/Identities/Self/DeletionProcesses/{id}", DeletionProcessResource(processes))
     app.add_route(

@@ -1,15 +1,19 @@
-"""Tables and queries of identity deletion processes and their audit log.
+"""Tables and queries of identity deletion processes, their audit log and deleted usernames.
 
-The tables were created by the devices branch of the migrations (`devices_0003`), before identity
-deletion became a module of its own; revisions are never rewritten, so they stay there.
+The tables were created by the devices branch of the migrations (`devices_0003`, `devices_0004`),
+before identity deletion became a module of its own; revisions are never rewritten, so they
+stay there.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from backbone.modules.identity_deletion.model import (
@@ -65,6 +69,14 @@ identity_deletion_process_audit_log = sa.Table(
     sa.Column("device_id_hash", sa.LargeBinary),
     sa.Column("additional_data", sa.Text),
     sa.Index("ix_identity_deletion_process_audit_log_identity_address_hash", "identity_address_hash"),
+)
+
+# Usernames of deleted identities, hashed: `GET /Identities/IsDeleted` keeps answering true.
+deleted_usernames = sa.Table(
+    "deleted_usernames",
+    metadata,
+    sa.Column("username_hash", sa.LargeBinary(32), primary_key=True),
+    sa.Column("deleted_at", UtcDateTime, nullable=False),
 )
 
 _processes = identity_deletion_processes
@@ -229,3 +241,30 @@ class DeletionProcessRepository:
 
     def delete_audit_entries(self, connection: Connection, before: datetime) -> int:
         return int(connection.execute(_log.delete().where(_log.c.created_at < before)).rowcount)
+
+    def record_deleted_usernames(
+        self, connection: Connection, usernames: Sequence[str], at: datetime
+    ) -> None:
+        for username in usernames:
+            connection.execute(
+                _insert_ignoring_existing(connection, deleted_usernames).values(
+                    username_hash=_username_hash(username), deleted_at=at
+                )
+            )
+
+    def username_deleted_at(self, connection: Connection, username: str) -> datetime | None:
+        statement = sa.select(deleted_usernames.c.deleted_at).where(
+            deleted_usernames.c.username_hash == _username_hash(username)
+        )
+        value: datetime | None = connection.execute(statement).scalar_one_or_none()
+        return value
+
+
+def _username_hash(username: str) -> bytes:
+    return hashlib.sha256(username.strip().upper().encode("utf-8")).digest()
+
+
+def _insert_ignoring_existing(connection: Connection, table: sa.Table) -> Any:
+    """An INSERT that skips a row whose primary key exists (a deletion retried after an error)."""
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing()

@@ -28,9 +28,9 @@ from backbone.modules.push_notifications.service import PushService
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
 from backbone.platform.db import Connection, Database
-from backbone.platform.errors import NotFound
+from backbone.platform.errors import DomainError, NotFound
 from backbone.platform.events import Outbox
-from backbone.platform.ids import Ids
+from backbone.platform.ids import Ids, is_valid_id
 
 
 class DeletionProcessService:
@@ -120,6 +120,22 @@ class DeletionProcessService:
             cancelled_at=now,
             cancelled_by_device=caller.device_id,
         )
+
+    def is_deleted(self, username: str) -> tuple[bool, datetime | None]:
+        """Tell whether the identity of a device user is gone (its deletion grace period is over)."""
+        if not is_valid_id(username, "USR"):
+            raise DomainError(
+                "error.platform.validation.invalidPropertyValue", "'username' is not a valid username."
+            )
+        with self._db.read() as connection:
+            identity = self._identities.of_user(username)
+            deleted_at = None if identity else self._processes.username_deleted_at(connection, username)
+        ends_at = identity.deletion_grace_period_ends_at if identity else None
+        if ends_at is not None and ends_at <= self._clock.now():
+            return True, ends_at
+        if deleted_at is not None:
+            return True, deleted_at
+        return False, None
 
     def audit_log(self, address: str) -> list[tuple[str, int | None, int | None]]:
         """The deletion audit entries of an identity (message key, old and new status)."""
@@ -239,12 +255,15 @@ class IdentityDeletionJobService:
 
     def finish(self, process: DeletionProcess) -> None:
         """Remove the identity with its devices, push registrations and processes; the audit log
-        keeps only hashes."""
+        and the deleted usernames keep only hashes."""
+        address = process.identity_address
         with self._db.transaction() as connection:
             self._audit(connection, process, DeletionAuditMessage.DataDeleted, process.status, process.status)
-            self._processes.delete_of_identity(connection, process.identity_address)
-            self._push.delete_of_identity(process.identity_address)
-            self._identities.remove(process.identity_address)
+            usernames = self._identities.usernames_of(address)
+            self._processes.record_deleted_usernames(connection, usernames, self._clock.now())
+            self._processes.delete_of_identity(connection, address)
+            self._push.delete_of_identity(address)
+            self._identities.remove(address)
             self._audit(connection, process, DeletionAuditMessage.DeletionCompleted, process.status, None)
 
     def record_error(self, process: DeletionProcess, error: Exception) -> None:
