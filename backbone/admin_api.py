@@ -8,13 +8,6 @@ from __future__ import annotations
 
 import falcon
 
-from backbone.modules.announcements.admin_api import add_announcement_admin_routes
-from backbone.modules.challenges.admin_api import add_challenge_admin_routes
-from backbone.modules.devices.admin_api import add_deletion_process_admin_routes, add_device_admin_routes
-from backbone.modules.messages.admin_api import add_message_admin_routes
-from backbone.modules.quotas.admin_api import add_quota_admin_routes, render_limit, render_quota
-from backbone.modules.relationships.admin_api import add_relationship_admin_routes
-from backbone.modules.tokens.admin_api import add_token_admin_routes
 from backbone.platform.admin_auth import (
     API_KEY_HEADER,
     XSRF_COOKIE,
@@ -136,23 +129,8 @@ def create_admin_app(services: Services) -> App:
     app.add_error_handler(InvalidApiKey, _handle_invalid_api_key)
     app.add_route("/api/v1/xsrf", XsrfResource(xsrf))
     app.add_route("/api/v1/ValidateApiKey", ValidateApiKeyResource(keys))
-    quotas = services.quotas
-    add_device_admin_routes(
-        app,
-        services.clients,
-        services.tiers,
-        services.identities,
-        tier_quotas=lambda tier_id: [render_quota(quota) for quota in quotas.tier_quotas(tier_id)],
-        identity_quotas=lambda address: [render_limit(limit) for limit in quotas.quotas_of_identity(address)],
-        datawallet_versions=services.synchronization.datawallet_versions,
-    )
-    add_deletion_process_admin_routes(app, services.deletion_processes)
-    add_quota_admin_routes(app, quotas)
-    add_challenge_admin_routes(app, services.challenges)
-    add_announcement_admin_routes(app, services.announcements)
-    add_message_admin_routes(app, services.messages)
-    add_relationship_admin_routes(app, services.relationships)
-    add_token_admin_routes(app, services.tokens_service)
+    for add_routes in services.admin_routes:
+        add_routes(app)
     app.add_route("/health", HealthResource(services.health))
     if services.metrics is not None:
         app.add_route("/metrics", MetricsResource(services.metrics))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from backbone import migrations, operator_commands
@@ -21,8 +23,30 @@ log = logging.getLogger("backbone")
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
+@dataclass(frozen=True)
+class ServedApi:
+    """An API that `serve` or `serve-admin` runs under gunicorn."""
+
+    title: str
+    # Whose `application()` gunicorn's workers call after fork (imported once the database is ready).
+    module: str
+    # The telemetry resource's service name.
+    service_name: str
+    needs_api_key: bool
+
+
+CONSUMER_API = ServedApi("Consumer API", "backbone.consumer_api", "backbone-consumer-api", False)
+ADMIN_API = ServedApi("Admin API", "backbone.admin_api", "backbone-admin-api", True)
+
+
+def command_names() -> list[str]:
+    """The commands of `backbone` (what tools that drive it may check for)."""
+    _, commands = _parser()
+    return sorted(commands.choices)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser, _ = _parser()
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_process_env()
@@ -37,23 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return command(settings, args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="backbone", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the Consumer API under gunicorn")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
-    serve.set_defaults(command=_serve)
-
-    serve_admin = commands.add_parser("serve-admin", help="run the Admin API under gunicorn")
-    serve_admin.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve_admin.add_argument("--port", type=int, default=8081, help="port to bind (default 8081)")
-    serve_admin.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
-    serve_admin.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
-    serve_admin.set_defaults(command=_serve_admin)
+    for name, api, port, workers in (("serve", CONSUMER_API, 8080, 2), ("serve-admin", ADMIN_API, 8081, 1)):
+        serve = commands.add_parser(name, help=f"run the {api.title} under gunicorn")
+        serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        serve.add_argument("--port", type=int, default=port, help=f"port to bind (default {port})")
+        serve.add_argument(
+            "--workers", type=int, default=workers, help=f"gunicorn worker processes (default {workers})"
+        )
+        serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+        serve.set_defaults(command=_serve, api=api)
 
     worker = commands.add_parser(
         "worker", help="run the event handlers of a broker and relay outbox rows left unpublished"
@@ -95,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the database migrations and seed the default tiers")
     migrate.set_defaults(command=_migrate)
     operator_commands.add_operator_commands(commands)
-    return parser
+    return parser, commands
 
 
 def _port(text: str) -> int:
@@ -167,35 +187,20 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    _prepare_database(settings, migrate=settings.development)
-    from backbone.consumer_api import application
-
-    log.info("Consumer API on http://%s:%d (%s mode)", args.host, args.port, settings.environment)
-    options = gunicorn_options(
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        threads=args.threads,
-        extra=telemetry_hooks(settings, "backbone-consumer-api"),
-    )
-    GunicornServer(application, options).run()
-    return 0
-
-
-def _serve_admin(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.admin_api_key and not settings.development:
+    api: ServedApi = args.api
+    if api.needs_api_key and not settings.admin_api_key and not settings.development:
         print("backbone: BACKBONE_ADMIN_API_KEY must be set outside development mode", file=sys.stderr)
         return 2
     _prepare_database(settings, migrate=settings.development)
-    from backbone.admin_api import application
+    application = importlib.import_module(api.module).application
 
-    log.info("Admin API on http://%s:%d (%s mode)", args.host, args.port, settings.environment)
+    log.info("%s on http://%s:%d (%s mode)", api.title, args.host, args.port, settings.environment)
     options = gunicorn_options(
         host=args.host,
         port=args.port,
         workers=args.workers,
         threads=args.threads,
-        extra=telemetry_hooks(settings, "backbone-admin-api"),
+        extra=telemetry_hooks(settings, api.service_name),
     )
     GunicornServer(application, options).run()
     return 0

@@ -4,20 +4,6 @@ from __future__ import annotations
 
 import falcon
 
-from backbone.modules.announcements.consumer_api import add_announcement_routes
-from backbone.modules.challenges.consumer_api import add_challenge_routes
-from backbone.modules.devices.consumer_api import (
-    add_deletion_process_routes,
-    add_device_routes,
-    add_notification_routes,
-)
-from backbone.modules.files.consumer_api import add_file_routes
-from backbone.modules.messages.consumer_api import add_message_routes
-from backbone.modules.quotas.consumer_api import add_quota_routes
-from backbone.modules.relationships.consumer_api import add_relationship_routes
-from backbone.modules.synchronization.consumer_api import add_synchronization_routes
-from backbone.modules.tags.consumer_api import add_tag_routes
-from backbone.modules.tokens.consumer_api import add_token_routes
 from backbone.platform.health import HealthResource
 from backbone.platform.http import App, BearerAuthentication, BodyLimit, RequestTelemetry, create_app, send
 from backbone.platform.metrics import MetricsResource
@@ -64,21 +50,11 @@ def create_consumer_app(services: Services) -> App:
         middleware=[
             RequestTelemetry(services.metrics, services.tracing),
             BodyLimit(services.settings.max_request_body_bytes),
-            BearerAuthentication(services.tokens.verify),
+            BearerAuthentication(services.access_tokens.verify),
         ]
     )
-    add_device_routes(app, services.identities, services.devices, services.logins)
-    add_challenge_routes(app, services.challenges)
-    add_synchronization_routes(app, services.synchronization)
-    add_tag_routes(app, services.tags)
-    add_relationship_routes(app, services.relationship_templates, services.relationships)
-    add_token_routes(app, services.tokens_service)
-    add_message_routes(app, services.messages)
-    add_announcement_routes(app, services.announcements)
-    add_file_routes(app, services.files)
-    add_deletion_process_routes(app, services.deletion_processes)
-    add_quota_routes(app, services.quotas)
-    add_notification_routes(app, services.notifications)
+    for add_routes in services.consumer_routes:
+        add_routes(app)
     app.add_route("/api/v2/Version", VersionResource())
     app.add_route("/health", HealthResource(services.health))
     if services.metrics is not None:

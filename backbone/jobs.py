@@ -51,13 +51,13 @@ def housekeeping(
         challenges=services.challenges.delete_expired(before),
         files=services.files.delete_expired(before),
         orphaned_contents=services.files.delete_orphaned_contents(orphan_settle_s),
-        tokens=services.tokens_service.delete_expired(before),
+        tokens=services.tokens.delete_expired(before),
         relationship_templates=services.relationships.delete_expired_unused_templates(before),
         relationships=services.relationships.delete_ready_for_deletion(before),
         sync_runs=services.synchronization.delete_finalized_runs(before),
         announcements=services.announcements.delete_expired(before),
-        cancelled_deletion_processes=services.identity_deletion.delete_cancelled_processes(before),
-        deletion_audit_entries=services.identity_deletion.delete_audit_entries(now - audit_log_retention),
+        cancelled_deletion_processes=services.deletion_jobs.delete_cancelled_processes(before),
+        deletion_audit_entries=services.deletion_jobs.delete_audit_entries(now - audit_log_retention),
         published_events=services.outbox.delete_published(before),
     )
     log.info("housekeeping removed %s", report)
@@ -66,7 +66,7 @@ def housekeeping(
 
 def send_grace_period_reminders(services: Services) -> int:
     """Remind identities whose deletion grace period ends soon."""
-    sent = services.identity_deletion.send_reminders()
+    sent = services.deletion_jobs.send_reminders()
     log.info("sent %d grace-period reminder(s)", sent)
     return sent
 
@@ -74,21 +74,21 @@ def send_grace_period_reminders(services: Services) -> int:
 def delete_identities(services: Services) -> int:
     """Delete the identities whose grace period is over; a failure is recorded and retried next run."""
     deleted = 0
-    for process in services.identity_deletion.start_due_deletions():
+    for process in services.deletion_jobs.start_due_deletions():
         address = process.identity_address
         try:
             # IdentityDeleted is out: peers get PeerDeleted, relationships and messages are
             # decomposed and anonymised by their modules' handlers. Each module's data goes here.
             services.challenges.delete_of_identity(address)
             services.files.delete_of_identity(address)
-            services.tokens_service.delete_of_identity(address)
+            services.tokens.delete_of_identity(address)
             services.synchronization.delete_of_identity(address)
             services.announcements.forget_recipient(address)
-            services.identity_deletion.finish(process)
+            services.deletion_jobs.finish(process)
             services.quotas.forget_identity(address)
         except Exception as error:
             log.exception("deleting identity of deletion process %s failed; retried next run", process.id)
-            services.identity_deletion.record_error(process, error)
+            services.deletion_jobs.record_error(process, error)
             continue
         deleted += 1
     log.info("deleted %d identit(y/ies)", deleted)

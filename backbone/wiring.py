@@ -1,59 +1,54 @@
-"""The composition root: build_services(settings) assembles the whole object graph."""
+"""The composition root: build_services(settings) assembles the whole object graph.
+
+The platform's parts first, then the feature modules, each through its `include_<module>`
+(`modules/<module>/module.py`), which builds its services, subscribes its handlers and
+registers its routes.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from backbone.modules.announcements.repository import AnnouncementRepository
+from backbone.modules.announcements.module import include_announcements
 from backbone.modules.announcements.service import AnnouncementService
-from backbone.modules.challenges.repository import ChallengeRepository
+from backbone.modules.challenges.module import include_challenges
 from backbone.modules.challenges.service import ChallengeService
 from backbone.modules.devices.events import IdentityCreated
-from backbone.modules.devices.handlers import subscribe_device_handlers
 from backbone.modules.devices.model import BASIC_TIER_NAME, IdentityStatus
-from backbone.modules.devices.repository import (
-    ClientRepository,
-    DeletionJobRepository,
-    DeletionProcessRepository,
-    IdentityRepository,
-    PnsRegistrationRepository,
-    TierRepository,
-)
+from backbone.modules.devices.module import include_devices
 from backbone.modules.devices.service import (
     ClientService,
-    DeletionProcessService,
     DeviceService,
-    IdentityDeletionJobService,
     IdentityService,
     LoginService,
-    NotificationService,
-    PushService,
-    SignedChallengeVerifier,
     TierService,
 )
 from backbone.modules.files.events import FileUploaded
-from backbone.modules.files.repository import FileRepository
+from backbone.modules.files.module import include_files
 from backbone.modules.files.service import FileService
+from backbone.modules.identity_deletion.module import include_identity_deletion
+from backbone.modules.identity_deletion.service import DeletionProcessService, IdentityDeletionJobService
 from backbone.modules.messages.events import MessageCreated
-from backbone.modules.messages.handlers import subscribe_message_handlers
-from backbone.modules.messages.repository import MessageRepository
+from backbone.modules.messages.module import include_messages
 from backbone.modules.messages.service import MessageService
-from backbone.modules.quotas.handlers import subscribe_quota_handlers
+from backbone.modules.push_notifications.module import include_push_notifications
+from backbone.modules.push_notifications.service import NotificationService, PushService
+from backbone.modules.quotas.admin_api import render_limit, render_quota
 from backbone.modules.quotas.model import MetricKey
-from backbone.modules.quotas.repository import QuotaRepository
+from backbone.modules.quotas.module import include_quotas
 from backbone.modules.quotas.service import QuotaCheck, QuotaService
-from backbone.modules.relationships.handlers import subscribe_relationship_handlers
-from backbone.modules.relationships.repository import RelationshipRepository
+from backbone.modules.relationships.module import RelationshipsModule, include_relationships
 from backbone.modules.relationships.service import RelationshipService, RelationshipTemplateService
-from backbone.modules.synchronization.handlers import subscribe_synchronization_handlers
-from backbone.modules.synchronization.repository import SynchronizationRepository
+from backbone.modules.synchronization.module import include_synchronization
 from backbone.modules.synchronization.service import SynchronizationService
-from backbone.modules.tags.service import TagCollection, load_tags
-from backbone.modules.tokens.repository import TokenRepository
+from backbone.modules.tags.module import include_tags
+from backbone.modules.tags.service import TagCollection
+from backbone.modules.tokens.module import include_tokens
 from backbone.modules.tokens.service import TokenService
 from backbone.platform.admin_auth import xsrf_key
 from backbone.platform.auth import PasswordHasher, TokenIssuer, load_or_create_signing_key
@@ -62,11 +57,18 @@ from backbone.platform.bus_metrics import BusMetrics
 from backbone.platform.clock import Clock, SystemClock
 from backbone.platform.crypto import derive_address
 from backbone.platform.db import Database
-from backbone.platform.errors import NotFound
-from backbone.platform.events import EventBus, Inbox, InProcessEventBus, Outbox, PublishedEvent
+from backbone.platform.events import (
+    EventBus,
+    Handler,
+    Inbox,
+    InProcessEventBus,
+    Outbox,
+    PublishedEvent,
+)
 from backbone.platform.health import HealthChecks
 from backbone.platform.ids import Ids
 from backbone.platform.metrics import Metrics
+from backbone.platform.modules import AddRoutes, ModuleConfig
 from backbone.platform.push import LogPushNotifier, PushNotifier
 from backbone.platform.rabbitmq import RabbitMqEventBus, RabbitMqOptions
 from backbone.platform.tracing import Tracing
@@ -86,36 +88,41 @@ class Services:
     ids: Ids
     bus: EventBus
     outbox: Outbox
-    tokens: TokenIssuer
+    # Issues and checks the bearer tokens (JWTs) of device logins; not the Tokens feature.
+    access_tokens: TokenIssuer
     health: HealthChecks
     # None when BACKBONE_METRICS=false: nothing is measured and no /metrics route exists.
     metrics: Metrics | None
     tracing: Tracing
+    metrics_registry: CollectorRegistry
+    blobs: BlobStore
+    # Signs the Admin API's anti-forgery tokens; derived from secrets every node shares.
+    xsrf_key: bytes
+    # Messages and relationships of deleted identities keep this address instead.
+    anonymous_address: str
     challenges: ChallengeService
     tiers: TierService
     clients: ClientService
     identities: IdentityService
     devices: DeviceService
     logins: LoginService
-    synchronization: SynchronizationService
+    tokens: TokenService
+    files: FileService
+    announcements: AnnouncementService
     tags: TagCollection
-    relationship_templates: RelationshipTemplateService
-    relationships: RelationshipService
-    tokens_service: TokenService
+    synchronization: SynchronizationService
     messages: MessageService
     quotas: QuotaService
-    announcements: AnnouncementService
-    # Signs the Admin API's anti-forgery tokens; derived from secrets every node shares.
-    xsrf_key: bytes
-    blobs: BlobStore
-    files: FileService
-    metrics_registry: CollectorRegistry
-    deletion_processes: DeletionProcessService
+    relationship_templates: RelationshipTemplateService
+    relationships: RelationshipService
     push: PushService
     notifications: NotificationService
-    identity_deletion: IdentityDeletionJobService
-    # Messages and relationships of deleted identities keep this address instead.
-    anonymous_address: str
+    deletion_processes: DeletionProcessService
+    deletion_jobs: IdentityDeletionJobService
+    # What the modules registered: every subscribed handler, and the routes of each API.
+    handlers: list[Handler]
+    consumer_routes: list[AddRoutes]
+    admin_routes: list[AddRoutes]
 
     def close(self) -> None:
         self.bus.close()
@@ -161,9 +168,8 @@ def build_services(
         db.connection_wait_observer = metrics.db_wait.observe
         outbox.on_committed(count_business_events(metrics))
         metrics.watch_outbox(outbox.pending_count)
-    hasher = PasswordHasher(settings.password_hash_iterations)
     signing_key = settings.jwt_signing_key or load_or_create_signing_key(settings.var_dir / "jwt-signing.key")
-    tokens = TokenIssuer(signing_key, settings.jwt_lifetime_s, clock)
+    access_tokens = TokenIssuer(signing_key, settings.jwt_lifetime_s, clock)
 
     blobs = blobs or build_blob_store(settings)
 
@@ -175,131 +181,78 @@ def build_services(
         # Not critical in the APIs: events wait in the outbox while the broker is away.
         health.add("bus", bus.ping, critical=False)
 
-    challenges = ChallengeService(db, ChallengeRepository(), clock, ids)
-    quota_repository = QuotaRepository()
-    # Requests limited by quotas check the precomputed metric statuses; the handlers below keep them.
-    check_quota = QuotaCheck(db, quota_repository, clock)
-
-    identity_repository = IdentityRepository()
-    tiers = TierService(db, TierRepository(), ids, outbox)
-    clients = ClientService(db, ClientRepository(), tiers, hasher, clock, ids)
-    verifier = SignedChallengeVerifier(challenges, clock)
-    identities = IdentityService(
-        db,
-        identity_repository,
-        clients,
-        verifier,
-        hasher,
-        outbox,
-        clock,
-        ids,
-        did_domain=settings.did_domain,
-        development=settings.development,
-    )
-    pns_registrations = PnsRegistrationRepository(db)
-    push = PushService(db, pns_registrations, push_notifier or LogPushNotifier())
-    devices = DeviceService(
-        db,
-        identity_repository,
-        pns_registrations,
-        verifier,
-        hasher,
-        clock,
-        ids,
-        development=settings.development,
-    )
-    deletion_process_repository = DeletionProcessRepository()
-    deletion_processes = DeletionProcessService(
-        db, identity_repository, deletion_process_repository, outbox, clock, ids
-    )
-    identity_deletion = IdentityDeletionJobService(
-        db, DeletionJobRepository(), deletion_process_repository, push, outbox, clock, ids
-    )
-    logins = LoginService(
-        db,
-        identity_repository,
-        clients,
-        hasher,
-        tokens,
-        outbox,
-        clock,
-        max_failed_logins=settings.max_failed_logins,
-        lockout=timedelta(seconds=settings.login_lockout_s),
-    )
-
-    synchronization = SynchronizationService(
-        db,
-        SynchronizationRepository(db),
-        outbox,
-        clock,
-        ids,
-        identity_is_active=lambda address: identities.get(address).status is IdentityStatus.Active,
-    )
-
-    # Messages of a relationship both sides decomposed keep this address instead of the recipient's.
+    # Messages and relationships of deleted identities keep this address instead.
     anonymous_address = derive_address("deleted identity".encode("utf-16-le"), settings.did_domain)
+    # Requests limited by quotas check the precomputed metric statuses; the quotas' handlers keep them.
+    check_quota = QuotaCheck(db, clock)
+    config = ModuleConfig(settings, db, outbox, clock, ids, bus)
 
-    def identity_is_active(address: str) -> bool | None:
-        try:
-            return identities.get(address).status is IdentityStatus.Active
-        except NotFound:
-            return None
-
-    relationship_repository = RelationshipRepository(db)
-    relationship_templates = RelationshipTemplateService(
-        db, relationship_repository, outbox, clock, ids, check_quota=check_quota
+    # The modules, in the order in which the in-process bus runs the handlers of one event
+    # (decisions.md, "Modules"). The three declared here are included after modules that use
+    # them, so those uses look them up when called.
+    synchronization: SynchronizationService
+    quotas: QuotaService
+    relationships: RelationshipsModule
+    challenges = include_challenges(config)
+    devices = include_devices(
+        config,
+        challenges=challenges,
+        hasher=PasswordHasher(settings.password_hash_iterations),
+        access_tokens=access_tokens,
+        tier_quotas=lambda tier_id: [render_quota(quota) for quota in quotas.tier_quotas(tier_id)],
+        identity_quotas=lambda address: [render_limit(limit) for limit in quotas.quotas_of_identity(address)],
+        datawallet_versions=lambda addresses: synchronization.datawallet_versions(addresses),
     )
-    relationships = RelationshipService(
-        db,
-        relationship_repository,
-        relationship_templates,
-        outbox,
-        clock,
-        ids,
-        identity_is_active=identity_is_active,
-        check_quota=check_quota,
+    identities = devices.identities
+    tokens = include_tokens(config, check_quota=check_quota)
+    files = include_files(config, blobs=blobs, check_quota=check_quota)
+    announcements = include_announcements(config)
+    tags = include_tags(config)
+    synchronization = include_synchronization(
+        config,
+        # Raises NotFound for an identity that is gone: its sync runs answer 404.
+        identity_is_active=lambda address: identities.get(address).status is IdentityStatus.Active,
+        relationship_status=lambda relationship_id: relationships.relationships.status_of(relationship_id),
     )
-    tokens_service = TokenService(db, TokenRepository(db), outbox, clock, ids, check_quota=check_quota)
-    messages = MessageService(
-        db,
-        MessageRepository(),
-        outbox,
-        clock,
-        ids,
-        relationship_between=relationships.youngest_between,
-        max_recipients=settings.max_message_recipients,
-        max_unreceived_from_one_sender=settings.max_unreceived_messages_from_one_sender,
+    messages = include_messages(
+        config,
+        relationship_between=lambda one, other: relationships.relationships.youngest_between(one, other),
         anonymous_address=anonymous_address,
         check_quota=check_quota,
     )
-    files = FileService(db, FileRepository(db), blobs, outbox, clock, ids, check_quota=check_quota)
-
-    quotas = QuotaService(
-        db,
-        quota_repository,
-        outbox,
-        ids,
-        clock,
-        tier_exists=tiers.exists,
+    quotas = include_quotas(
+        config,
+        tier_exists=devices.tiers.exists,
         tier_of_identity=identities.tier_of,
         identities_in_tier=identities.addresses_in_tier,
         usage={
             MetricKey.NumberOfSentMessages: messages.count_sent,
             MetricKey.NumberOfFiles: files.count_created,
             MetricKey.UsedFileStorageSpace: files.stored_mib,
-            MetricKey.NumberOfRelationshipTemplates: relationship_templates.count_created,
-            MetricKey.NumberOfTokens: tokens_service.count_created,
-            MetricKey.NumberOfRelationships: relationships.count_for_quota,
+            MetricKey.NumberOfTokens: tokens.count_created,
+            MetricKey.NumberOfRelationshipTemplates: (
+                lambda address, since, until: relationships.templates.count_created(address, since, until)
+            ),
+            MetricKey.NumberOfRelationships: (
+                lambda address, since, until: relationships.relationships.count_for_quota(
+                    address, since, until
+                )
+            ),
         },
     )
-    announcements = AnnouncementService(db, AnnouncementRepository(), outbox, clock, ids)
-
-    # Every reaction to another module's events is subscribed here, and only here.
-    subscribe_synchronization_handlers(bus, synchronization, relationships.status_of)
-    subscribe_message_handlers(bus, messages)
-    subscribe_quota_handlers(bus, quotas)
-    subscribe_relationship_handlers(bus, relationships, anonymous_address)
-    subscribe_device_handlers(bus, push, lambda address: identity_is_active(address) is True)
+    relationships = include_relationships(
+        config,
+        identity_is_active=identities.is_active,
+        anonymous_address=anonymous_address,
+        check_quota=check_quota,
+    )
+    push_notifications = include_push_notifications(
+        config,
+        notifier=push_notifier or LogPushNotifier(),
+        identity_is_active=lambda address: identities.is_active(address) is True,
+        relationship_between=relationships.relationships.youngest_between,
+    )
+    identity_deletion = include_identity_deletion(config, identities=identities, push=push_notifications.push)
 
     return Services(
         settings=settings,
@@ -308,36 +261,47 @@ def build_services(
         ids=ids,
         bus=bus,
         outbox=outbox,
-        tokens=tokens,
+        access_tokens=access_tokens,
         health=health,
         metrics=metrics,
         tracing=tracing,
+        metrics_registry=metrics_registry,
+        blobs=blobs,
+        xsrf_key=xsrf_key(signing_key, settings.admin_api_key.encode("utf-8")),
+        anonymous_address=anonymous_address,
         challenges=challenges,
-        tiers=tiers,
-        clients=clients,
+        tiers=devices.tiers,
+        clients=devices.clients,
         identities=identities,
-        devices=devices,
-        logins=logins,
+        devices=devices.devices,
+        logins=devices.logins,
+        tokens=tokens,
+        files=files,
+        announcements=announcements,
+        tags=tags,
         synchronization=synchronization,
-        tags=load_tags(settings.tags_file),
-        relationship_templates=relationship_templates,
-        relationships=relationships,
-        tokens_service=tokens_service,
         messages=messages,
         quotas=quotas,
-        announcements=announcements,
-        xsrf_key=xsrf_key(signing_key, settings.admin_api_key.encode("utf-8")),
-        blobs=blobs,
-        files=files,
-        metrics_registry=metrics_registry,
-        deletion_processes=deletion_processes,
-        push=push,
-        notifications=NotificationService(
-            push, codes=settings.notification_codes, relationship_between=relationships.youngest_between
-        ),
-        identity_deletion=identity_deletion,
-        anonymous_address=anonymous_address,
+        relationship_templates=relationships.templates,
+        relationships=relationships.relationships,
+        push=push_notifications.push,
+        notifications=push_notifications.notifications,
+        deletion_processes=identity_deletion.processes,
+        deletion_jobs=identity_deletion.jobs,
+        handlers=config.handlers,
+        consumer_routes=config.consumer_routes,
+        admin_routes=config.admin_routes,
     )
+
+
+def handler_queues() -> list[str]:
+    """The queue of every handler the modules subscribe (`<Module>.<EventName>`), in order: what
+    a broker holds for this backbone (the testbed removes a landscape's queues by these names)."""
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(var_dir=Path(directory), database_url=f"sqlite:///{directory}/unused.sqlite3")
+        services = build_services(settings)
+        services.close()
+    return [handler.queue for handler in services.handlers]
 
 
 def count_business_events(metrics: Metrics) -> Callable[[PublishedEvent], None]:
@@ -354,7 +318,7 @@ def count_business_events(metrics: Metrics) -> Callable[[PublishedEvent], None]:
         elif event.name == identity_created:
             metrics.identities_created.inc()
         elif event.name == file_uploaded:
-            metrics.uploaded_bytes.inc(event.payload.get("CipherSize", 0))
+            metrics.uploaded_bytes.inc(FileUploaded.from_payload(event.payload).cipher_size)
 
     return count
 

@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.engine import Connection as Connection  # the unit of work's handle, for services
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 # The database cannot answer now (server away, pool exhausted, lock wait over): requests get 503
@@ -231,6 +232,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def violation_raises(error: Callable[[], Exception]) -> Iterator[None]:
+    """Turn a constraint's refusal of the statements inside into the domain's `error()`.
+
+    Repositories wrap the inserts whose unique index backs a service's check: a request that
+    raced past the check gets the check's error, never a 500.
+    """
+    try:
+        yield
+    except IntegrityError:
+        raise error() from None
 
 
 def fetch_page(connection: Connection, statement: sa.Select[Any], page: Page) -> Paged:

@@ -10,20 +10,22 @@ import contextvars
 import dataclasses
 import logging
 import time
+import types
+import typing
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
 
 from backbone.platform.clock import Clock
 from backbone.platform.db import Database, UtcDateTime, metadata
-from backbone.platform.encoding import format_datetime
+from backbone.platform.encoding import format_datetime, parse_datetime
 from backbone.platform.ids import Ids
 from backbone.platform.metrics import Metrics
 from backbone.platform.tracing import Tracing
@@ -79,6 +81,12 @@ class DomainEvent:
         """Return the fields with PascalCase keys, as the original puts them on the bus."""
         return _plain(cast(Any, self))  # type: ignore[no-any-return]
 
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Self:
+        """Read the event back from its payload; a field the payload lacks raises KeyError, so a
+        renamed field fails where the event is consumed (a field with a default may be missing)."""
+        return cast(Self, _reader(cls)(payload))
+
 
 @dataclass(frozen=True)
 class PublishedEvent:
@@ -102,6 +110,18 @@ class Handler:
     @property
     def queue(self) -> str:
         return f"{self.module}.{self.event_name}"
+
+
+Event = TypeVar("Event", bound=DomainEvent)
+
+
+def on(module: str, event_type: type[Event], react: Callable[[Event], None]) -> Handler:
+    """The handler of `module` for `event_type`; `react` gets the event read back from its payload."""
+
+    def handle(published: PublishedEvent) -> None:
+        react(event_type.from_payload(published.payload))
+
+    return Handler(module, event_type.name(), handle)
 
 
 class EventBus(Protocol):
@@ -425,3 +445,53 @@ def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {_pascal(item.name): _plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
     return value
+
+
+_READERS: dict[type, Callable[[Mapping[str, Any]], Any]] = {}
+
+
+def _reader(cls: type) -> Callable[[Mapping[str, Any]], Any]:
+    """What reads a dataclass back from its PascalCase payload, built once per class."""
+    reader = _READERS.get(cls)
+    if reader is None:
+        reader = _READERS[cls] = _build_reader(cls)
+    return reader
+
+
+def _build_reader(cls: type) -> Callable[[Mapping[str, Any]], Any]:
+    hints = typing.get_type_hints(cls)
+    fields = [
+        (field.name, _pascal(field.name), _converter(hints[field.name]), field.default)
+        for field in dataclasses.fields(cls)
+    ]
+
+    def read(payload: Mapping[str, Any]) -> Any:
+        values = {}
+        for name, key, convert, default in fields:
+            if key in payload:
+                values[name] = convert(payload[key])
+            elif default is dataclasses.MISSING:
+                raise KeyError(f"{cls.__name__} payload has no {key!r}")
+            else:
+                values[name] = default
+        return cls(**values)
+
+    return read
+
+
+def _converter(kind: Any) -> Callable[[Any], Any]:
+    """How a payload value becomes a field of the given type (the reverse of `_plain`)."""
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if kind is datetime:
+        return parse_datetime
+    if origin in (typing.Union, types.UnionType):
+        inner = _converter(next(argument for argument in arguments if argument is not type(None)))
+        return lambda value: None if value is None else inner(value)
+    if origin in (tuple, list):
+        item = _converter(arguments[0])
+        return lambda values: origin(item(value) for value in values)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return _reader(kind)
+    return lambda value: value

@@ -539,6 +539,15 @@ class Query:
             position += 1
         return result
 
+    def required_address(self, name: str) -> str:
+        """An identity address the request is about (admin overviews: `participant`, `createdBy`)."""
+        value = self.get(name)
+        if not value:
+            raise InvalidPropertyValue(f"'{name}' must not be empty.")
+        if not is_valid_address(value):
+            raise InvalidPropertyValue(f"'{name}' is not a valid identity address.")
+        return value
+
     def page(self) -> Page:
         # The original binds pageNumber to a 32-bit integer; larger values are unparseable there too.
         number = self.integer("pageNumber", 1, maximum=2**31 - 1) or 1

@@ -453,46 +453,17 @@ class AdminApi:
 
 
 def handler_queues() -> list[str]:
-    """The queue of every handler the composition root subscribes (`<Module>.<EventName>`)."""
-    import tempfile
+    """The queue of every handler the backbone subscribes (`<Module>.<EventName>`)."""
+    from backbone import wiring
 
-    from backbone.platform.events import Handler, PublishedEvent
-    from backbone.settings import Settings
-    from backbone.wiring import build_services
-
-    class RecordingBus:
-        def __init__(self) -> None:
-            self.handlers: list[Handler] = []
-
-        def subscribe(self, handler: Handler) -> None:
-            self.handlers.append(handler)
-
-        def publish(self, events: Iterable[PublishedEvent]) -> None:
-            pass
-
-        def ping(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    bus = RecordingBus()
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(var_dir=Path(directory), database_url=f"sqlite:///{directory}/unused.sqlite3")
-        build_services(settings, bus=bus).close()
-    return [handler.queue for handler in bus.handlers]
+    return wiring.handler_queues()
 
 
 def backbone_has_command(name: str) -> bool:
-    import argparse
-
+    """Whether `backbone <name>` exists in the installed backbone."""
     from backbone import cli
 
-    parser = cli._parser()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return name in action.choices
-    return False
+    return name in cli.command_names()
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from falcon import testing
 
 from backbone.consumer_api import create_consumer_app
-from backbone.modules.devices.repository import pns_registrations
+from backbone.modules.push_notifications.repository import pns_registrations
 from backbone.platform.clock import ManualClock
 from backbone.platform.events import outbox_events
 from backbone.wiring import Services, build_services, seed

@@ -7,7 +7,6 @@ bucket on SeaweedFS), so each behaviour is proven on every adapter.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import os
 from datetime import timedelta
@@ -18,6 +17,7 @@ from falcon import testing
 from sqlalchemy.engine import Connection
 
 from backbone.consumer_api import create_consumer_app
+from backbone.modules.files.consumer_api import add_file_routes
 from backbone.modules.files.model import MAX_CONTENT_BYTES, OWNERSHIP_TOKEN_ALPHABET, File
 from backbone.modules.files.repository import FileRepository
 from backbone.modules.files.service import FileService
@@ -383,7 +383,10 @@ def test_stored_an_upload_whose_metadata_cannot_be_stored_leaves_no_content(
     """The content is stored first; if the metadata row fails, the content is removed again."""
     s = stored_services
     refusing = FileService(s.db, _RefusingRepository(s.db), s.blobs, s.outbox, s.clock, s.ids)
-    api = testing.TestClient(create_consumer_app(dataclasses.replace(s, files=refusing)))
+    app = create_consumer_app(s)
+    # The modules' routes are bound to their services when included: add the file routes again.
+    add_file_routes(app, refusing)
+    api = testing.TestClient(app)
     alice = onboard(api)
     blobs_before = stored_services.blobs.list_names()
     result = upload(alice, _content(1000), stored_services.clock.now())

@@ -358,10 +358,13 @@ def test_the_database_allows_one_blocking_relationship_per_pair(services: Servic
         repository.add(
             connection, relationship("REL00000000000000002", "did:a", "did:b", RelationshipStatus.Active)
         )
-    with pytest.raises(IntegrityError), services.db.transaction() as connection:
+    with pytest.raises(DomainError) as refused, services.db.transaction() as connection:
         repository.add(
             connection, relationship("REL00000000000000003", "did:b", "did:a", RelationshipStatus.Pending)
         )
+    # The repository only translates the database's refusal into the service's error.
+    assert refused.value.code == RELATIONSHIP + "relationshipToTargetAlreadyExists"
+    assert isinstance(refused.value.__context__, IntegrityError)
 
 
 def test_concurrent_requests_for_one_pair_create_one_relationship(

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from backbone.modules.devices.model import COMMUNICATION_LANGUAGES
 from backbone.platform.crypto import is_valid_address
 from backbone.platform.errors import DomainError, InvalidPropertyValue
+from backbone.platform.languages import LANGUAGE_CODES
 
 FALLBACK_LANGUAGE = "en"
 MAX_IQL_QUERY_LENGTH = 1000
@@ -71,7 +71,7 @@ class NewAnnouncement:
 
 
 def check_language(language: str) -> None:
-    if language not in COMMUNICATION_LANGUAGES:
+    if language not in LANGUAGE_CODES:
         raise DomainError(
             "error.platform.validation.invalidAnnouncementLanguage",
             f"'{language}' is not a valid two-letter ISO 639-1 language code.",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from backbone.modules.challenges.model import LIFETIME, Challenge
+from backbone.modules.challenges import model
+from backbone.modules.challenges.model import LIFETIME, Challenge, SignedChallenge
 from backbone.modules.challenges.repository import ChallengeRepository
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
+from backbone.platform.crypto import MalformedKeyMaterial, raw_signature, signature_is_valid
 from backbone.platform.db import Database
 from backbone.platform.errors import NotFound
 from backbone.platform.ids import Ids, is_valid_id
@@ -43,6 +46,29 @@ class ChallengeService:
             return None
         with self._db.read() as connection:
             return self._repository.find(connection, challenge_id)
+
+    def verify_signed(self, public_key: bytes, signed: SignedChallenge) -> None:
+        """Check that a challenge of ours was signed with the given identity key and is still valid."""
+        try:
+            signature = raw_signature(signed.signature)
+        except MalformedKeyMaterial:
+            raise model.invalid_signature() from None
+        if not signature_is_valid(public_key, signature, signed.challenge.encode("utf-8")):
+            raise model.invalid_signature()
+        try:
+            fields = json.loads(signed.challenge)
+        except ValueError:
+            raise NotFound("Challenge") from None
+        challenge_id = (
+            next((value for key, value in fields.items() if key.lower() == "id"), None)
+            if isinstance(fields, dict)
+            else None
+        )
+        challenge = self.find(challenge_id) if isinstance(challenge_id, str) else None
+        if challenge is None:
+            raise NotFound("Challenge")
+        if challenge.is_expired(self._clock.now()):
+            raise model.challenge_has_expired()
 
     def delete_of_identity(self, address: str) -> int:
         """Identity deletion: remove the challenges the identity created."""

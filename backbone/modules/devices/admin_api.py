@@ -1,5 +1,4 @@
-"""Admin API routes of OAuth clients, tiers, identities (including the OData identity list) and
-identities' deletion processes."""
+"""Admin API routes of OAuth clients, tiers and identities (including the OData identity list)."""
 
 from __future__ import annotations
 
@@ -12,39 +11,26 @@ from backbone.modules.devices.consumer_api import (
     CREATED_IDENTITY,
     DEVICE,
     NEW_IDENTITY_PROPERTIES,
-    read_signed_challenge,
+    read_new_identity,
     render_created_identity,
     render_device,
 )
 from backbone.modules.devices.model import (
-    DEFAULT_COMMUNICATION_LANGUAGE,
+    IDENTITY_LIST_FIELDS,
     MAX_CLIENT_ID_LENGTH,
     ClientOverview,
     CreatedClient,
-    DeletionAuditEntry,
-    DeletionAuditMessage,
-    DeletionProcess,
-    DeletionProcessStatus,
     IdentityOverview,
     OAuthClient,
 )
-from backbone.modules.devices.repository import IDENTITY_LIST_FIELDS
-from backbone.modules.devices.service import (
-    ClientService,
-    DeletionProcessService,
-    IdentityService,
-    NewIdentity,
-    TierService,
-)
-from backbone.platform.errors import NotFound
-from backbone.platform.http import JSON, App, JsonObject, checked_id, dumps, no_content, read_json, send
+from backbone.modules.devices.service import ClientService, IdentityService, TierService
+from backbone.platform.http import JSON, App, checked_id, dumps, no_content, read_json, send
 from backbone.platform.odata import MAX_TOP, parse_odata
 from backbone.platform.openapi import (
     address,
     array,
     boolean,
     describe,
-    enum,
     envelope,
     identifier,
     integer,
@@ -358,21 +344,8 @@ class IdentitiesResource:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, required=True)
-        created = self._identities.create_by_operator(_new_identity(body))
+        created = self._identities.create_by_operator(read_new_identity(body, with_client_secret=False))
         send(resp, render_created_identity(created), 201)
-
-
-def _new_identity(body: JsonObject) -> NewIdentity:
-    return NewIdentity(
-        client_id=body.required_text("clientId"),
-        client_secret="",
-        identity_public_key=body.required_binary("identityPublicKey"),
-        device_password=body.required_text("devicePassword"),
-        communication_language=body.text("deviceCommunicationLanguage", required=False)
-        or DEFAULT_COMMUNICATION_LANGUAGE,
-        identity_version=body.integer("identityVersion", minimum=0, maximum=255) or 0,
-        signed_challenge=read_signed_challenge(body),
-    )
 
 
 class IdentityResource:
@@ -435,111 +408,3 @@ def add_device_admin_routes(
     app.add_route("/odata/Identities", IdentitiesODataResource(identities, datawallet_versions))
     app.add_route("/api/v1/Identities", IdentitiesResource(identities))
     app.add_route("/api/v1/Identities/{address}", IdentityResource(identities, identity_quotas))
-
-
-DELETION_STATUS = enum(*(status.name for status in DeletionProcessStatus))
-AUDIT_ENTRY = obj(
-    {
-        "id": string(),
-        "createdAt": timestamp(),
-        "oldStatus": nullable(DELETION_STATUS),
-        "newStatus": nullable(DELETION_STATUS),
-        "additionalData": nullable(string()),
-        "messageKey": enum(*(message.value for message in DeletionAuditMessage)),
-    }
-)
-DELETION_PROCESS_DETAILS = obj(
-    {
-        "id": string(),
-        "status": DELETION_STATUS,
-        "createdAt": timestamp(),
-        "approvedAt": nullable(timestamp()),
-        "approvedByDevice": nullable(string()),
-        "gracePeriodEndsAt": nullable(timestamp()),
-        "auditLog": array(AUDIT_ENTRY),
-    }
-)
-
-
-def render_audit_entry(entry: DeletionAuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "createdAt": entry.created_at,
-        "oldStatus": None if entry.old_status is None else entry.old_status.name,
-        "newStatus": None if entry.new_status is None else entry.new_status.name,
-        "additionalData": entry.additional_data,
-        "messageKey": entry.message_key.value,
-    }
-
-
-def render_deletion_process_details(
-    process: DeletionProcess, log: list[DeletionAuditEntry]
-) -> dict[str, Any]:
-    return {
-        "id": process.id,
-        "status": process.status.name,
-        "createdAt": process.created_at,
-        # Processes are started by their owner, which approves them at once (as in the original).
-        "approvedAt": process.created_at,
-        "approvedByDevice": process.created_by_device,
-        "gracePeriodEndsAt": process.grace_period_ends_at,
-        "auditLog": [render_audit_entry(entry) for entry in log],
-    }
-
-
-class IdentityDeletionProcessesResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "An identity's deletion processes with their audit logs",
-        {200: envelope(array(DELETION_PROCESS_DETAILS))},
-        path={"address": address()},
-        tags=IDENTITIES,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, address: str) -> None:
-        found = self._processes.processes_of_identity(address)
-        send(resp, [render_deletion_process_details(process, log) for process, log in found])
-
-
-class IdentityDeletionProcessResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "One deletion process of an identity with its audit log",
-        {200: envelope(DELETION_PROCESS_DETAILS)},
-        path={"address": address(), "id": identifier("IDP")},
-        tags=IDENTITIES,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, address: str, id: str) -> None:
-        process_id = checked_id(id, "IDP")
-        for process, log in self._processes.processes_of_identity(address):
-            if process.id == process_id:
-                send(resp, render_deletion_process_details(process, log))
-                return
-        raise NotFound("IdentityDeletionProcess")
-
-
-class IdentityDeletionAuditLogsResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "Every deletion audit entry about an address, also after the identity is deleted",
-        {200: envelope(array(AUDIT_ENTRY))},
-        path={"address": address()},
-        tags=IDENTITIES,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, address: str) -> None:
-        send(
-            resp, [render_audit_entry(entry) for entry in self._processes.audit_entries_of_identity(address)]
-        )
-
-
-def add_deletion_process_admin_routes(app: App, processes: DeletionProcessService) -> None:
-    base = "/api/v1/Identities/{address}/DeletionProcesses"
-    app.add_route(base, IdentityDeletionProcessesResource(processes))
-    # The literal segment wins over the `{id}` field in Falcon's router.
-    app.add_route(f"{base}/AuditLogs", IdentityDeletionAuditLogsResource(processes))
-    app.add_route(f"{base}/{{id}}", IdentityDeletionProcessResource(processes))

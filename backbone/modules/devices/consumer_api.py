@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
 import falcon
 
+from backbone.modules.challenges.model import SignedChallenge
 from backbone.modules.devices.model import (
     DEFAULT_COMMUNICATION_LANGUAGE,
-    DEFAULT_GRACE_PERIOD,
-    MAX_GRACE_PERIOD_DAYS,
-    PNS_HANDLE_MAX_LENGTH,
-    PNS_HANDLE_MIN_LENGTH,
-    DeletionProcess,
-    DeletionProcessStatus,
+    CreatedIdentity,
     Device,
     Identity,
     IdentityStatus,
-    PushEnvironment,
-    PushPlatform,
-)
-from backbone.modules.devices.service import (
-    MAX_NOTIFICATION_RECIPIENTS,
-    CreatedIdentity,
-    DeletionProcessService,
-    DeviceService,
-    IdentityService,
     LoginFailed,
-    LoginService,
     NewDevice,
     NewIdentity,
-    NotificationService,
-    PushRegistrationRequest,
-    SignedChallenge,
 )
-from backbone.platform.errors import DomainError, InvalidInput, InvalidPropertyValue
+from backbone.modules.devices.service import (
+    DeviceService,
+    IdentityService,
+    LoginService,
+)
+from backbone.platform.errors import DomainError
 from backbone.platform.http import (
     JSON,
     App,
@@ -53,7 +40,6 @@ from backbone.platform.http import (
 from backbone.platform.openapi import (
     ERROR,
     PAGE_QUERY,
-    address,
     array,
     binary,
     boolean,
@@ -141,40 +127,6 @@ def render_device(device: Device) -> dict[str, Any]:
     }
 
 
-DELETION_PROCESS_TAGS = TAGS
-DELETION_PROCESS = obj(
-    {
-        "id": string(),
-        "status": enum(*(status.name for status in DeletionProcessStatus)),
-        "createdAt": timestamp(),
-        "createdByDevice": string(),
-        "approvedAt": nullable(timestamp()),
-        "approvedByDevice": nullable(string()),
-        "gracePeriodEndsAt": nullable(timestamp()),
-        "gracePeriodReminder1SentAt": nullable(timestamp()),
-        "gracePeriodReminder2SentAt": nullable(timestamp()),
-        "gracePeriodReminder3SentAt": nullable(timestamp()),
-    }
-)
-DELETION_PROCESS_ID = {"id": identifier("IDP")}
-
-
-def render_deletion_process(process: DeletionProcess) -> dict[str, Any]:
-    return {
-        "id": process.id,
-        "status": process.status.name,
-        "createdAt": process.created_at,
-        "createdByDevice": process.created_by_device,
-        # The original keeps the approval fields of its older, support-approved processes.
-        "approvedAt": process.created_at,
-        "approvedByDevice": process.created_by_device,
-        "gracePeriodEndsAt": process.grace_period_ends_at,
-        "gracePeriodReminder1SentAt": process.grace_period_reminder1_sent_at,
-        "gracePeriodReminder2SentAt": process.grace_period_reminder2_sent_at,
-        "gracePeriodReminder3SentAt": process.grace_period_reminder3_sent_at,
-    }
-
-
 class TokenResource:
     """`POST /connect/token`: the OAuth 2.0 password grant, answered in OAuth's own format."""
 
@@ -231,6 +183,20 @@ def _read_form(req: falcon.Request) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
 
 
+def read_new_identity(body: JsonObject, *, with_client_secret: bool) -> NewIdentity:
+    """The onboarding request (operators onboard without the client's secret)."""
+    return NewIdentity(
+        client_id=body.required_text("clientId"),
+        client_secret=body.required_text("clientSecret") if with_client_secret else "",
+        identity_public_key=body.required_binary("identityPublicKey"),
+        device_password=body.required_text("devicePassword"),
+        communication_language=body.text("deviceCommunicationLanguage", required=False)
+        or DEFAULT_COMMUNICATION_LANGUAGE,
+        identity_version=body.integer("identityVersion", minimum=0, maximum=255) or 0,
+        signed_challenge=read_signed_challenge(body),
+    )
+
+
 def read_signed_challenge(body: JsonObject) -> SignedChallenge:
     signed = body.obj("signedChallenge")
     assert signed is not None
@@ -256,18 +222,7 @@ class IdentitiesResource:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, required=True)
-        created = self._identities.create(
-            NewIdentity(
-                client_id=body.required_text("clientId"),
-                client_secret=body.required_text("clientSecret"),
-                identity_public_key=body.required_binary("identityPublicKey"),
-                device_password=body.required_text("devicePassword"),
-                communication_language=body.text("deviceCommunicationLanguage", required=False)
-                or DEFAULT_COMMUNICATION_LANGUAGE,
-                identity_version=body.integer("identityVersion", minimum=0, maximum=255) or 0,
-                signed_challenge=read_signed_challenge(body),
-            )
-        )
+        created = self._identities.create(read_new_identity(body, with_client_secret=True))
         send(resp, render_created_identity(created), 201)
 
 
@@ -278,24 +233,6 @@ class IdentitySelfResource:
     @describe("The caller's identity", {200: envelope(IDENTITY)}, tags=TAGS)
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         send(resp, render_identity(self._identities.get(principal_of(req).address)))
-
-
-class IdentityIsDeletedResource:
-    anonymous_methods = frozenset({"GET"})
-
-    def __init__(self, identities: IdentityService) -> None:
-        self._identities = identities
-
-    @describe(
-        "Whether the identity of a device user is deleted",
-        {200: envelope(obj({"isDeleted": boolean(), "deletionDate": nullable(timestamp())}))},
-        query={"username": string()},
-        required_query=("username",),
-        tags=TAGS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        is_deleted, deletion_date = self._identities.is_deleted(Query(req).get("username") or "")
-        send(resp, {"isDeleted": is_deleted, "deletionDate": deletion_date})
 
 
 class DevicesResource:
@@ -420,164 +357,13 @@ class DeviceResource:
         no_content(resp)
 
 
-_ENVIRONMENTS = {environment.name: environment for environment in PushEnvironment}
-
-
-class PushNotificationsResource:
-    """`/Devices/Self/PushNotifications`: the calling device's push registration."""
-
-    def __init__(self, devices: DeviceService) -> None:
-        self._devices = devices
-
-    @describe(
-        "Register the calling device for push notifications",
-        {200: envelope(obj({"devicePushIdentifier": string()}))},
-        body=obj(
-            {
-                "platform": enum(*(platform.value for platform in PushPlatform)),
-                "handle": string(min_length=PNS_HANDLE_MIN_LENGTH, max_length=PNS_HANDLE_MAX_LENGTH),
-                "appId": string(min_length=1),
-                "environment": nullable(enum(*(environment.name for environment in PushEnvironment))),
-            },
-            optional=["environment"],
-        ),
-        tags=TAGS,
-    )
-    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, required=True)
-        platform = body.required_text("platform")
-        handle = body.required_text(
-            "handle", min_length=PNS_HANDLE_MIN_LENGTH, max_length=PNS_HANDLE_MAX_LENGTH
-        )
-        app_id = body.required_text("appId")
-        environment_name = body.text("environment", required=False)
-        if environment_name is not None and environment_name not in _ENVIRONMENTS:
-            raise InvalidPropertyValue("'environment' must be one of Development, Production.")
-        registration = self._devices.register_for_push(
-            principal_of(req),
-            PushRegistrationRequest(
-                platform=platform,
-                handle=handle,
-                app_id=app_id,
-                environment=_ENVIRONMENTS[environment_name or PushEnvironment.Production.name],
-            ),
-        )
-        send(resp, {"devicePushIdentifier": registration.device_push_identifier})
-
-    @describe("Remove the calling device's push registration", {204: None}, tags=TAGS)
-    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._devices.unregister_from_push(principal_of(req))
-        no_content(resp)
-
-
-class DeletionProcessesResource:
-    """`/Identities/Self/DeletionProcesses`: the caller's identity's deletion processes."""
-
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "Start deleting the caller's identity (after a grace period, default 14 days)",
-        {201: envelope(DELETION_PROCESS), 400: ERROR},
-        body=obj(
-            {"lengthOfGracePeriodInDays": integer(minimum=0, maximum=MAX_GRACE_PERIOD_DAYS)},
-            optional=["lengthOfGracePeriodInDays"],
-        ),
-        body_required=False,
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        days = read_json(req).integer(
-            "lengthOfGracePeriodInDays", required=False, minimum=0, maximum=MAX_GRACE_PERIOD_DAYS
-        )
-        grace_period = DEFAULT_GRACE_PERIOD if days is None else timedelta(days=days)
-        send(resp, render_deletion_process(self._processes.start(principal_of(req), grace_period)), 201)
-
-    @describe(
-        "The deletion processes of the caller's identity",
-        {200: envelope(array(DELETION_PROCESS))},
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send(resp, [render_deletion_process(p) for p in self._processes.list_processes(principal_of(req))])
-
-
-class DeletionProcessResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "A deletion process of the caller's identity",
-        {200: envelope(DELETION_PROCESS)},
-        path=DELETION_PROCESS_ID,
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
-        send(resp, render_deletion_process(self._processes.get(principal_of(req), checked_id(id, "IDP"))))
-
-
-class CancelDeletionProcessResource:
-    def __init__(self, processes: DeletionProcessService) -> None:
-        self._processes = processes
-
-    @describe(
-        "Cancel a deletion process during its grace period",
-        {200: envelope(DELETION_PROCESS), 400: ERROR},
-        path=DELETION_PROCESS_ID,
-        tags=DELETION_PROCESS_TAGS,
-    )
-    def on_put(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
-        process = self._processes.cancel(principal_of(req), checked_id(id, "IDP"))
-        send(resp, render_deletion_process(process))
-
-
-def add_deletion_process_routes(app: App, processes: DeletionProcessService) -> None:
-    app.add_route("/api/v2/Identities/Self/DeletionProcesses", DeletionProcessesResource(processes))
-    app.add_route("/api/v2/Identities/Self/DeletionProcesses/{id}", DeletionProcessResource(processes))
-    app.add_route(
-        "/api/v2/Identities/Self/DeletionProcesses/{id}/Cancel", CancelDeletionProcessResource(processes)
-    )
-
-
 def add_device_routes(
     app: App, identities: IdentityService, devices: DeviceService, logins: LoginService
 ) -> None:
     app.add_route("/connect/token", TokenResource(logins))
     app.add_route("/api/v2/Identities", IdentitiesResource(identities))
     app.add_route("/api/v2/Identities/Self", IdentitySelfResource(identities))
-    app.add_route("/api/v2/Identities/IsDeleted", IdentityIsDeletedResource(identities))
     app.add_route("/api/v2/Devices", DevicesResource(devices))
     app.add_route("/api/v2/Devices/Self", DeviceSelfResource(devices))
     app.add_route("/api/v2/Devices/Self/Password", DevicePasswordResource(devices))
-    app.add_route("/api/v2/Devices/Self/PushNotifications", PushNotificationsResource(devices))
     app.add_route("/api/v2/Devices/{id}", DeviceResource(devices))
-
-
-class NotificationsResource:
-    """`POST /Notifications`: push a configured notification to peers' devices."""
-
-    def __init__(self, notifications: NotificationService) -> None:
-        self._notifications = notifications
-
-    @describe(
-        "Send a configured push notification to the devices of related identities",
-        {204: None},
-        body=obj(
-            {
-                "recipients": array(address(), min_items=1, max_items=MAX_NOTIFICATION_RECIPIENTS),
-                "code": string(),
-            }
-        ),
-        tags=("Notifications",),
-    )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, required=True)
-        recipients = body.raw("recipients")
-        if not isinstance(recipients, list) or not all(isinstance(item, str) for item in recipients):
-            raise InvalidInput("'recipients': The JSON value must be an array of addresses.")
-        self._notifications.send(principal_of(req), recipients, body.required_text("code", max_length=100))
-        no_content(resp)
-
-
-def add_notification_routes(app: App, notifications: NotificationService) -> None:
-    app.add_route("/api/v2/Notifications", NotificationsResource(notifications))

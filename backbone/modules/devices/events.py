@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from backbone.platform.events import DomainEvent
 
@@ -29,6 +29,10 @@ class TierCreated(DomainEvent):
         # `name` is taken by the event's own name; the payload keeps the original's `Name`.
         return {"Id": self.id, "Name": self.tier_name}
 
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Self:
+        return cls(id=payload["Id"], tier_name=payload["Name"])
+
 
 @dataclass(frozen=True)
 class TierDeleted(DomainEvent):
@@ -36,23 +40,7 @@ class TierDeleted(DomainEvent):
 
 
 @dataclass(frozen=True)
-class IdentityToBeDeleted(DomainEvent):
-    identity_address: str
-    grace_period_ends_at: datetime
-
-
-@dataclass(frozen=True)
-class IdentityDeletionCancelled(DomainEvent):
-    identity_address: str
-
-
-@dataclass(frozen=True)
 class TierOfIdentityChanged(DomainEvent):
     old_tier_id: str
     new_tier_id: str
-    identity_address: str
-
-
-@dataclass(frozen=True)
-class IdentityDeleted(DomainEvent):
     identity_address: str

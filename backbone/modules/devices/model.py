@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 
+from backbone.modules.challenges.model import SignedChallenge
 from backbone.platform.errors import DomainError
+from backbone.platform.languages import LANGUAGE_CODES
+from backbone.platform.odata import FieldType
 
 BASIC_TIER_NAME = "Basic"
 QUEUED_FOR_DELETION_TIER_ID = "TIR00000000000000001"
 QUEUED_FOR_DELETION_TIER_NAME = "Queued for Deletion"
 DEFAULT_COMMUNICATION_LANGUAGE = "en"
-PNS_HANDLE_MIN_LENGTH = 10
-PNS_HANDLE_MAX_LENGTH = 500
-DEFAULT_GRACE_PERIOD = timedelta(days=14)
-MAX_GRACE_PERIOD_DAYS = 3650
 
-# ISO 639-1, the list the original validates device communication languages against.
-COMMUNICATION_LANGUAGES = frozenset(
-    (
-        "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy "
-        "da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu "
-        "hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb "
-        "lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om "
-        "or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw "
-        "ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu"
-    ).split()
-)
 _STRONG_PASSWORD = (
     re.compile(r"[a-z]"),
     re.compile(r"[A-Z]"),
@@ -41,47 +29,6 @@ class IdentityStatus(Enum):
     Active = 0
     ToBeDeleted = 1
     Deleting = 2
-
-
-class DeletionProcessStatus(Enum):
-    """The original's integers; `Deleting` is reached by the deletion job once the grace period is over."""
-
-    Active = 1
-    Cancelled = 2
-    Deleting = 10
-
-
-class DeletionAuditMessage(Enum):
-    """The message keys of the deletion audit log (the jobs add the later ones)."""
-
-    StartedByOwner = "StartedByOwner"
-    CancelledByOwner = "CancelledByOwner"
-    GracePeriodReminder1Sent = "GracePeriodReminder1Sent"
-    GracePeriodReminder2Sent = "GracePeriodReminder2Sent"
-    GracePeriodReminder3Sent = "GracePeriodReminder3Sent"
-    DeletionStarted = "DeletionStarted"
-    DataDeleted = "DataDeleted"
-    DeletionCompleted = "DeletionCompleted"
-    ErrorDuringDeletion = "ErrorDuringDeletion"
-
-
-class PushPlatform(Enum):
-    """Push notification services a device can register with (wire names in lower case)."""
-
-    fcm = "fcm"
-    apns = "apns"
-    dummy = "dummy"
-    sse = "sse"
-
-    @property
-    def takes_handle(self) -> bool:
-        # The original stores no handle for these two: SSE pushes by address, dummy only logs.
-        return self in (PushPlatform.fcm, PushPlatform.apns)
-
-
-class PushEnvironment(Enum):
-    Development = 0
-    Production = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,53 +79,6 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
-class PnsRegistration:
-    """A device's registration with a push notification service (one per device)."""
-
-    device_id: str
-    identity_address: str
-    device_push_identifier: str
-    platform: PushPlatform
-    handle: str
-    app_id: str
-    environment: PushEnvironment
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DeletionProcess:
-    """An identity's request to be deleted once its grace period is over."""
-
-    id: str
-    identity_address: str
-    status: DeletionProcessStatus
-    created_at: datetime
-    created_by_device: str
-    grace_period_ends_at: datetime
-    cancelled_at: datetime | None = None
-    cancelled_by_device: str | None = None
-    grace_period_reminder1_sent_at: datetime | None = None
-    grace_period_reminder2_sent_at: datetime | None = None
-    grace_period_reminder3_sent_at: datetime | None = None
-    deletion_started_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeletionAuditEntry:
-    """What happened to a deletion process; it keeps only hashes of the identity and device."""
-
-    id: str
-    deletion_process_id: str | None
-    created_at: datetime
-    message_key: DeletionAuditMessage
-    old_status: DeletionProcessStatus | None
-    new_status: DeletionProcessStatus | None
-    identity_address_hash: bytes
-    device_id_hash: bytes | None
-    additional_data: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Credentials:
     """What the token endpoint needs to know about a device user."""
 
@@ -188,6 +88,44 @@ class Credentials:
     lockout_end: datetime | None
     identity_status: IdentityStatus
     deletion_grace_period_ends_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewIdentity:
+    """What a client sends to onboard an identity with its first device."""
+
+    client_id: str
+    client_secret: str
+    identity_public_key: bytes
+    device_password: str
+    communication_language: str
+    identity_version: int
+    signed_challenge: SignedChallenge
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedIdentity:
+    identity: Identity
+    device: Device
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """What an onboarded device sends to add another device to its identity."""
+
+    device_password: str
+    communication_language: str
+    signed_challenge: SignedChallenge
+    is_backup_device: bool
+
+
+class LoginFailed(Exception):
+    """The token endpoint refuses; `error` and `description` follow OAuth 2.0."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
 
 
 def meets_password_policy(password: str, *, development: bool) -> bool:
@@ -207,23 +145,10 @@ def check_password_policy(password: str, *, development: bool) -> None:
         )
 
 
-def invalid_signature() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.invalidSignature", "The given signature is not valid."
-    )
-
-
 def invalid_public_key() -> DomainError:
     return DomainError(
         "error.platform.validation.device.invalidPublicKeyFormat",
         "The format of the given public key is not supported.",
-    )
-
-
-def challenge_has_expired() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.challengeHasExpired",
-        "The given challenge has expired. Obtain a new challenge and try again.",
     )
 
 
@@ -250,11 +175,12 @@ def invalid_client() -> DomainError:
     )
 
 
-def invalid_communication_language() -> DomainError:
-    return DomainError(
-        "error.platform.validation.invalidDeviceCommunicationLanguage",
-        "The given communication language is not a valid two-letter ISO 639-1 code.",
-    )
+def check_communication_language(language: str) -> None:
+    if language not in LANGUAGE_CODES:
+        raise DomainError(
+            "error.platform.validation.invalidDeviceCommunicationLanguage",
+            "The given communication language is not a valid two-letter ISO 639-1 code.",
+        )
 
 
 def only_one_backup_device_can_exist() -> DomainError:
@@ -274,19 +200,19 @@ def change_password_failed(reason: str) -> DomainError:
     )
 
 
-def invalid_pns_platform(platform: str) -> DomainError:
-    return DomainError(
-        "error.platform.validation.invalidPnsPlatform",
-        f"The push notification platform '{platform}' is not one of fcm, apns, dummy, sse.",
-    )
-
-
 # --- operators: clients, tiers, identities -------------------------------------------------
 
 MIN_TIER_NAME_LENGTH = 3
 MAX_TIER_NAME_LENGTH = 30
 GENERATED_CLIENT_SECRET_LENGTH = 30
 MAX_CLIENT_ID_LENGTH = 200
+# The fields operators filter and order the identity list by (OData names).
+IDENTITY_LIST_FIELDS = {
+    "address": FieldType.TEXT,
+    "createdWithClient": FieldType.TEXT,
+    "tier/id": FieldType.TEXT,
+    "createdAt": FieldType.DATETIME,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,25 +310,4 @@ def max_identities_less_than_current_identities(current: int) -> DomainError:
     return _device_error(
         "maxIdentitiesLessThanCurrentIdentities",
         f"'maxIdentities' cannot be lower than the client's current number of identities ({current}).",
-    )
-
-
-def only_one_active_deletion_process_allowed() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.onlyOneActiveDeletionProcessAllowed",
-        "Only one active deletion process is allowed per identity.",
-    )
-
-
-def deletion_process_is_not_in_required_status(required: DeletionProcessStatus) -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.deletionProcessIsNotInRequiredStatus",
-        f"The deletion process must be in status '{required.name}' to perform this action.",
-    )
-
-
-def grace_period_has_already_expired() -> DomainError:
-    return DomainError(
-        "error.platform.validation.device.gracePeriodHasAlreadyExpired",
-        "The grace period of the deletion process has already expired.",
     )

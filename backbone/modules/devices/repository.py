@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from backbone.modules.devices import model
 from backbone.modules.devices.model import (
     ClientOverview,
     Credentials,
-    DeletionAuditEntry,
-    DeletionAuditMessage,
-    DeletionProcess,
-    DeletionProcessStatus,
     Device,
     Identity,
     IdentityOverview,
     IdentityStatus,
     OAuthClient,
-    PnsRegistration,
-    PushEnvironment,
-    PushPlatform,
     Tier,
     TierOverview,
 )
 from backbone.platform.db import (
-    Database,
     Page,
     Paged,
     UtcDateTime,
@@ -38,8 +29,9 @@ from backbone.platform.db import (
     fetch_page,
     id_column,
     metadata,
+    violation_raises,
 )
-from backbone.platform.odata import FieldType, ODataQuery
+from backbone.platform.odata import ODataQuery
 
 tiers = sa.Table(
     "tiers",
@@ -107,75 +99,6 @@ devices = sa.Table(
     ),
 )
 
-# The original's PnsRegistrations: one row per device, the handle stored as "<platform>|<handle>".
-pns_registrations = sa.Table(
-    "pns_registrations",
-    metadata,
-    id_column("device_id", primary_key=True),
-    address_column("identity_address", nullable=False),
-    id_column("device_push_identifier", nullable=False, unique=True),
-    # The original's column holds 200 characters but its validator admits 500; keep what we accept.
-    sa.Column("handle", sa.String(510), nullable=False),
-    sa.Column("app_id", sa.Text, nullable=False),
-    sa.Column("environment", sa.SmallInteger, nullable=False),
-    sa.Column("updated_at", UtcDateTime, nullable=False),
-    sa.Index("ix_pns_registrations_identity_address", "identity_address"),
-)
-
-# Usernames of deleted identities, hashed: `GET /Identities/IsDeleted` keeps answering true.
-deleted_usernames = sa.Table(
-    "deleted_usernames",
-    metadata,
-    sa.Column("username_hash", sa.LargeBinary(32), primary_key=True),
-    sa.Column("deleted_at", UtcDateTime, nullable=False),
-)
-
-_OPEN_PROCESS_STATUSES = (
-    f"status IN ({DeletionProcessStatus.Active.value}, {DeletionProcessStatus.Deleting.value})"
-)
-
-identity_deletion_processes = sa.Table(
-    "identity_deletion_processes",
-    metadata,
-    id_column(primary_key=True),
-    address_column("identity_address", nullable=False),
-    sa.Column("status", sa.SmallInteger, nullable=False),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    id_column("created_by_device", nullable=False),
-    sa.Column("cancelled_at", UtcDateTime),
-    id_column("cancelled_by_device"),
-    sa.Column("grace_period_ends_at", UtcDateTime, nullable=False),
-    sa.Column("grace_period_reminder1_sent_at", UtcDateTime),
-    sa.Column("grace_period_reminder2_sent_at", UtcDateTime),
-    sa.Column("grace_period_reminder3_sent_at", UtcDateTime),
-    sa.Column("deletion_started_at", UtcDateTime),
-    sa.Index("ix_identity_deletion_processes_identity_address", "identity_address", "created_at"),
-    # At most one open (Active or Deleting) process per identity, even when two starts race.
-    sa.Index(
-        "ix_identity_deletion_processes_one_open_per_identity",
-        "identity_address",
-        unique=True,
-        sqlite_where=sa.text(_OPEN_PROCESS_STATUSES),
-        postgresql_where=sa.text(_OPEN_PROCESS_STATUSES),
-    ),
-)
-
-# Outlives the identity: it names the identity and device by hashes only.
-identity_deletion_process_audit_log = sa.Table(
-    "identity_deletion_process_audit_log",
-    metadata,
-    id_column(primary_key=True),
-    id_column("identity_deletion_process_id"),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("message_key", sa.String(50), nullable=False),
-    sa.Column("old_status", sa.SmallInteger),
-    sa.Column("new_status", sa.SmallInteger),
-    sa.Column("identity_address_hash", sa.LargeBinary, nullable=False),
-    sa.Column("device_id_hash", sa.LargeBinary),
-    sa.Column("additional_data", sa.Text),
-    sa.Index("ix_identity_deletion_process_audit_log_identity_address_hash", "identity_address_hash"),
-)
-
 _NOT_DELETED = devices.c.deleted_at.is_(None)
 
 
@@ -221,18 +144,12 @@ def _device(row: Any) -> Device:
 
 
 _IDENTITY_BY_ADDRESS = sa.select(identities).where(identities.c.address == sa.bindparam("address"))
-# The fields operators filter and order the identity list by (OData names).
+# The columns of the fields operators filter and order the identity list by (`IDENTITY_LIST_FIELDS`).
 _IDENTITY_FIELDS: dict[str, Any] = {
     "address": identities.c.address,
     "createdWithClient": identities.c.client_id,
     "tier/id": identities.c.tier_id,
     "createdAt": identities.c.created_at,
-}
-IDENTITY_LIST_FIELDS = {
-    "address": FieldType.TEXT,
-    "createdWithClient": FieldType.TEXT,
-    "tier/id": FieldType.TEXT,
-    "createdAt": FieldType.DATETIME,
 }
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "eq": lambda column, value: column == value,
@@ -243,14 +160,16 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 
 class TierRepository:
     def add(self, connection: Connection, tier: Tier) -> None:
-        connection.execute(
-            tiers.insert().values(
-                id=tier.id,
-                name=tier.name,
-                can_be_used_as_default_for_client=tier.can_be_used_as_default_for_client,
-                can_be_manually_assigned=tier.can_be_manually_assigned,
+        # A concurrent creation of the same name passed the service's check; the unique name refuses it.
+        with violation_raises(model.tier_name_already_exists):
+            connection.execute(
+                tiers.insert().values(
+                    id=tier.id,
+                    name=tier.name,
+                    can_be_used_as_default_for_client=tier.can_be_used_as_default_for_client,
+                    can_be_manually_assigned=tier.can_be_manually_assigned,
+                )
             )
-        )
 
     def find(self, connection: Connection, tier_id: str) -> Tier | None:
         row = connection.execute(sa.select(tiers).where(tiers.c.id == tier_id)).first()
@@ -259,9 +178,6 @@ class TierRepository:
     def find_by_name(self, connection: Connection, name: str) -> Tier | None:
         row = connection.execute(sa.select(tiers).where(tiers.c.name == name)).first()
         return None if row is None else _tier(row)
-
-    def all(self, connection: Connection) -> list[Tier]:
-        return [_tier(row) for row in connection.execute(sa.select(tiers).order_by(tiers.c.name))]
 
     def overviews(self, connection: Connection) -> list[TierOverview]:
         """Every tier with its number of identities, by name."""
@@ -295,16 +211,17 @@ class TierRepository:
 
 class ClientRepository:
     def add(self, connection: Connection, client: OAuthClient) -> None:
-        connection.execute(
-            oauth_clients.insert().values(
-                client_id=client.client_id,
-                display_name=client.display_name,
-                client_secret_hash=client.client_secret_hash,
-                default_tier_id=client.default_tier_id,
-                max_identities=client.max_identities,
-                created_at=client.created_at,
+        with violation_raises(model.client_id_already_exists):
+            connection.execute(
+                oauth_clients.insert().values(
+                    client_id=client.client_id,
+                    display_name=client.display_name,
+                    client_secret_hash=client.client_secret_hash,
+                    default_tier_id=client.default_tier_id,
+                    max_identities=client.max_identities,
+                    created_at=client.created_at,
+                )
             )
-        )
 
     def find(self, connection: Connection, client_id: str) -> OAuthClient | None:
         row = connection.execute(
@@ -384,21 +301,28 @@ class IdentityRepository:
         return list(connection.execute(statement.order_by(identities.c.address)).scalars())
 
     def add(self, connection: Connection, identity: Identity, device: Device, password_hash: str) -> None:
-        connection.execute(
-            identities.insert().values(
-                address=identity.address,
-                client_id=identity.client_id,
-                public_key=identity.public_key,
-                created_at=identity.created_at,
-                identity_version=identity.identity_version,
-                tier_id=identity.tier_id,
-                status=identity.status.value,
-                deletion_grace_period_ends_at=identity.deletion_grace_period_ends_at,
+        # Two onboardings with the same key raced; the loser sees what a later call would.
+        with violation_raises(model.address_already_exists):
+            connection.execute(
+                identities.insert().values(
+                    address=identity.address,
+                    client_id=identity.client_id,
+                    public_key=identity.public_key,
+                    created_at=identity.created_at,
+                    identity_version=identity.identity_version,
+                    tier_id=identity.tier_id,
+                    status=identity.status.value,
+                    deletion_grace_period_ends_at=identity.deletion_grace_period_ends_at,
+                )
             )
-        )
-        self.add_device(connection, device, password_hash)
+            self._insert_device(connection, device, password_hash)
 
     def add_device(self, connection: Connection, device: Device, password_hash: str) -> None:
+        # Only the one-backup-device index can refuse a fresh device: two backup devices raced.
+        with violation_raises(model.only_one_backup_device_can_exist):
+            self._insert_device(connection, device, password_hash)
+
+    def _insert_device(self, connection: Connection, device: Device, password_hash: str) -> None:
         connection.execute(
             devices.insert().values(
                 id=device.id,
@@ -528,6 +452,22 @@ class IdentityRepository:
             )
         )
 
+    def mark_deleting(self, connection: Connection, address: str) -> None:
+        connection.execute(
+            identities.update()
+            .where(identities.c.address == address)
+            .values(status=IdentityStatus.Deleting.value)
+        )
+
+    def usernames_of(self, connection: Connection, address: str) -> list[str]:
+        """The usernames of all the identity's devices, deleted ones included."""
+        statement = sa.select(devices.c.username).where(devices.c.identity_address == address)
+        return list(connection.execute(statement).scalars())
+
+    def remove(self, connection: Connection, address: str) -> None:
+        connection.execute(devices.delete().where(devices.c.identity_address == address))
+        connection.execute(identities.delete().where(identities.c.address == address))
+
     def tier_before_deletion(self, connection: Connection, address: str) -> str | None:
         statement = sa.select(identities.c.tier_id_before_deletion).where(identities.c.address == address)
         value: str | None = connection.execute(statement).scalar_one_or_none()
@@ -578,10 +518,15 @@ class IdentityRepository:
         )
         return connection.execute(statement).rowcount == 1
 
-    def find_device_by_username(self, connection: Connection, username: str) -> Device | None:
-        statement = sa.select(devices).where(devices.c.normalized_username == username.strip().upper())
+    def find_by_username(self, connection: Connection, username: str) -> Identity | None:
+        """The identity of the device (deleted ones included) with this username."""
+        statement = (
+            sa.select(identities)
+            .join(devices, devices.c.identity_address == identities.c.address)
+            .where(devices.c.normalized_username == username.strip().upper())
+        )
         row = connection.execute(statement).first()
-        return None if row is None else _device(row)
+        return None if row is None else _identity(row)
 
     def credentials(self, connection: Connection, username: str) -> Credentials | None:
         statement = (
@@ -635,291 +580,3 @@ class IdentityRepository:
             .values(is_backup_device=False)
         )
         return connection.execute(statement).rowcount == 1
-
-
-def _deletion_process(row: Any) -> DeletionProcess:
-    return DeletionProcess(
-        id=row.id,
-        identity_address=row.identity_address,
-        status=DeletionProcessStatus(row.status),
-        created_at=row.created_at,
-        created_by_device=row.created_by_device,
-        grace_period_ends_at=row.grace_period_ends_at,
-        cancelled_at=row.cancelled_at,
-        cancelled_by_device=row.cancelled_by_device,
-        grace_period_reminder1_sent_at=row.grace_period_reminder1_sent_at,
-        grace_period_reminder2_sent_at=row.grace_period_reminder2_sent_at,
-        grace_period_reminder3_sent_at=row.grace_period_reminder3_sent_at,
-        deletion_started_at=row.deletion_started_at,
-    )
-
-
-class DeletionProcessRepository:
-    def add(self, connection: Connection, process: DeletionProcess) -> None:
-        connection.execute(
-            identity_deletion_processes.insert().values(
-                id=process.id,
-                identity_address=process.identity_address,
-                status=process.status.value,
-                created_at=process.created_at,
-                created_by_device=process.created_by_device,
-                grace_period_ends_at=process.grace_period_ends_at,
-            )
-        )
-
-    def find(
-        self, connection: Connection, process_id: str, address: str, *, lock: bool = False
-    ) -> DeletionProcess | None:
-        statement = sa.select(identity_deletion_processes).where(
-            identity_deletion_processes.c.id == process_id,
-            identity_deletion_processes.c.identity_address == address,
-        )
-        if lock and connection.dialect.name == "postgresql":
-            statement = statement.with_for_update()
-        row = connection.execute(statement).first()
-        return None if row is None else _deletion_process(row)
-
-    def of_identity(self, connection: Connection, address: str) -> list[DeletionProcess]:
-        statement = (
-            sa.select(identity_deletion_processes)
-            .where(identity_deletion_processes.c.identity_address == address)
-            .order_by(identity_deletion_processes.c.created_at, identity_deletion_processes.c.id)
-        )
-        return [_deletion_process(row) for row in connection.execute(statement)]
-
-    def open_process_exists(self, connection: Connection, address: str) -> bool:
-        statement = sa.select(identity_deletion_processes.c.id).where(
-            identity_deletion_processes.c.identity_address == address,
-            identity_deletion_processes.c.status.in_(
-                [DeletionProcessStatus.Active.value, DeletionProcessStatus.Deleting.value]
-            ),
-        )
-        return connection.execute(statement.limit(1)).first() is not None
-
-    def cancel(self, connection: Connection, process_id: str, by_device: str, at: datetime) -> None:
-        connection.execute(
-            identity_deletion_processes.update()
-            .where(identity_deletion_processes.c.id == process_id)
-            .values(
-                status=DeletionProcessStatus.Cancelled.value, cancelled_at=at, cancelled_by_device=by_device
-            )
-        )
-
-    def add_audit_entry(self, connection: Connection, entry: DeletionAuditEntry) -> None:
-        connection.execute(
-            identity_deletion_process_audit_log.insert().values(
-                id=entry.id,
-                identity_deletion_process_id=entry.deletion_process_id,
-                created_at=entry.created_at,
-                message_key=entry.message_key.value,
-                old_status=None if entry.old_status is None else entry.old_status.value,
-                new_status=None if entry.new_status is None else entry.new_status.value,
-                identity_address_hash=entry.identity_address_hash,
-                device_id_hash=entry.device_id_hash,
-                additional_data=entry.additional_data,
-            )
-        )
-
-    def audit_log(
-        self, connection: Connection, identity_address_hash: bytes
-    ) -> list[tuple[str, int | None, int | None]]:
-        """(message key, old status, new status) of an identity's entries, oldest first."""
-        log = identity_deletion_process_audit_log
-        statement = (
-            sa.select(log.c.message_key, log.c.old_status, log.c.new_status)
-            .where(log.c.identity_address_hash == identity_address_hash)
-            .order_by(log.c.created_at, log.c.id)
-        )
-        return [(row.message_key, row.old_status, row.new_status) for row in connection.execute(statement)]
-
-    def audit_entries(self, connection: Connection, identity_address_hash: bytes) -> list[DeletionAuditEntry]:
-        """An identity's audit entries, oldest first (they outlive the identity and its processes)."""
-        log = identity_deletion_process_audit_log
-        statement = (
-            sa.select(log)
-            .where(log.c.identity_address_hash == identity_address_hash)
-            .order_by(log.c.created_at, log.c.id)
-        )
-        return [
-            DeletionAuditEntry(
-                id=row.id,
-                deletion_process_id=row.identity_deletion_process_id,
-                created_at=row.created_at,
-                message_key=DeletionAuditMessage(row.message_key),
-                old_status=None if row.old_status is None else DeletionProcessStatus(row.old_status),
-                new_status=None if row.new_status is None else DeletionProcessStatus(row.new_status),
-                identity_address_hash=row.identity_address_hash,
-                device_id_hash=row.device_id_hash,
-                additional_data=row.additional_data,
-            )
-            for row in connection.execute(statement)
-        ]
-
-
-def _registration(row: Any) -> PnsRegistration:
-    platform, _, handle = row.handle.partition("|")
-    return PnsRegistration(
-        device_id=row.device_id,
-        identity_address=row.identity_address,
-        device_push_identifier=row.device_push_identifier,
-        platform=PushPlatform(platform),
-        handle=handle,
-        app_id=row.app_id,
-        environment=PushEnvironment(row.environment),
-        updated_at=row.updated_at,
-    )
-
-
-class DeletionJobRepository:
-    """What the identity-deletion and housekeeping jobs read and change in the devices tables."""
-
-    def active(self, connection: Connection) -> list[DeletionProcess]:
-        statement = (
-            sa.select(identity_deletion_processes)
-            .where(identity_deletion_processes.c.status == DeletionProcessStatus.Active.value)
-            .order_by(identity_deletion_processes.c.grace_period_ends_at, identity_deletion_processes.c.id)
-        )
-        return [_deletion_process(row) for row in connection.execute(statement)]
-
-    def deleting(self, connection: Connection) -> list[DeletionProcess]:
-        statement = (
-            sa.select(identity_deletion_processes)
-            .where(identity_deletion_processes.c.status == DeletionProcessStatus.Deleting.value)
-            .order_by(identity_deletion_processes.c.id)
-        )
-        return [_deletion_process(row) for row in connection.execute(statement)]
-
-    def set_reminder_sent(self, connection: Connection, process_id: str, number: int, at: datetime) -> None:
-        column = f"grace_period_reminder{number}_sent_at"
-        connection.execute(
-            identity_deletion_processes.update()
-            .where(identity_deletion_processes.c.id == process_id)
-            .values({column: at})
-        )
-
-    def mark_deleting(self, connection: Connection, process: DeletionProcess, at: datetime) -> bool:
-        """Move an Active process to Deleting; False if someone else did (or it was cancelled)."""
-        result = connection.execute(
-            identity_deletion_processes.update()
-            .where(
-                identity_deletion_processes.c.id == process.id,
-                identity_deletion_processes.c.status == DeletionProcessStatus.Active.value,
-            )
-            .values(status=DeletionProcessStatus.Deleting.value, deletion_started_at=at)
-        )
-        if result.rowcount != 1:
-            return False
-        connection.execute(
-            identities.update()
-            .where(identities.c.address == process.identity_address)
-            .values(status=IdentityStatus.Deleting.value)
-        )
-        return True
-
-    def delete_identity(self, connection: Connection, address: str, at: datetime) -> list[str]:
-        """Remove the identity, its devices, push registrations and deletion processes; keep the
-        hashes of its usernames; return the usernames."""
-        usernames = list(
-            connection.execute(
-                sa.select(devices.c.username).where(devices.c.identity_address == address)
-            ).scalars()
-        )
-        for username in usernames:
-            hashed = _username_hash(username)
-            connection.execute(
-                _insert_ignoring_existing(connection, deleted_usernames).values(
-                    username_hash=hashed, deleted_at=at
-                )
-            )
-        connection.execute(pns_registrations.delete().where(pns_registrations.c.identity_address == address))
-        connection.execute(devices.delete().where(devices.c.identity_address == address))
-        connection.execute(
-            identity_deletion_processes.delete().where(
-                identity_deletion_processes.c.identity_address == address
-            )
-        )
-        connection.execute(identities.delete().where(identities.c.address == address))
-        return usernames
-
-    def username_deleted_at(self, connection: Connection, username: str) -> datetime | None:
-        statement = sa.select(deleted_usernames.c.deleted_at).where(
-            deleted_usernames.c.username_hash == _username_hash(username)
-        )
-        value: datetime | None = connection.execute(statement).scalar_one_or_none()
-        return value
-
-    def delete_cancelled_processes(self, connection: Connection, before: datetime) -> int:
-        statement = identity_deletion_processes.delete().where(
-            identity_deletion_processes.c.status == DeletionProcessStatus.Cancelled.value,
-            identity_deletion_processes.c.cancelled_at < before,
-        )
-        return int(connection.execute(statement).rowcount)
-
-    def delete_audit_entries(self, connection: Connection, before: datetime) -> int:
-        statement = identity_deletion_process_audit_log.delete().where(
-            identity_deletion_process_audit_log.c.created_at < before
-        )
-        return int(connection.execute(statement).rowcount)
-
-
-def _username_hash(username: str) -> bytes:
-    return hashlib.sha256(username.strip().upper().encode("utf-8")).digest()
-
-
-def _insert_ignoring_existing(connection: Connection, table: sa.Table) -> Any:
-    """An INSERT that skips a row whose primary key exists (a deletion retried after an error)."""
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing()
-
-
-# Who to push to: asked after every external event and datawallet change, so built once.
-_REGISTRATIONS_OF_IDENTITY = (
-    sa.select(pns_registrations)
-    .where(pns_registrations.c.identity_address == sa.bindparam("address"))
-    .order_by(pns_registrations.c.device_id)
-)
-_REGISTRATIONS_OF_IDENTITY_EXCEPT = (
-    sa.select(pns_registrations)
-    .where(
-        pns_registrations.c.identity_address == sa.bindparam("address"),
-        pns_registrations.c.device_id != sa.bindparam("except_device"),
-    )
-    .order_by(pns_registrations.c.device_id)
-)
-
-
-class PnsRegistrationRepository:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def upsert(self, connection: Connection, registration: PnsRegistration) -> PnsRegistration:
-        """Insert or update the device's registration; an existing push identifier is kept."""
-        values = {
-            "device_id": registration.device_id,
-            "identity_address": registration.identity_address,
-            "device_push_identifier": registration.device_push_identifier,
-            "handle": f"{registration.platform.value}|{registration.handle}",
-            "app_id": registration.app_id,
-            "environment": registration.environment.value,
-            "updated_at": registration.updated_at,
-        }
-        statement = self._db.upsert(pns_registrations, ["device_id"], values, keep=["device_push_identifier"])
-        row = connection.execute(statement.returning(*pns_registrations.c)).one()
-        return _registration(row)
-
-    def delete(self, connection: Connection, device_id: str) -> None:
-        connection.execute(pns_registrations.delete().where(pns_registrations.c.device_id == device_id))
-
-    def of_identity(
-        self, connection: Connection, address: str, except_device: str | None = None
-    ) -> list[PnsRegistration]:
-        if except_device is None:
-            rows = connection.execute(_REGISTRATIONS_OF_IDENTITY, {"address": address})
-        else:
-            parameters = {"address": address, "except_device": except_device}
-            rows = connection.execute(_REGISTRATIONS_OF_IDENTITY_EXCEPT, parameters)
-        return [_registration(row) for row in rows]
-
-    def every(self, connection: Connection) -> list[PnsRegistration]:
-        statement = sa.select(pns_registrations).order_by(pns_registrations.c.device_id)
-        return [_registration(row) for row in connection.execute(statement)]

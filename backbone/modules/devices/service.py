@@ -5,75 +5,52 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from backbone.modules.challenges.service import ChallengeService
 from backbone.modules.devices import model
 from backbone.modules.devices.events import (
     BackupDeviceUsed,
     IdentityCreated,
-    IdentityDeleted,
-    IdentityDeletionCancelled,
-    IdentityToBeDeleted,
     TierCreated,
     TierDeleted,
     TierOfIdentityChanged,
 )
 from backbone.modules.devices.model import (
     BASIC_TIER_NAME,
-    COMMUNICATION_LANGUAGES,
-    DEFAULT_GRACE_PERIOD,
     QUEUED_FOR_DELETION_TIER_ID,
     QUEUED_FOR_DELETION_TIER_NAME,
     ClientOverview,
     CreatedClient,
-    DeletionAuditEntry,
-    DeletionAuditMessage,
-    DeletionProcess,
-    DeletionProcessStatus,
+    CreatedIdentity,
     Device,
     Identity,
     IdentityDetails,
     IdentityOverview,
     IdentityStatus,
+    LoginFailed,
+    NewDevice,
+    NewIdentity,
     OAuthClient,
-    PnsRegistration,
-    PushEnvironment,
-    PushPlatform,
     Tier,
     TierOverview,
 )
 from backbone.modules.devices.repository import (
     ClientRepository,
-    DeletionJobRepository,
-    DeletionProcessRepository,
     IdentityRepository,
-    PnsRegistrationRepository,
     TierRepository,
 )
 from backbone.platform.auth import IssuedToken, PasswordHasher, Principal, TokenIssuer
 from backbone.platform.clock import Clock
-from backbone.platform.crypto import (
-    MalformedKeyMaterial,
-    derive_address,
-    raw_public_key,
-    raw_signature,
-    signature_is_valid,
-)
+from backbone.platform.crypto import MalformedKeyMaterial, derive_address, raw_public_key
 from backbone.platform.db import Database, Page, Paged
-from backbone.platform.errors import DomainError, InvalidPropertyValue, NotFound
+from backbone.platform.errors import InvalidPropertyValue, NotFound
 from backbone.platform.events import Outbox
-from backbone.platform.ids import Ids, is_valid_id
+from backbone.platform.ids import Ids
 from backbone.platform.odata import ODataQuery
-from backbone.platform.push import PushNotification, PushNotifier
 
 
 class TierService:
@@ -119,14 +96,11 @@ class TierService:
         """Add a tier that clients can use as default and operators can assign."""
         model.check_tier_name(name)
         tier = Tier(self._ids.new("TIR"), name)
-        try:
-            with self._db.transaction() as connection:
-                if self._tiers.find_by_name(connection, name) is not None:
-                    raise model.tier_name_already_exists()
-                self._tiers.add(connection, tier)
-                self._outbox.add(TierCreated(id=tier.id, tier_name=tier.name))
-        except IntegrityError:
-            raise model.tier_name_already_exists() from None
+        with self._db.transaction() as connection:
+            if self._tiers.find_by_name(connection, name) is not None:
+                raise model.tier_name_already_exists()
+            self._tiers.add(connection, tier)
+            self._outbox.add(TierCreated(id=tier.id, tier_name=tier.name))
         return tier
 
     def delete(self, tier_id: str) -> None:
@@ -264,13 +238,10 @@ class ClientService:
             max_identities=max_identities,
             created_at=self._clock.now(),
         )
-        try:
-            with self._db.transaction() as connection:
-                if self._clients.find(connection, client_id) is not None:
-                    raise model.client_id_already_exists()
-                self._clients.add(connection, client)
-        except IntegrityError:
-            raise model.client_id_already_exists() from None
+        with self._db.transaction() as connection:
+            if self._clients.find(connection, client_id) is not None:
+                raise model.client_id_already_exists()
+            self._clients.add(connection, client)
         return CreatedClient(client, secret)
 
     def change_secret(self, client_id: str, new_secret: str | None) -> CreatedClient:
@@ -306,66 +277,13 @@ class ClientService:
                 raise NotFound("Client")
 
 
-@dataclass(frozen=True)
-class SignedChallenge:
-    challenge: str
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class NewIdentity:
-    client_id: str
-    client_secret: str
-    identity_public_key: bytes
-    device_password: str
-    communication_language: str
-    identity_version: int
-    signed_challenge: SignedChallenge
-
-
-@dataclass(frozen=True)
-class CreatedIdentity:
-    identity: Identity
-    device: Device
-
-
-class SignedChallengeVerifier:
-    """Check that a challenge of ours was signed with the given identity key and is still valid."""
-
-    def __init__(self, challenges: ChallengeService, clock: Clock) -> None:
-        self._challenges = challenges
-        self._clock = clock
-
-    def verify(self, public_key: bytes, signed: SignedChallenge) -> None:
-        try:
-            signature = raw_signature(signed.signature)
-        except MalformedKeyMaterial:
-            raise model.invalid_signature() from None
-        if not signature_is_valid(public_key, signature, signed.challenge.encode("utf-8")):
-            raise model.invalid_signature()
-        try:
-            fields = json.loads(signed.challenge)
-        except ValueError:
-            raise NotFound("Challenge") from None
-        challenge_id = (
-            next((value for key, value in fields.items() if key.lower() == "id"), None)
-            if isinstance(fields, dict)
-            else None
-        )
-        challenge = self._challenges.find(challenge_id) if isinstance(challenge_id, str) else None
-        if challenge is None:
-            raise NotFound("Challenge")
-        if challenge.is_expired(self._clock.now()):
-            raise model.challenge_has_expired()
-
-
 class IdentityService:
     def __init__(
         self,
         db: Database,
         identities: IdentityRepository,
         clients: ClientService,
-        verifier: SignedChallengeVerifier,
+        challenges: ChallengeService,
         hasher: PasswordHasher,
         outbox: Outbox,
         clock: Clock,
@@ -377,7 +295,7 @@ class IdentityService:
         self._db = db
         self._identities = identities
         self._clients = clients
-        self._verifier = verifier
+        self._challenges = challenges
         self._hasher = hasher
         self._outbox = outbox
         self._clock = clock
@@ -385,7 +303,6 @@ class IdentityService:
         self._did_domain = did_domain
         self._development = development
         self._tiers = TierRepository()
-        self._deletion_jobs = DeletionJobRepository()
 
     def create(self, request: NewIdentity) -> CreatedIdentity:
         """Onboard an identity with its first device, proving possession of the identity key."""
@@ -403,13 +320,12 @@ class IdentityService:
 
     def _create(self, client: OAuthClient, request: NewIdentity) -> CreatedIdentity:
         model.check_password_policy(request.device_password, development=self._development)
-        if request.communication_language not in COMMUNICATION_LANGUAGES:
-            raise model.invalid_communication_language()
+        model.check_communication_language(request.communication_language)
         try:
             public_key = raw_public_key(request.identity_public_key)
         except MalformedKeyMaterial:
             raise model.invalid_public_key() from None
-        self._verifier.verify(public_key, request.signed_challenge)
+        self._challenges.verify_signed(public_key, request.signed_challenge)
 
         now = self._clock.now()
         address = derive_address(public_key, self._did_domain)
@@ -435,19 +351,15 @@ class IdentityService:
             last_login_at=None,
         )
         password_hash = self._hasher.hash(request.device_password)
-        try:
-            with self._db.transaction() as connection:
-                if self._identities.exists(connection, address):
-                    raise model.address_already_exists()
-                if client.max_identities is not None and (
-                    self._clients.count_identities(client.client_id) >= client.max_identities
-                ):
-                    raise model.client_reached_identities_limit()
-                self._identities.add(connection, identity, device, password_hash)
-                self._outbox.add(IdentityCreated(address=address, tier=identity.tier_id))
-        except IntegrityError:
-            # Two onboardings with the same key raced; the loser sees what a later call would.
-            raise model.address_already_exists() from None
+        with self._db.transaction() as connection:
+            if self._identities.exists(connection, address):
+                raise model.address_already_exists()
+            if client.max_identities is not None and (
+                self._clients.count_identities(client.client_id) >= client.max_identities
+            ):
+                raise model.client_reached_identities_limit()
+            self._identities.add(connection, identity, device, password_hash)
+            self._outbox.add(IdentityCreated(address=address, tier=identity.tier_id))
         return CreatedIdentity(identity, device)
 
     def get(self, address: str) -> Identity:
@@ -456,6 +368,12 @@ class IdentityService:
         if identity is None:
             raise NotFound("Identity")
         return identity
+
+    def is_active(self, address: str) -> bool | None:
+        """Whether the identity is Active (not queued for deletion); None when there is no such identity."""
+        with self._db.read() as connection:
+            identity = self._identities.find(connection, address)
+        return None if identity is None else identity.status is IdentityStatus.Active
 
     def tier_of(self, address: str) -> str | None:
         """The identity's tier id, or None when there is no such identity."""
@@ -503,51 +421,74 @@ class IdentityService:
                 )
             )
 
-    def is_deleted(self, username: str) -> tuple[bool, datetime | None]:
-        """Tell whether the identity of a device user is gone (its deletion grace period is over)."""
-        if not is_valid_id(username, "USR"):
-            raise DomainError(
-                "error.platform.validation.invalidPropertyValue", "'username' is not a valid username."
+    # --- what identity deletion changes, inside its own transaction ------------------------
+
+    def get_for_update(self, address: str) -> Identity:
+        """Read the identity and lock its row until the caller's transaction ends."""
+        with self._db.transaction() as connection:
+            identity = self._identities.find_for_update(connection, address)
+        if identity is None:
+            raise NotFound("Identity")
+        return identity
+
+    def queue_for_deletion(self, address: str, grace_period_ends_at: datetime) -> None:
+        """Mark the identity ToBeDeleted in "Queued for Deletion", remembering the tier it leaves."""
+        with self._db.transaction() as connection:
+            identity = self._identities.find_for_update(connection, address)
+            if identity is None:
+                raise NotFound("Identity")
+            self._identities.queue_for_deletion(
+                connection, address, grace_period_ends_at, QUEUED_FOR_DELETION_TIER_ID
             )
+            self._outbox.add(
+                TierOfIdentityChanged(
+                    old_tier_id=identity.tier_id,
+                    new_tier_id=QUEUED_FOR_DELETION_TIER_ID,
+                    identity_address=address,
+                )
+            )
+
+    def restore_after_cancelled_deletion(self, address: str) -> None:
+        """Make the identity Active again in the tier it had before its deletion was queued."""
+        with self._db.transaction() as connection:
+            tier_id = self._identities.tier_before_deletion(connection, address)
+            if tier_id is None:
+                raise RuntimeError(f"identity {address} has no tier to return to")
+            self._identities.restore_after_cancelled_deletion(connection, address, tier_id)
+            self._outbox.add(
+                TierOfIdentityChanged(
+                    old_tier_id=QUEUED_FOR_DELETION_TIER_ID, new_tier_id=tier_id, identity_address=address
+                )
+            )
+
+    def mark_deleting(self, address: str) -> None:
+        with self._db.transaction() as connection:
+            self._identities.mark_deleting(connection, address)
+
+    def of_user(self, username: str) -> Identity | None:
+        """The identity of the device user (deleted devices included), if there is one."""
         with self._db.read() as connection:
-            device = self._identities.find_device_by_username(connection, username)
-            identity = self._identities.find(connection, device.identity_address) if device else None
-            deleted_at = None if device else self._deletion_jobs.username_deleted_at(connection, username)
-        ends_at = identity.deletion_grace_period_ends_at if identity else None
-        if ends_at is not None and ends_at <= self._clock.now():
-            return True, ends_at
-        if deleted_at is not None:
-            return True, deleted_at
-        return False, None
+            return self._identities.find_by_username(connection, username)
 
+    def usernames_of(self, address: str) -> list[str]:
+        """The usernames of all the identity's devices, deleted ones included."""
+        with self._db.read() as connection:
+            return self._identities.usernames_of(connection, address)
 
-@dataclass(frozen=True)
-class NewDevice:
-    """What an onboarded device sends to add another device to its identity."""
-
-    device_password: str
-    communication_language: str
-    signed_challenge: SignedChallenge
-    is_backup_device: bool
-
-
-@dataclass(frozen=True)
-class PushRegistrationRequest:
-    platform: str
-    handle: str
-    app_id: str
-    environment: PushEnvironment
+    def remove(self, address: str) -> None:
+        """Delete the identity with its devices."""
+        with self._db.transaction() as connection:
+            self._identities.remove(connection, address)
 
 
 class DeviceService:
-    """The devices of an identity: adding, listing, updating, deleting, push registrations."""
+    """The devices of an identity: adding, listing, updating, deleting."""
 
     def __init__(
         self,
         db: Database,
         identities: IdentityRepository,
-        registrations: PnsRegistrationRepository,
-        verifier: SignedChallengeVerifier,
+        challenges: ChallengeService,
         hasher: PasswordHasher,
         clock: Clock,
         ids: Ids,
@@ -556,8 +497,7 @@ class DeviceService:
     ) -> None:
         self._db = db
         self._identities = identities
-        self._registrations = registrations
-        self._verifier = verifier
+        self._challenges = challenges
         self._hasher = hasher
         self._clock = clock
         self._ids = ids
@@ -578,8 +518,7 @@ class DeviceService:
     def register(self, caller: Principal, request: NewDevice) -> Device:
         """Add a device to the caller's identity, proving possession of the identity key again."""
         model.check_password_policy(request.device_password, development=self._development)
-        if request.communication_language not in COMMUNICATION_LANGUAGES:
-            raise model.invalid_communication_language()
+        model.check_communication_language(request.communication_language)
         with self._db.read() as connection:
             identity = self._identities.find(connection, caller.address)
             if identity is None:
@@ -590,7 +529,7 @@ class DeviceService:
             public_key = raw_public_key(identity.public_key)
         except MalformedKeyMaterial:
             raise model.invalid_public_key() from None
-        self._verifier.verify(public_key, request.signed_challenge)
+        self._challenges.verify_signed(public_key, request.signed_challenge)
 
         device = Device(
             id=self._ids.new("DVC"),
@@ -603,17 +542,12 @@ class DeviceService:
             last_login_at=None,
         )
         password_hash = self._hasher.hash(request.device_password)
-        try:
-            with self._db.transaction() as connection:
-                self._identities.add_device(connection, device, password_hash)
-        except IntegrityError:
-            # Only the one-backup-device index can refuse a fresh device: two backup devices raced.
-            raise model.only_one_backup_device_can_exist() from None
+        with self._db.transaction() as connection:
+            self._identities.add_device(connection, device, password_hash)
         return device
 
     def update_communication_language(self, caller: Principal, language: str) -> None:
-        if language not in COMMUNICATION_LANGUAGES:
-            raise model.invalid_communication_language()
+        model.check_communication_language(language)
         with self._db.transaction() as connection:
             self._identities.set_communication_language(connection, caller.device_id, language)
 
@@ -653,204 +587,6 @@ class DeviceService:
                 raise model.device_cannot_be_deleted(
                     "The device cannot be deleted because it is already onboarded."
                 )
-
-    # --- push notifications ---------------------------------------------------------------
-
-    def register_for_push(self, caller: Principal, request: PushRegistrationRequest) -> PnsRegistration:
-        """Create or update the calling device's registration; its push identifier stays the same."""
-        try:
-            platform = PushPlatform(request.platform)
-        except ValueError:
-            raise model.invalid_pns_platform(request.platform) from None
-        registration = PnsRegistration(
-            device_id=caller.device_id,
-            identity_address=caller.address,
-            device_push_identifier=self._ids.new("DPI"),
-            platform=platform,
-            handle=request.handle if platform.takes_handle else "",
-            app_id=request.app_id,
-            environment=request.environment,
-            updated_at=self._clock.now(),
-        )
-        with self._db.transaction() as connection:
-            return self._registrations.upsert(connection, registration)
-
-    def unregister_from_push(self, caller: Principal) -> None:
-        with self._db.transaction() as connection:
-            self._registrations.delete(connection, caller.device_id)
-
-
-def audit_hash(value: str) -> bytes:
-    """The audit log's stand-in for an address or device id (SHA-256 of its UTF-8 bytes)."""
-    return hashlib.sha256(value.encode("utf-8")).digest()
-
-
-class DeletionProcessService:
-    """An identity's deletion processes: started and cancelled by the identity itself."""
-
-    def __init__(
-        self,
-        db: Database,
-        identities: IdentityRepository,
-        processes: DeletionProcessRepository,
-        outbox: Outbox,
-        clock: Clock,
-        ids: Ids,
-    ) -> None:
-        self._db = db
-        self._identities = identities
-        self._processes = processes
-        self._outbox = outbox
-        self._clock = clock
-        self._ids = ids
-
-    def start(self, caller: Principal, grace_period: timedelta = DEFAULT_GRACE_PERIOD) -> DeletionProcess:
-        """Queue the caller's identity for deletion after the grace period."""
-        now = self._clock.now()
-        process = DeletionProcess(
-            id=self._ids.new("IDP"),
-            identity_address=caller.address,
-            status=DeletionProcessStatus.Active,
-            created_at=now,
-            created_by_device=caller.device_id,
-            grace_period_ends_at=now + grace_period,
-        )
-        try:
-            with self._db.transaction() as connection:
-                identity = self._identities.find_for_update(connection, caller.address)
-                if identity is None:
-                    raise NotFound("Identity")
-                if self._processes.open_process_exists(connection, caller.address):
-                    raise model.only_one_active_deletion_process_allowed()
-                self._processes.add(connection, process)
-                self._audit(
-                    connection, caller, process.id, DeletionAuditMessage.StartedByOwner, None, process.status
-                )
-                self._identities.queue_for_deletion(
-                    connection, caller.address, process.grace_period_ends_at, QUEUED_FOR_DELETION_TIER_ID
-                )
-                self._outbox.add(
-                    TierOfIdentityChanged(
-                        old_tier_id=identity.tier_id,
-                        new_tier_id=QUEUED_FOR_DELETION_TIER_ID,
-                        identity_address=caller.address,
-                    )
-                )
-                self._outbox.add(
-                    IdentityToBeDeleted(
-                        identity_address=caller.address, grace_period_ends_at=process.grace_period_ends_at
-                    )
-                )
-        except IntegrityError:
-            # Two starts raced past the check; the one-open-process index refused the second.
-            raise model.only_one_active_deletion_process_allowed() from None
-        return process
-
-    def list_processes(self, caller: Principal) -> list[DeletionProcess]:
-        with self._db.read() as connection:
-            return self._processes.of_identity(connection, caller.address)
-
-    def get(self, caller: Principal, process_id: str) -> DeletionProcess:
-        with self._db.read() as connection:
-            process = self._processes.find(connection, process_id, caller.address)
-        if process is None:
-            raise NotFound("IdentityDeletionProcess")
-        return process
-
-    def cancel(self, caller: Principal, process_id: str) -> DeletionProcess:
-        """Cancel an active process before its grace period ends; the identity is restored."""
-        now = self._clock.now()
-        with self._db.transaction() as connection:
-            if self._identities.find_for_update(connection, caller.address) is None:
-                raise NotFound("Identity")
-            process = self._processes.find(connection, process_id, caller.address, lock=True)
-            if process is None:
-                raise NotFound("IdentityDeletionProcess")
-            if process.status is not DeletionProcessStatus.Active:
-                raise model.deletion_process_is_not_in_required_status(DeletionProcessStatus.Active)
-            if process.grace_period_ends_at <= now:
-                raise model.grace_period_has_already_expired()
-            self._processes.cancel(connection, process.id, caller.device_id, now)
-            self._audit(
-                connection,
-                caller,
-                process.id,
-                DeletionAuditMessage.CancelledByOwner,
-                process.status,
-                DeletionProcessStatus.Cancelled,
-            )
-            tier_id = self._identities.tier_before_deletion(connection, caller.address)
-            if tier_id is None:
-                raise RuntimeError(f"identity {caller.address} has no tier to return to")
-            self._identities.restore_after_cancelled_deletion(connection, caller.address, tier_id)
-            self._outbox.add(
-                TierOfIdentityChanged(
-                    old_tier_id=QUEUED_FOR_DELETION_TIER_ID,
-                    new_tier_id=tier_id,
-                    identity_address=caller.address,
-                )
-            )
-            self._outbox.add(IdentityDeletionCancelled(identity_address=caller.address))
-        return dataclasses.replace(
-            process,
-            status=DeletionProcessStatus.Cancelled,
-            cancelled_at=now,
-            cancelled_by_device=caller.device_id,
-        )
-
-    def audit_log(self, address: str) -> list[tuple[str, int | None, int | None]]:
-        """The deletion audit entries of an identity (message key, old and new status)."""
-        with self._db.read() as connection:
-            return self._processes.audit_log(connection, audit_hash(address))
-
-    def processes_of_identity(self, address: str) -> list[tuple[DeletionProcess, list[DeletionAuditEntry]]]:
-        """An identity's deletion processes with their audit entries, for operators."""
-        with self._db.read() as connection:
-            if self._identities.find(connection, address) is None:
-                raise NotFound("Identity")
-            processes = self._processes.of_identity(connection, address)
-            entries = self._processes.audit_entries(connection, audit_hash(address))
-        return [
-            (process, [entry for entry in entries if entry.deletion_process_id == process.id])
-            for process in processes
-        ]
-
-    def audit_entries_of_identity(self, address: str) -> list[DeletionAuditEntry]:
-        """Every audit entry about an identity, also after its deletion (found by its address hash)."""
-        with self._db.read() as connection:
-            return self._processes.audit_entries(connection, audit_hash(address))
-
-    def _audit(
-        self,
-        connection: Connection,
-        caller: Principal,
-        process_id: str,
-        message: DeletionAuditMessage,
-        old: DeletionProcessStatus | None,
-        new: DeletionProcessStatus | None,
-    ) -> None:
-        self._processes.add_audit_entry(
-            connection,
-            DeletionAuditEntry(
-                id=self._ids.new("IDA"),
-                deletion_process_id=process_id,
-                created_at=self._clock.now(),
-                message_key=message,
-                old_status=old,
-                new_status=new,
-                identity_address_hash=audit_hash(caller.address),
-                device_id_hash=audit_hash(caller.device_id),
-            ),
-        )
-
-
-class LoginFailed(Exception):
-    """The token endpoint refuses; `error` and `description` follow OAuth 2.0."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
 
 
 class LoginService:
@@ -912,206 +648,3 @@ class LoginService:
             failures = self._identities.count_failed_login(connection, device_id)
             if failures >= self._max_failed_logins:
                 self._identities.lock_out(connection, device_id, self._clock.now() + self._lockout)
-
-
-# Reminders go out this long before the grace period ends (the original's defaults), latest first.
-GRACE_PERIOD_REMINDERS = ((3, timedelta(days=5)), (2, timedelta(days=10)), (1, timedelta(days=12)))
-_REMINDER_MESSAGES = {
-    1: DeletionAuditMessage.GracePeriodReminder1Sent,
-    2: DeletionAuditMessage.GracePeriodReminder2Sent,
-    3: DeletionAuditMessage.GracePeriodReminder3Sent,
-}
-
-
-class PushService:
-    """Send a named push notification to the registered devices of identities."""
-
-    def __init__(
-        self, db: Database, registrations: PnsRegistrationRepository, notifier: PushNotifier
-    ) -> None:
-        self._db = db
-        self._registrations = registrations
-        self._notifier = notifier
-
-    def to_identity(self, address: str, name: str, *, except_device: str | None = None) -> int:
-        with self._db.read() as connection:
-            registrations = self._registrations.of_identity(connection, address, except_device)
-        return self._send(registrations, name)
-
-    def to_everyone(self, name: str) -> int:
-        with self._db.read() as connection:
-            registrations = self._registrations.every(connection)
-        return self._send(registrations, name)
-
-    def _send(self, registrations: Sequence[PnsRegistration], name: str) -> int:
-        for registration in registrations:
-            self._notifier.send(
-                PushNotification(
-                    name=name,
-                    device_id=registration.device_id,
-                    platform=registration.platform.value,
-                    handle=registration.handle,
-                    app_id=registration.app_id,
-                )
-            )
-        return len(registrations)
-
-
-class IdentityDeletionJobService:
-    """The devices' part of the identity-deletion jobs: reminders, starting and finishing deletions."""
-
-    def __init__(
-        self,
-        db: Database,
-        repository: DeletionJobRepository,
-        processes: DeletionProcessRepository,
-        push: PushService,
-        outbox: Outbox,
-        clock: Clock,
-        ids: Ids,
-    ) -> None:
-        self._db = db
-        self._repository = repository
-        self._processes = processes
-        self._push = push
-        self._outbox = outbox
-        self._clock = clock
-        self._ids = ids
-
-    def send_reminders(self) -> int:
-        """Remind identities whose grace period ends soon (each reminder once; only the latest due)."""
-        now = self._clock.now()
-        sent = 0
-        with self._db.read() as connection:
-            processes = self._repository.active(connection)
-        for process in processes:
-            for number, before_end in GRACE_PERIOD_REMINDERS:
-                if now < process.grace_period_ends_at - before_end:
-                    continue
-                if getattr(process, f"grace_period_reminder{number}_sent_at") is not None:
-                    break
-                with self._db.transaction() as connection:
-                    # Earlier reminders that were not sent in time are skipped, not sent late.
-                    for skipped in range(1, number + 1):
-                        if getattr(process, f"grace_period_reminder{skipped}_sent_at") is None:
-                            self._repository.set_reminder_sent(connection, process.id, skipped, now)
-                    self._audit(
-                        connection, process, _REMINDER_MESSAGES[number], process.status, process.status
-                    )
-                self._push.to_identity(process.identity_address, "DeletionProcessGracePeriodReminder")
-                sent += 1
-                break
-        return sent
-
-    def start_due_deletions(self) -> list[DeletionProcess]:
-        """Move processes whose grace period is over to Deleting and announce IdentityDeleted;
-        return them together with those a failed run left in Deleting (to be retried)."""
-        now = self._clock.now()
-        with self._db.read() as connection:
-            due = [p for p in self._repository.active(connection) if p.grace_period_ends_at <= now]
-            left_over = self._repository.deleting(connection)
-        started = []
-        for process in due:
-            with self._db.transaction() as connection:
-                if not self._repository.mark_deleting(connection, process, now):
-                    continue
-                self._audit(
-                    connection,
-                    process,
-                    DeletionAuditMessage.DeletionStarted,
-                    DeletionProcessStatus.Active,
-                    DeletionProcessStatus.Deleting,
-                )
-                self._outbox.add(IdentityDeleted(identity_address=process.identity_address))
-            self._push.to_identity(process.identity_address, "DeletionStarts")
-            started.append(dataclasses.replace(process, status=DeletionProcessStatus.Deleting))
-        return started + left_over
-
-    def finish(self, process: DeletionProcess) -> None:
-        """Remove the identity with its devices; the audit log keeps only hashes."""
-        now = self._clock.now()
-        with self._db.transaction() as connection:
-            self._audit(connection, process, DeletionAuditMessage.DataDeleted, process.status, process.status)
-            self._repository.delete_identity(connection, process.identity_address, now)
-            self._audit(connection, process, DeletionAuditMessage.DeletionCompleted, process.status, None)
-
-    def record_error(self, process: DeletionProcess, error: Exception) -> None:
-        with self._db.transaction() as connection:
-            self._audit(
-                connection,
-                process,
-                DeletionAuditMessage.ErrorDuringDeletion,
-                process.status,
-                process.status,
-                additional_data=type(error).__name__,
-            )
-
-    def delete_cancelled_processes(self, before: datetime) -> int:
-        """Housekeeping: remove processes cancelled before the date."""
-        with self._db.transaction() as connection:
-            return self._repository.delete_cancelled_processes(connection, before)
-
-    def delete_audit_entries(self, before: datetime) -> int:
-        """Housekeeping: remove audit-log entries older than the retention period."""
-        with self._db.transaction() as connection:
-            return self._repository.delete_audit_entries(connection, before)
-
-    def _audit(
-        self,
-        connection: Connection,
-        process: DeletionProcess,
-        message: DeletionAuditMessage,
-        old: DeletionProcessStatus | None,
-        new: DeletionProcessStatus | None,
-        additional_data: str | None = None,
-    ) -> None:
-        self._processes.add_audit_entry(
-            connection,
-            DeletionAuditEntry(
-                id=self._ids.new("IDA"),
-                deletion_process_id=process.id,
-                created_at=self._clock.now(),
-                message_key=message,
-                old_status=old,
-                new_status=new,
-                identity_address_hash=audit_hash(process.identity_address),
-                device_id_hash=None,
-                additional_data=additional_data,
-            ),
-        )
-
-
-MAX_NOTIFICATION_RECIPIENTS = 100
-
-
-class NotificationService:
-    """`POST /Notifications`: an identity wakes its peers' devices with a configured notification."""
-
-    def __init__(
-        self,
-        push: PushService,
-        *,
-        codes: Sequence[str],
-        relationship_between: Callable[[str, str], object | None],
-    ) -> None:
-        self._push = push
-        self._codes = frozenset(codes)
-        self._relationship_between = relationship_between
-
-    def send(self, caller: Principal, recipients: Sequence[str], code: str) -> None:
-        if not 1 <= len(recipients) <= MAX_NOTIFICATION_RECIPIENTS:
-            raise InvalidPropertyValue(
-                f"'recipients' must contain between 1 and {MAX_NOTIFICATION_RECIPIENTS} addresses."
-            )
-        if code not in self._codes:
-            raise DomainError(
-                "error.platform.validation.notification.codeDoesNotExist",
-                f"The notification code '{code}' does not exist.",
-            )
-        if any(self._relationship_between(caller.address, address) is None for address in recipients):
-            raise DomainError(
-                "error.platform.validation.notification.noRelationshipToOneOrMoreRecipientsExists",
-                "There is no relationship to one or more of the recipients.",
-            )
-        for address in dict.fromkeys(recipients):
-            self._push.to_identity(address, f"notification_{code}")

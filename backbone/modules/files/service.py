@@ -10,8 +10,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
-
 from backbone.modules.files import model
 from backbone.modules.files.events import FileOwnershipClaimed, FileOwnershipLocked, FileUploaded
 from backbone.modules.files.model import (
@@ -26,7 +24,7 @@ from backbone.modules.files.repository import FileRepository
 from backbone.platform.auth import Principal
 from backbone.platform.blobs import BlobNotFound, BlobReader, BlobStore, Readable
 from backbone.platform.clock import Clock
-from backbone.platform.db import Database, Page, Paged
+from backbone.platform.db import Connection, Database, Page, Paged
 from backbone.platform.errors import CheckQuota, Forbidden, NotFound, no_quota_check
 from backbone.platform.events import Outbox
 from backbone.platform.ids import Ids

@@ -8,7 +8,6 @@ import falcon
 
 from backbone.modules.messages.model import Message
 from backbone.modules.messages.service import MessageService
-from backbone.platform.crypto import is_valid_address
 from backbone.platform.errors import InvalidPropertyValue
 from backbone.platform.http import App, Query, send_page
 from backbone.platform.openapi import (
@@ -48,16 +47,6 @@ def render_overview(message: Message) -> dict[str, Any]:
     }
 
 
-def participant_of(query: Query, name: str = "participant") -> str:
-    """The identity address an overview is about (required)."""
-    value = query.get(name)
-    if not value:
-        raise InvalidPropertyValue(f"'{name}' must not be empty.")
-    if not is_valid_address(value):
-        raise InvalidPropertyValue(f"'{name}' is not a valid identity address.")
-    return value
-
-
 class MessagesOverviewResource:
     def __init__(self, messages: MessageService) -> None:
         self._messages = messages
@@ -71,7 +60,7 @@ class MessagesOverviewResource:
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = Query(req)
-        participant = participant_of(query)
+        participant = query.required_address("participant")
         kind = (query.get("type") or "").lower()
         if kind not in ("incoming", "outgoing"):
             raise InvalidPropertyValue("'type' must be Incoming or Outgoing.")

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from backbone.modules.identity_deletion.events import IdentityDeleted
 from backbone.modules.messages.service import MessageService
-from backbone.platform.events import EventBus, Handler, PublishedEvent
+from backbone.modules.relationships.events import RelationshipStatusChanged
+from backbone.platform.events import Handler, on
 
+MODULE = "Messages"
 _DECOMPOSED = frozenset({"DeletionProposed", "ReadyForDeletion"})
 
 
-def subscribe_message_handlers(bus: EventBus, messages: MessageService) -> None:
+def message_handlers(messages: MessageService) -> list[Handler]:
     """Hide a relationship's messages from each side that decomposes it."""
 
-    def relationship_status_changed(event: PublishedEvent) -> None:
-        if event.payload["NewStatus"] in _DECOMPOSED:
-            messages.decompose(event.payload["RelationshipId"], event.payload["Initiator"])
+    def relationship_status_changed(event: RelationshipStatusChanged) -> None:
+        if event.new_status in _DECOMPOSED:
+            messages.decompose(event.relationship_id, event.initiator)
 
-    def identity_deleted(event: PublishedEvent) -> None:
-        messages.remove_participant(event.payload["IdentityAddress"])
+    def identity_deleted(event: IdentityDeleted) -> None:
+        messages.remove_participant(event.identity_address)
 
-    bus.subscribe(Handler("Messages", "RelationshipStatusChanged", relationship_status_changed))
-    bus.subscribe(Handler("Messages", "IdentityDeleted", identity_deleted))
+    return [
+        on(MODULE, RelationshipStatusChanged, relationship_status_changed),
+        on(MODULE, IdentityDeleted, identity_deleted),
+    ]

@@ -15,8 +15,16 @@ from backbone.modules.quotas.model import (
     MetricStatus,
     QuotaPeriod,
     TierQuotaDefinition,
+    duplicate_quota,
 )
-from backbone.platform.db import Database, UtcDateTime, address_column, id_column, metadata
+from backbone.platform.db import (
+    Database,
+    UtcDateTime,
+    address_column,
+    id_column,
+    metadata,
+    violation_raises,
+)
 
 tier_quota_definitions = sa.Table(
     "tier_quota_definitions",
@@ -97,15 +105,17 @@ def _individual(row: Any) -> IndividualQuota:
 
 class QuotaRepository:
     def add_definition(self, connection: Connection, definition: TierQuotaDefinition) -> None:
-        connection.execute(
-            tier_quota_definitions.insert().values(
-                id=definition.id,
-                tier_id=definition.tier_id,
-                metric_key=definition.metric.name,
-                max=definition.max,
-                period=definition.period.value,
+        # A concurrent definition of the same metric and period passed the service's check.
+        with violation_raises(duplicate_quota):
+            connection.execute(
+                tier_quota_definitions.insert().values(
+                    id=definition.id,
+                    tier_id=definition.tier_id,
+                    metric_key=definition.metric.name,
+                    max=definition.max,
+                    period=definition.period.value,
+                )
             )
-        )
 
     def definitions_of(self, connection: Connection, tier_id: str) -> list[TierQuotaDefinition]:
         return [_definition(row) for row in connection.execute(_DEFINITIONS_OF_TIER, {"tier_id": tier_id})]
@@ -128,15 +138,16 @@ class QuotaRepository:
         connection.execute(tier_quota_definitions.delete().where(tier_quota_definitions.c.tier_id == tier_id))
 
     def add_individual(self, connection: Connection, quota: IndividualQuota) -> None:
-        connection.execute(
-            individual_quotas.insert().values(
-                id=quota.id,
-                apply_to=quota.address,
-                metric_key=quota.metric.name,
-                max=quota.max,
-                period=quota.period.value,
+        with violation_raises(duplicate_quota):
+            connection.execute(
+                individual_quotas.insert().values(
+                    id=quota.id,
+                    apply_to=quota.address,
+                    metric_key=quota.metric.name,
+                    max=quota.max,
+                    period=quota.period.value,
+                )
             )
-        )
 
     def individual_of(self, connection: Connection, address: str) -> list[IndividualQuota]:
         return [_individual(row) for row in connection.execute(_INDIVIDUAL_OF, {"owner": address})]

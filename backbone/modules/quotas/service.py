@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-
 from backbone.modules.devices.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.modules.quotas import model
 from backbone.modules.quotas.events import TierQuotaDefinitionCreated, TierQuotaDefinitionDeleted
@@ -36,9 +34,9 @@ UsageCounter = Callable[[str, datetime | None, datetime], int]
 class QuotaCheck:
     """The check a quota-limited request passes first: one lookup of the precomputed statuses."""
 
-    def __init__(self, db: Database, repository: QuotaRepository, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
-        self._repository = repository
+        self._repository = QuotaRepository()
         self._clock = clock
 
     def __call__(self, address: str, metric_keys: Sequence[str]) -> None:
@@ -104,17 +102,14 @@ class QuotaService:
         metric = model.metric_by_key(metric_key)
         model.check_max(max_)
         definition = TierQuotaDefinition(self._ids.new("TQD"), tier_id, metric, max_, period)
-        try:
-            with self._db.transaction() as connection:
-                existing = self._repository.definitions_of(connection, tier_id)
-                if any(d.metric is metric and d.period is period for d in existing):
-                    raise model.duplicate_quota()
-                self._repository.add_definition(connection, definition)
-                self._outbox.add(
-                    TierQuotaDefinitionCreated(tier_id=tier_id, tier_quota_definition_id=definition.id)
-                )
-        except IntegrityError:
-            raise model.duplicate_quota() from None
+        with self._db.transaction() as connection:
+            existing = self._repository.definitions_of(connection, tier_id)
+            if any(d.metric is metric and d.period is period for d in existing):
+                raise model.duplicate_quota()
+            self._repository.add_definition(connection, definition)
+            self._outbox.add(
+                TierQuotaDefinitionCreated(tier_id=tier_id, tier_quota_definition_id=definition.id)
+            )
         return definition
 
     def remove_tier_quota(self, tier_id: str, definition_id: str) -> None:
@@ -143,14 +138,11 @@ class QuotaService:
         metric = model.metric_by_key(metric_key)
         model.check_max(max_)
         quota = IndividualQuota(self._ids.new("QUO"), address, metric, max_, period)
-        try:
-            with self._db.transaction() as connection:
-                existing = self._repository.individual_of(connection, address)
-                if any(q.metric is metric and q.period is period for q in existing):
-                    raise model.duplicate_quota()
-                self._repository.add_individual(connection, quota)
-        except IntegrityError:
-            raise model.duplicate_quota() from None
+        with self._db.transaction() as connection:
+            existing = self._repository.individual_of(connection, address)
+            if any(q.metric is metric and q.period is period for q in existing):
+                raise model.duplicate_quota()
+            self._repository.add_individual(connection, quota)
         self.recalculate(address, [metric])
         return quota
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import falcon
 
-from backbone.modules.messages.admin_api import participant_of
 from backbone.modules.relationships.model import AuditLogReason, Relationship, RelationshipStatus
 from backbone.modules.relationships.service import RelationshipService
 from backbone.platform.http import App, Query, send_page
@@ -69,7 +68,7 @@ class RelationshipsOverviewResource:
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = Query(req)
-        participant = participant_of(query)
+        participant = query.required_address("participant")
         paged = self._relationships.overview_for(participant, query.page())
         send_page(resp, paged, lambda relationship: render_overview(relationship, participant))
 

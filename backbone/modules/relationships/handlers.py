@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
+from backbone.modules.identity_deletion.events import (
+    IdentityDeleted,
+    IdentityDeletionCancelled,
+    IdentityToBeDeleted,
+)
 from backbone.modules.relationships.service import RelationshipService
-from backbone.platform.encoding import parse_datetime
-from backbone.platform.events import EventBus, Handler, PublishedEvent
+from backbone.platform.events import Handler, on
 
 MODULE = "Relationships"
 
 
-def subscribe_relationship_handlers(
-    bus: EventBus, relationships: RelationshipService, anonymous_address: str
-) -> None:
+def relationship_handlers(relationships: RelationshipService, anonymous_address: str) -> list[Handler]:
     """Fan an identity's deletion (and its cancellation) out to its peers, one event per relationship;
     a deleted identity leaves its relationships under the anonymous address."""
 
-    def identity_to_be_deleted(event: PublishedEvent) -> None:
-        relationships.notify_peers_of_deletion(
-            event.payload["IdentityAddress"], parse_datetime(event.payload["GracePeriodEndsAt"])
-        )
+    def identity_to_be_deleted(event: IdentityToBeDeleted) -> None:
+        relationships.notify_peers_of_deletion(event.identity_address, event.grace_period_ends_at)
 
-    def identity_deletion_cancelled(event: PublishedEvent) -> None:
-        relationships.notify_peers_of_cancelled_deletion(event.payload["IdentityAddress"])
+    def identity_deleted(event: IdentityDeleted) -> None:
+        relationships.remove_identity(event.identity_address, anonymous_address)
 
-    bus.subscribe(Handler(MODULE, "IdentityToBeDeleted", identity_to_be_deleted))
-    bus.subscribe(
-        Handler(
-            MODULE,
-            "IdentityDeleted",
-            lambda event: relationships.remove_identity(event.payload["IdentityAddress"], anonymous_address),
-        )
-    )
-    bus.subscribe(Handler(MODULE, "IdentityDeletionCancelled", identity_deletion_cancelled))
+    def identity_deletion_cancelled(event: IdentityDeletionCancelled) -> None:
+        relationships.notify_peers_of_cancelled_deletion(event.identity_address)
+
+    return [
+        on(MODULE, IdentityToBeDeleted, identity_to_be_deleted),
+        on(MODULE, IdentityDeleted, identity_deleted),
+        on(MODULE, IdentityDeletionCancelled, identity_deletion_cancelled),
+    ]

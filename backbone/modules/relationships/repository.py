@@ -16,6 +16,7 @@ from backbone.modules.relationships.model import (
     Relationship,
     RelationshipStatus,
     RelationshipTemplate,
+    relationship_to_target_already_exists,
 )
 from backbone.platform.db import (
     Database,
@@ -27,6 +28,7 @@ from backbone.platform.db import (
     count_created,
     id_column,
     metadata,
+    violation_raises,
 )
 
 relationship_templates = sa.Table(
@@ -316,24 +318,26 @@ class RelationshipRepository:
 
     def add(self, connection: Connection, relationship: Relationship) -> None:
         low, high = pair(relationship.from_address, relationship.to_address)
-        connection.execute(
-            _ADD_RELATIONSHIP,
-            {
-                "id": relationship.id,
-                "relationship_template_id": relationship.relationship_template_id,
-                "from_address": relationship.from_address,
-                "to_address": relationship.to_address,
-                "pair_low": low,
-                "pair_high": high,
-                "created_at": relationship.created_at,
-                "status": relationship.status.value,
-                "from_has_decomposed": relationship.from_has_decomposed,
-                "to_has_decomposed": relationship.to_has_decomposed,
-                "creation_content": relationship.creation_content,
-                "creation_response_content": relationship.creation_response_content,
-            },
-        )
-        self._add_entries(connection, relationship.id, relationship.audit_log, 0)
+        # A concurrent request for the same pair won; the pair index refuses this one.
+        with violation_raises(relationship_to_target_already_exists):
+            connection.execute(
+                _ADD_RELATIONSHIP,
+                {
+                    "id": relationship.id,
+                    "relationship_template_id": relationship.relationship_template_id,
+                    "from_address": relationship.from_address,
+                    "to_address": relationship.to_address,
+                    "pair_low": low,
+                    "pair_high": high,
+                    "created_at": relationship.created_at,
+                    "status": relationship.status.value,
+                    "from_has_decomposed": relationship.from_has_decomposed,
+                    "to_has_decomposed": relationship.to_has_decomposed,
+                    "creation_content": relationship.creation_content,
+                    "creation_response_content": relationship.creation_response_content,
+                },
+            )
+            self._add_entries(connection, relationship.id, relationship.audit_log, 0)
 
     def _add_entries(
         self, connection: Connection, relationship_id: str, entries: Sequence[AuditLogEntry], first: int

@@ -6,9 +6,6 @@ import hmac
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
-
 from backbone.modules.relationships import model
 from backbone.modules.relationships.events import (
     PeerDeleted,
@@ -35,7 +32,7 @@ from backbone.modules.relationships.model import (
 from backbone.modules.relationships.repository import RelationshipRepository
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
-from backbone.platform.db import Database, Page, Paged
+from backbone.platform.db import Connection, Database, Page, Paged
 from backbone.platform.errors import CheckQuota, DomainError, Forbidden, NotFound, no_quota_check
 from backbone.platform.events import Outbox
 from backbone.platform.ids import Ids
@@ -210,51 +207,47 @@ class RelationshipService:
     def create(self, caller: Principal, template_id: str, creation_content: bytes | None) -> Relationship:
         """Request a relationship with the creator of a template."""
         self._check_quota(caller.address, ("NumberOfRelationships",))
-        try:
-            with self._db.transaction() as connection:
-                template = self._templates.collect(connection, caller, template_id, None)
-                if self._identity_is_active(template.created_by) is not True:
-                    raise model.peer_is_to_be_deleted()
-                if template.created_by == caller.address:
-                    raise model.cannot_create_relationship_with_yourself()
-                if self._repository.blocking_exists(connection, caller.address, template.created_by):
-                    raise model.relationship_to_target_already_exists()
-                now = self._clock.now()
-                relationship = Relationship(
-                    id=self._ids.new("REL"),
-                    relationship_template_id=template.id,
-                    from_address=caller.address,
-                    to_address=template.created_by,
-                    created_at=now,
-                    status=RelationshipStatus.Pending,
-                    from_has_decomposed=False,
-                    to_has_decomposed=False,
-                    creation_content=creation_content,
-                    creation_response_content=None,
-                    audit_log=(
-                        AuditLogEntry(
-                            id=self._ids.new("RAL"),
-                            created_at=now,
-                            created_by=caller.address,
-                            created_by_device=caller.device_id,
-                            reason=AuditLogReason.Creation,
-                            old_status=None,
-                            new_status=RelationshipStatus.Pending,
-                        ),
+        with self._db.transaction() as connection:
+            template = self._templates.collect(connection, caller, template_id, None)
+            if self._identity_is_active(template.created_by) is not True:
+                raise model.peer_is_to_be_deleted()
+            if template.created_by == caller.address:
+                raise model.cannot_create_relationship_with_yourself()
+            if self._repository.blocking_exists(connection, caller.address, template.created_by):
+                raise model.relationship_to_target_already_exists()
+            now = self._clock.now()
+            relationship = Relationship(
+                id=self._ids.new("REL"),
+                relationship_template_id=template.id,
+                from_address=caller.address,
+                to_address=template.created_by,
+                created_at=now,
+                status=RelationshipStatus.Pending,
+                from_has_decomposed=False,
+                to_has_decomposed=False,
+                creation_content=creation_content,
+                creation_response_content=None,
+                audit_log=(
+                    AuditLogEntry(
+                        id=self._ids.new("RAL"),
+                        created_at=now,
+                        created_by=caller.address,
+                        created_by_device=caller.device_id,
+                        reason=AuditLogReason.Creation,
+                        old_status=None,
+                        new_status=RelationshipStatus.Pending,
                     ),
+                ),
+            )
+            self._repository.add(connection, relationship)
+            self._outbox.add(
+                RelationshipStatusChanged(
+                    relationship_id=relationship.id,
+                    new_status=RelationshipStatus.Pending.name,
+                    initiator=caller.address,
+                    peer=template.created_by,
                 )
-                self._repository.add(connection, relationship)
-                self._outbox.add(
-                    RelationshipStatusChanged(
-                        relationship_id=relationship.id,
-                        new_status=RelationshipStatus.Pending.name,
-                        initiator=caller.address,
-                        peer=template.created_by,
-                    )
-                )
-        except IntegrityError:
-            # A concurrent request for the same pair won; the database's pair index refused this one.
-            raise model.relationship_to_target_already_exists() from None
+            )
         return relationship
 
     def count_for_quota(self, address: str, since: datetime | None, until: datetime) -> int:

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from backbone.modules.files.events import FileOwnershipClaimed, FileOwnershipLocked
+from backbone.modules.messages.events import MessageCreated
+from backbone.modules.relationships.events import (
+    PeerDeleted,
+    PeerDeletionCancelled,
+    PeerToBeDeleted,
+    RelationshipReactivationCompleted,
+    RelationshipReactivationRequested,
+    RelationshipStatusChanged,
+    RelationshipTemplateAllocationsExhausted,
+)
 from backbone.modules.synchronization.model import ExternalEventType
 from backbone.modules.synchronization.service import SynchronizationService
-from backbone.platform.events import EventBus, Handler, PublishedEvent
+from backbone.modules.tokens.events import TokenLocked
+from backbone.platform.encoding import format_datetime
+from backbone.platform.events import Handler, on
 
 MODULE = "Synchronization"
 # Messages wait while the relationship is not (yet, or no longer) active.
@@ -25,28 +38,25 @@ class ExternalEventHandlers:
         self._sync = sync
         self._relationship_status = relationship_status
 
-    def message_created(self, event: PublishedEvent) -> None:
+    def message_created(self, event: MessageCreated) -> None:
         """Tell each recipient about the message; hold it back while the relationship is not active."""
-        recipients = sorted(event.payload["Recipients"], key=lambda recipient: recipient["Address"])
+        recipients = sorted(event.recipients, key=lambda recipient: recipient.address)
         # Lock first, then read the status: a concurrent acceptance either is already visible
         # here, or its unblocking waits for these locks and then sees the new events.
-        self._sync.lock_owners([recipient["Address"] for recipient in recipients])
+        self._sync.lock_owners([recipient.address for recipient in recipients])
         for recipient in recipients:
-            relationship_id = recipient["RelationshipId"]
-            status = self._relationship_status(relationship_id)
+            status = self._relationship_status(recipient.relationship_id)
             self._sync.create_external_event(
-                recipient["Address"],
+                recipient.address,
                 ExternalEventType.MessageReceived,
-                {"id": event.payload["Id"]},
-                context=relationship_id,
+                {"id": event.id},
+                context=recipient.relationship_id,
                 blocked=status in _BLOCKING_RELATIONSHIP_STATUSES,
             )
 
-    def relationship_status_changed(self, event: PublishedEvent) -> None:
-        payload = event.payload
-        relationship_id, status = payload["RelationshipId"], payload["NewStatus"]
-        initiator, peer = payload["Initiator"], payload["Peer"]
-        participants = [initiator, peer]
+    def relationship_status_changed(self, event: RelationshipStatusChanged) -> None:
+        relationship_id, status = event.relationship_id, event.new_status
+        participants = [event.initiator, event.peer]
         self._sync.lock_owners(participants)
         if status == "Active":
             self._sync.unblock_external_events(
@@ -57,106 +67,105 @@ class ExternalEventHandlers:
                 participants, ExternalEventType.MessageReceived, relationship_id
             )
         elif status in _DECOMPOSED:
-            self._sync.delete_unsynced_external_events(initiator, relationship_id)
+            self._sync.delete_unsynced_external_events(event.initiator, relationship_id)
         if status != "ReadyForDeletion":
             self._sync.create_external_event(
-                peer,
+                event.peer,
                 ExternalEventType.RelationshipStatusChanged,
                 {"relationshipId": relationship_id},
                 context=relationship_id,
             )
 
-    def relationship_reactivation_requested(self, event: PublishedEvent) -> None:
-        relationship_id = event.payload["RelationshipId"]
+    def relationship_reactivation_requested(self, event: RelationshipReactivationRequested) -> None:
         self._sync.create_external_event(
-            event.payload["Peer"],
+            event.peer,
             ExternalEventType.RelationshipReactivationRequested,
-            {"relationshipId": relationship_id},
-            context=relationship_id,
+            {"relationshipId": event.relationship_id},
+            context=event.relationship_id,
         )
 
-    def relationship_reactivation_completed(self, event: PublishedEvent) -> None:
-        relationship_id = event.payload["RelationshipId"]
+    def relationship_reactivation_completed(self, event: RelationshipReactivationCompleted) -> None:
         self._sync.create_external_event(
-            event.payload["Peer"],
+            event.peer,
             ExternalEventType.RelationshipReactivationCompleted,
-            {"relationshipId": relationship_id},
-            context=relationship_id,
+            {"relationshipId": event.relationship_id},
+            context=event.relationship_id,
         )
 
-    def relationship_template_allocations_exhausted(self, event: PublishedEvent) -> None:
+    def relationship_template_allocations_exhausted(
+        self, event: RelationshipTemplateAllocationsExhausted
+    ) -> None:
         self._sync.create_external_event(
-            event.payload["CreatedBy"],
+            event.created_by,
             ExternalEventType.RelationshipTemplateAllocationsExhausted,
-            {"relationshipTemplateId": event.payload["RelationshipTemplateId"]},
+            {"relationshipTemplateId": event.relationship_template_id},
         )
 
-    def token_locked(self, event: PublishedEvent) -> None:
-        creator = event.payload["CreatedBy"]
-        if creator is not None:
+    def token_locked(self, event: TokenLocked) -> None:
+        if event.created_by is not None:
             self._sync.create_external_event(
-                creator, ExternalEventType.TokenLocked, {"tokenId": event.payload["TokenId"]}
+                event.created_by, ExternalEventType.TokenLocked, {"tokenId": event.token_id}
             )
 
-    def file_ownership_claimed(self, event: PublishedEvent) -> None:
+    def file_ownership_claimed(self, event: FileOwnershipClaimed) -> None:
         self._sync.create_external_event(
-            event.payload["OldOwnerAddress"],
+            event.old_owner_address,
             ExternalEventType.FileOwnershipClaimed,
-            {"fileId": event.payload["FileId"], "newOwnerAddress": event.payload["NewOwnerAddress"]},
+            {"fileId": event.file_id, "newOwnerAddress": event.new_owner_address},
         )
 
-    def file_ownership_locked(self, event: PublishedEvent) -> None:
+    def file_ownership_locked(self, event: FileOwnershipLocked) -> None:
         self._sync.create_external_event(
-            event.payload["OwnerAddress"],
-            ExternalEventType.FileOwnershipLocked,
-            {"fileId": event.payload["FileId"]},
+            event.owner_address, ExternalEventType.FileOwnershipLocked, {"fileId": event.file_id}
         )
 
-    def peer_to_be_deleted(self, event: PublishedEvent) -> None:
-        relationship_id = event.payload["RelationshipId"]
+    def peer_to_be_deleted(self, event: PeerToBeDeleted) -> None:
         self._sync.create_external_event(
-            event.payload["PeerOfIdentityToBeDeleted"],
+            event.peer_of_identity_to_be_deleted,
             ExternalEventType.PeerToBeDeleted,
-            {"relationshipId": relationship_id, "deletionDate": event.payload["GracePeriodEndsAt"]},
-            context=relationship_id,
+            {
+                "relationshipId": event.relationship_id,
+                "deletionDate": format_datetime(event.grace_period_ends_at),
+            },
+            context=event.relationship_id,
         )
 
-    def peer_deleted(self, event: PublishedEvent) -> None:
-        relationship_id = event.payload["RelationshipId"]
+    def peer_deleted(self, event: PeerDeleted) -> None:
         self._sync.create_external_event(
-            event.payload["PeerOfDeletedIdentity"],
+            event.peer_of_deleted_identity,
             ExternalEventType.PeerDeleted,
-            {"relationshipId": relationship_id},
-            context=relationship_id,
+            {"relationshipId": event.relationship_id},
+            context=event.relationship_id,
         )
 
-    def peer_deletion_cancelled(self, event: PublishedEvent) -> None:
-        relationship_id = event.payload["RelationshipId"]
+    def peer_deletion_cancelled(self, event: PeerDeletionCancelled) -> None:
         self._sync.create_external_event(
-            event.payload["PeerOfIdentityWithDeletionCancelled"],
+            event.peer_of_identity_with_deletion_cancelled,
             ExternalEventType.PeerDeletionCancelled,
-            {"relationshipId": relationship_id},
-            context=relationship_id,
+            {"relationshipId": event.relationship_id},
+            context=event.relationship_id,
         )
 
 
-def subscribe_synchronization_handlers(
-    bus: EventBus, sync: SynchronizationService, relationship_status: RelationshipStatusOf
-) -> None:
-    """Subscribe the external-event handlers (queues `Synchronization.<EventName>`)."""
+def synchronization_handlers(
+    sync: SynchronizationService, relationship_status: RelationshipStatusOf
+) -> list[Handler]:
+    """The external-event handlers (queues `Synchronization.<EventName>`)."""
     handlers = ExternalEventHandlers(sync, relationship_status)
-    reactions = {
-        "MessageCreated": handlers.message_created,
-        "RelationshipStatusChanged": handlers.relationship_status_changed,
-        "RelationshipReactivationRequested": handlers.relationship_reactivation_requested,
-        "RelationshipReactivationCompleted": handlers.relationship_reactivation_completed,
-        "RelationshipTemplateAllocationsExhausted": handlers.relationship_template_allocations_exhausted,
-        "TokenLocked": handlers.token_locked,
-        "FileOwnershipClaimed": handlers.file_ownership_claimed,
-        "FileOwnershipLocked": handlers.file_ownership_locked,
-        "PeerToBeDeleted": handlers.peer_to_be_deleted,
-        "PeerDeletionCancelled": handlers.peer_deletion_cancelled,
-        "PeerDeleted": handlers.peer_deleted,
-    }
-    for event_name, handle in reactions.items():
-        bus.subscribe(Handler(MODULE, event_name, handle))
+    return [
+        on(MODULE, MessageCreated, handlers.message_created),
+        on(MODULE, RelationshipStatusChanged, handlers.relationship_status_changed),
+        on(MODULE, RelationshipReactivationRequested, handlers.relationship_reactivation_requested),
+        on(MODULE, RelationshipReactivationCompleted, handlers.relationship_reactivation_completed),
+        on(
+            MODULE,
+            RelationshipTemplateAllocationsExhausted,
+            handlers.relationship_template_allocations_exhausted,
+        ),
+        on(MODULE, TokenLocked, handlers.token_locked),
+        on(MODULE, FileOwnershipClaimed, handlers.file_ownership_claimed),
+        on(MODULE, FileOwnershipLocked, handlers.file_ownership_locked),
+        on(MODULE, PeerToBeDeleted, handlers.peer_to_be_deleted),
+        on(MODULE, PeerDeletionCancelled, handlers.peer_deletion_cancelled),
+        on(MODULE, PeerDeleted, handlers.peer_deleted),
+    ]

@@ -20,6 +20,7 @@ from backbone.modules.synchronization.model import (
     ModificationType,
     SyncRun,
     SyncRunType,
+    another_sync_run_is_running,
 )
 from backbone.platform.db import (
     Database,
@@ -30,6 +31,7 @@ from backbone.platform.db import (
     address_column,
     id_column,
     metadata,
+    violation_raises,
 )
 
 # One row per identity: the next free indexes, and the lock that serialises sync runs,
@@ -355,20 +357,23 @@ class SynchronizationRepository:
         return None if row is None else _sync_run(row)
 
     def add_sync_run(self, connection: Connection, run: SyncRun, event_ids: Sequence[str]) -> None:
-        connection.execute(
-            _ADD_SYNC_RUN,
-            {
-                "id": run.id,
-                "type": run.type.value,
-                "expires_at": run.expires_at,
-                "index": run.index,
-                "created_at": run.created_at,
-                "created_by": run.created_by,
-                "created_by_device": run.created_by_device,
-                "finalized_at": None,
-                "event_count": run.event_count,
-            },
-        )
+        # A unique index (one open run, or the run index, per identity) refused a racing start;
+        # the identity's lock prevents that, the original answers it the same way.
+        with violation_raises(another_sync_run_is_running):
+            connection.execute(
+                _ADD_SYNC_RUN,
+                {
+                    "id": run.id,
+                    "type": run.type.value,
+                    "expires_at": run.expires_at,
+                    "index": run.index,
+                    "created_at": run.created_at,
+                    "created_by": run.created_by,
+                    "created_by_device": run.created_by_device,
+                    "finalized_at": None,
+                    "event_count": run.event_count,
+                },
+            )
         if event_ids:
             connection.execute(_ASSIGN_EVENTS_TO_RUN, {"event_ids": list(event_ids), "run_id": run.id})
 

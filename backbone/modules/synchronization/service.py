@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from backbone.modules.synchronization import model
 from backbone.modules.synchronization.events import DatawalletModified, ExternalEventCreated
 from backbone.modules.synchronization.model import (
@@ -79,17 +77,6 @@ class SynchronizationService:
                 return None
         elif not self._identity_is_active(owner):
             raise model.identity_to_be_deleted()
-        try:
-            return self._start_sync_run(caller, run_type, duration, supported_version)
-        except IntegrityError:
-            # A unique index (one open run, or the run index, per identity) refused a racing start;
-            # the identity's lock prevents that, the original answers it the same way.
-            raise model.another_sync_run_is_running() from None
-
-    def _start_sync_run(
-        self, caller: Principal, run_type: SyncRunType, duration: timedelta, supported_version: int
-    ) -> SyncRun | None:
-        owner = caller.address
         with self._db.transaction() as connection:
             counters = self._repository.lock_owner(connection, owner)
             datawallet = self._repository.find_datawallet(connection, owner)

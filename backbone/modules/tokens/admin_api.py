@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import falcon
 
-from backbone.modules.messages.admin_api import participant_of
 from backbone.modules.tokens.consumer_api import TOKEN, render_token
 from backbone.modules.tokens.service import TokenService
 from backbone.platform.http import App, Query, checked_id, no_content, send_page
@@ -27,7 +26,7 @@ class TokensOverviewResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = Query(req)
         send_page(
-            resp, self._tokens.created_by(participant_of(query, "createdBy"), query.page()), render_token
+            resp, self._tokens.created_by(query.required_address("createdBy"), query.page()), render_token
         )
 
 

@@ -7,8 +7,6 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
-
 from backbone.modules.tokens import model
 from backbone.modules.tokens.events import TokenCreated, TokenLocked
 from backbone.modules.tokens.model import (
@@ -20,7 +18,7 @@ from backbone.modules.tokens.model import (
 from backbone.modules.tokens.repository import TokenRepository
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
-from backbone.platform.db import Database, Page, Paged
+from backbone.platform.db import Connection, Database, Page, Paged
 from backbone.platform.errors import CheckQuota, Forbidden, NotFound, no_quota_check
 from backbone.platform.events import Outbox
 from backbone.platform.ids import Ids

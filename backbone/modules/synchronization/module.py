@@ -1,0 +1,30 @@
+"""The synchronization module in the backbone: its service, its handlers and its routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from backbone.modules.synchronization.consumer_api import add_synchronization_routes
+from backbone.modules.synchronization.handlers import RelationshipStatusOf, synchronization_handlers
+from backbone.modules.synchronization.repository import SynchronizationRepository
+from backbone.modules.synchronization.service import SynchronizationService
+from backbone.platform.modules import ModuleConfig
+
+
+def include_synchronization(
+    config: ModuleConfig,
+    *,
+    identity_is_active: Callable[[str], bool],
+    relationship_status: RelationshipStatusOf,
+) -> SynchronizationService:
+    synchronization = SynchronizationService(
+        config.db,
+        SynchronizationRepository(config.db),
+        config.outbox,
+        config.clock,
+        config.ids,
+        identity_is_active=identity_is_active,
+    )
+    config.subscribe(synchronization_handlers(synchronization, relationship_status))
+    config.add_consumer_routes(lambda app: add_synchronization_routes(app, synchronization))
+    return synchronization
