@@ -634,3 +634,51 @@ def test_deletion_processes_of_an_identity_with_their_audit_logs(
         admin.get(f"/api/v1/Identities/{unknown}/DeletionProcesses"), 404, "error.platform.recordNotFound"
     )
     assert admin.get(f"/api/v1/Identities/{unknown}/DeletionProcesses/AuditLogs").json["result"] == []
+
+
+def test_an_operator_starts_a_deletion_the_owner_sees_and_can_cancel(
+    admin: AdminClient, api: testing.TestClient, services: Services
+) -> None:
+    alice, bob = onboard(api), onboard(api)
+    relate(alice, bob)
+    base = f"/api/v1/Identities/{alice.address}/DeletionProcesses"
+    started = admin.post(base, json={"lengthOfGracePeriodInDays": 7})
+    assert started.status_code == 201, started.text
+    process = started.json["result"]
+    assert process["status"] == "Active"
+    assert process["approvedByDevice"] is None
+    assert [(e["messageKey"], e["oldStatus"], e["newStatus"]) for e in process["auditLog"]] == [
+        ("StartedBySupport", None, "Active")
+    ]
+    assert process["gracePeriodEndsAt"] == format_datetime(services.clock.now() + timedelta(days=7))
+    # The same rules as a start by the owner: queued for deletion, one open process at a time.
+    assert admin.get(f"/api/v1/Identities/{alice.address}").json["result"]["tierId"] == QFD
+    assert_error(admin.post(base), 400, DEVICE + "onlyOneActiveDeletionProcessAllowed")
+    assert_error(
+        alice.post("/api/v2/Identities/Self/DeletionProcesses", json={}),
+        400,
+        DEVICE + "onlyOneActiveDeletionProcessAllowed",
+    )
+    assert [event["IdentityAddress"] for event in events_named(services, "IdentityToBeDeleted")] == [
+        alice.address
+    ]
+    assert [event["PeerOfIdentityToBeDeleted"] for event in events_named(services, "PeerToBeDeleted")] == [
+        bob.address
+    ]
+
+    # The owner sees it without a creating device, and cancels it as its own.
+    own = alice.get("/api/v2/Identities/Self/DeletionProcesses").json["result"]
+    assert [(p["id"], p["createdByDevice"]) for p in own] == [(process["id"], None)]
+    cancelled = alice.put(f"/api/v2/Identities/Self/DeletionProcesses/{process['id']}/Cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert admin.get(f"/api/v1/Identities/{alice.address}").json["result"]["tierId"] != QFD
+
+    assert_error(
+        admin.post(base, json={"lengthOfGracePeriodInDays": -1}),
+        400,
+        "error.platform.validation.invalidPropertyValue",
+    )
+    unknown = "did:e:localhost:dids:0000000000000000000000"
+    assert_error(
+        admin.post(f"/api/v1/Identities/{unknown}/DeletionProcesses"), 404, "error.platform.recordNotFound"
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 import falcon
 
+from backbone.modules.identity_deletion.consumer_api import GRACE_PERIOD_BODY, read_grace_period
 from backbone.modules.identity_deletion.model import (
     DeletionAuditEntry,
     DeletionAuditMessage,
@@ -13,8 +14,7 @@ from backbone.modules.identity_deletion.model import (
     DeletionProcessStatus,
 )
 from backbone.modules.identity_deletion.service import DeletionProcessService
-from backbone.platform.errors import NotFound
-from backbone.platform.http import App, checked_id, send
+from backbone.platform.http import App, checked_id, read_json, send
 from backbone.platform.openapi import (
     address,
     array,
@@ -93,6 +93,18 @@ class IdentityDeletionProcessesResource:
         found = self._processes.processes_of_identity(address)
         send(resp, [render_deletion_process_details(process, log) for process, log in found])
 
+    @describe(
+        "Start deleting an identity (after a grace period, default 14 days; its owner can cancel it)",
+        {201: envelope(DELETION_PROCESS_DETAILS)},
+        body=GRACE_PERIOD_BODY,
+        body_required=False,
+        path={"address": address()},
+        tags=IDENTITIES,
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, address: str) -> None:
+        started = self._processes.start_by_operator(address, read_grace_period(read_json(req)))
+        send(resp, render_deletion_process_details(*self._processes.details(address, started.id)), 201)
+
 
 class IdentityDeletionProcessResource:
     def __init__(self, processes: DeletionProcessService) -> None:
@@ -105,12 +117,8 @@ class IdentityDeletionProcessResource:
         tags=IDENTITIES,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, address: str, id: str) -> None:
-        process_id = checked_id(id, "IDP")
-        for process, log in self._processes.processes_of_identity(address):
-            if process.id == process_id:
-                send(resp, render_deletion_process_details(process, log))
-                return
-        raise NotFound("IdentityDeletionProcess")
+        details = self._processes.details(address, checked_id(id, "IDP"))
+        send(resp, render_deletion_process_details(*details))
 
 
 class IdentityDeletionAuditLogsResource:

@@ -15,7 +15,7 @@ from backbone.modules.identity_deletion.model import (
     DeletionProcessStatus,
 )
 from backbone.modules.identity_deletion.service import DeletionProcessService
-from backbone.platform.http import App, Query, checked_id, principal_of, read_json, send
+from backbone.platform.http import App, JsonObject, Query, checked_id, principal_of, read_json, send
 from backbone.platform.openapi import (
     ERROR,
     array,
@@ -37,7 +37,7 @@ DELETION_PROCESS = obj(
         "id": string(),
         "status": enum(*(status.name for status in DeletionProcessStatus)),
         "createdAt": timestamp(),
-        "createdByDevice": string(),
+        "createdByDevice": nullable(string()),
         "approvedAt": nullable(timestamp()),
         "approvedByDevice": nullable(string()),
         "gracePeriodEndsAt": nullable(timestamp()),
@@ -47,6 +47,16 @@ DELETION_PROCESS = obj(
     }
 )
 DELETION_PROCESS_ID = {"id": identifier("IDP")}
+GRACE_PERIOD_BODY = obj(
+    {"lengthOfGracePeriodInDays": integer(minimum=0, maximum=MAX_GRACE_PERIOD_DAYS)},
+    optional=["lengthOfGracePeriodInDays"],
+)
+
+
+def read_grace_period(body: JsonObject) -> timedelta:
+    """`lengthOfGracePeriodInDays` of a new deletion process (14 days when left out)."""
+    days = body.integer("lengthOfGracePeriodInDays", required=False, minimum=0, maximum=MAX_GRACE_PERIOD_DAYS)
+    return DEFAULT_GRACE_PERIOD if days is None else timedelta(days=days)
 
 
 def render_deletion_process(process: DeletionProcess) -> dict[str, Any]:
@@ -74,18 +84,12 @@ class DeletionProcessesResource:
     @describe(
         "Start deleting the caller's identity (after a grace period, default 14 days)",
         {201: envelope(DELETION_PROCESS), 400: ERROR},
-        body=obj(
-            {"lengthOfGracePeriodInDays": integer(minimum=0, maximum=MAX_GRACE_PERIOD_DAYS)},
-            optional=["lengthOfGracePeriodInDays"],
-        ),
+        body=GRACE_PERIOD_BODY,
         body_required=False,
         tags=TAGS,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        days = read_json(req).integer(
-            "lengthOfGracePeriodInDays", required=False, minimum=0, maximum=MAX_GRACE_PERIOD_DAYS
-        )
-        grace_period = DEFAULT_GRACE_PERIOD if days is None else timedelta(days=days)
+        grace_period = read_grace_period(read_json(req))
         send(resp, render_deletion_process(self._processes.start(principal_of(req), grace_period)), 201)
 
     @describe(

@@ -25,6 +25,8 @@ class DeletionAuditMessage(Enum):
     """The message keys of the deletion audit log (the jobs add the later ones)."""
 
     StartedByOwner = "StartedByOwner"
+    # An operator started it (Admin API or UI); the original's key from when support could.
+    StartedBySupport = "StartedBySupport"
     CancelledByOwner = "CancelledByOwner"
     GracePeriodReminder1Sent = "GracePeriodReminder1Sent"
     GracePeriodReminder2Sent = "GracePeriodReminder2Sent"
@@ -52,7 +54,8 @@ class DeletionProcess:
     identity_address: str
     status: DeletionProcessStatus
     created_at: datetime
-    created_by_device: str
+    # None when an operator started the process.
+    created_by_device: str | None
     grace_period_ends_at: datetime
     cancelled_at: datetime | None = None
     cancelled_by_device: str | None = None

@@ -36,7 +36,8 @@ identity_deletion_processes = sa.Table(
     address_column("identity_address", nullable=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
-    id_column("created_by_device", nullable=False),
+    # Empty when an operator started the process.
+    id_column("created_by_device"),
     sa.Column("cancelled_at", UtcDateTime),
     id_column("cancelled_by_device"),
     sa.Column("grace_period_ends_at", UtcDateTime, nullable=False),

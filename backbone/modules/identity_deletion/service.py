@@ -34,7 +34,8 @@ from backbone.platform.ids import Ids, is_valid_id
 
 
 class DeletionProcessService:
-    """An identity's deletion processes: started and cancelled by the identity itself."""
+    """An identity's deletion processes: started by the identity itself or by an operator, cancelled
+    by the identity."""
 
     def __init__(
         self,
@@ -54,28 +55,40 @@ class DeletionProcessService:
 
     def start(self, caller: Principal, grace_period: timedelta = DEFAULT_GRACE_PERIOD) -> DeletionProcess:
         """Queue the caller's identity for deletion after the grace period."""
+        return self._start(
+            caller.address, caller.device_id, DeletionAuditMessage.StartedByOwner, grace_period
+        )
+
+    def start_by_operator(
+        self, address: str, grace_period: timedelta = DEFAULT_GRACE_PERIOD
+    ) -> DeletionProcess:
+        """Queue an identity for deletion on an operator's word (Admin API, Admin UI): no device
+        started it, and the owner can cancel it during the grace period as its own."""
+        return self._start(address, None, DeletionAuditMessage.StartedBySupport, grace_period)
+
+    def _start(
+        self, address: str, device_id: str | None, message: DeletionAuditMessage, grace_period: timedelta
+    ) -> DeletionProcess:
         now = self._clock.now()
         process = DeletionProcess(
             id=self._ids.new("IDP"),
-            identity_address=caller.address,
+            identity_address=address,
             status=DeletionProcessStatus.Active,
             created_at=now,
-            created_by_device=caller.device_id,
+            created_by_device=device_id,
             grace_period_ends_at=now + grace_period,
         )
         with self._db.transaction() as connection:
             # The identity's row lock orders concurrent starts and cancellations.
-            self._identities.get_for_update(caller.address)
-            if self._processes.open_process_exists(connection, caller.address):
+            self._identities.get_for_update(address)
+            if self._processes.open_process_exists(connection, address):
                 raise model.only_one_active_deletion_process_allowed()
             self._processes.add(connection, process)
-            self._audit(
-                connection, caller, process.id, DeletionAuditMessage.StartedByOwner, None, process.status
-            )
-            self._identities.queue_for_deletion(caller.address, process.grace_period_ends_at)
+            self._audit(connection, address, device_id, process.id, message, None, process.status)
+            self._identities.queue_for_deletion(address, process.grace_period_ends_at)
             self._outbox.add(
                 IdentityToBeDeleted(
-                    identity_address=caller.address, grace_period_ends_at=process.grace_period_ends_at
+                    identity_address=address, grace_period_ends_at=process.grace_period_ends_at
                 )
             )
         return process
@@ -106,7 +119,8 @@ class DeletionProcessService:
             self._processes.cancel(connection, process.id, caller.device_id, now)
             self._audit(
                 connection,
-                caller,
+                caller.address,
+                caller.device_id,
                 process.id,
                 DeletionAuditMessage.CancelledByOwner,
                 process.status,
@@ -153,6 +167,13 @@ class DeletionProcessService:
             for process in processes
         ]
 
+    def details(self, address: str, process_id: str) -> tuple[DeletionProcess, list[DeletionAuditEntry]]:
+        """One deletion process of an identity with its audit entries, for operators."""
+        for process, log in self.processes_of_identity(address):
+            if process.id == process_id:
+                return process, log
+        raise NotFound("IdentityDeletionProcess")
+
     def audit_entries_of_identity(self, address: str) -> list[DeletionAuditEntry]:
         """Every audit entry about an identity, also after its deletion (found by its address hash)."""
         with self._db.read() as connection:
@@ -161,7 +182,8 @@ class DeletionProcessService:
     def _audit(
         self,
         connection: Connection,
-        caller: Principal,
+        address: str,
+        device_id: str | None,
         process_id: str,
         message: DeletionAuditMessage,
         old: DeletionProcessStatus | None,
@@ -176,8 +198,8 @@ class DeletionProcessService:
                 message_key=message,
                 old_status=old,
                 new_status=new,
-                identity_address_hash=audit_hash(caller.address),
-                device_id_hash=audit_hash(caller.device_id),
+                identity_address_hash=audit_hash(address),
+                device_id_hash=None if device_id is None else audit_hash(device_id),
             ),
         )
 
