@@ -1,13 +1,15 @@
 """The Admin API: create_admin_app(services), and the gunicorn entry.
 
 Operators only: every route needs the `X-API-KEY` header, and unsafe methods the anti-forgery
-cookie/header pair from `GET /api/v1/xsrf`. The gateway never routes to this process.
+cookie/header pair from `GET /api/v1/xsrf`; the Admin UI's pages under /ui/ take the key on a
+sign-in form instead (`backbone/admin_ui/`). The gateway never routes to this process.
 """
 
 from __future__ import annotations
 
 import falcon
 
+from backbone.admin_ui.routes import UI_ROUTES, add_admin_ui
 from backbone.platform.admin_auth import (
     API_KEY_HEADER,
     XSRF_COOKIE,
@@ -45,7 +47,8 @@ from backbone.settings import Settings
 from backbone.wiring import Services, build_services
 
 OPENAPI_PATH = "/docs/v1/openapi.json"
-HIDDEN_ROUTES = ("/health", "/metrics")
+# Infrastructure, and the Admin UI's pages (`GET /` leads to them): not operations of the API.
+HIDDEN_ROUTES = ("/health", "/metrics", *UI_ROUTES)
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ADMIN_SECURITY = Security(
     schemes={
@@ -131,6 +134,7 @@ def create_admin_app(services: Services) -> App:
     app.add_route("/api/v1/ValidateApiKey", ValidateApiKeyResource(keys))
     for add_routes in services.admin_routes:
         add_routes(app)
+    add_admin_ui(app, services, keys)
     app.add_route("/health", HealthResource(services.health))
     if services.metrics is not None:
         app.add_route("/metrics", MetricsResource(services.metrics))

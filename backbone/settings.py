@@ -51,6 +51,10 @@ class Settings:
     max_unreceived_messages_from_one_sender: int = 20
     # Empty: development only, where any key is accepted; `serve-admin` refuses it elsewhere.
     admin_api_key: str = field(default="", repr=False)
+    # The Admin UI: how long a sign-in lasts; wrong keys per client address before it waits.
+    admin_ui_session_lifetime_s: int = 1800
+    admin_ui_max_failed_sign_ins: int = 3
+    admin_ui_lockout_s: int = 60
     blob_store: str = "local"
     blob_dir: Path | None = None
     s3_endpoint: str = ""
@@ -191,6 +195,11 @@ class Settings:
                 "MAX_UNRECEIVED_MESSAGES_FROM_ONE_SENDER", 20, 1, 100
             ),
             admin_api_key=read.text("ADMIN_API_KEY", ""),
+            admin_ui_session_lifetime_s=read.integer("ADMIN_UI_SESSION_LIFETIME_S", 1800, 60, 86_400),
+            admin_ui_max_failed_sign_ins=read.integer("ADMIN_UI_MAX_FAILED_SIGN_INS", 3, 1, 1000),
+            admin_ui_lockout_s=read.integer(
+                "ADMIN_UI_LOCKOUT_S", 60 if environment == DEVELOPMENT else 600, 0, 86_400
+            ),
             blob_store=blob_store,
             blob_dir=Path(blob_dir) if blob_dir else None,
             s3_endpoint=s3_endpoint,

@@ -144,6 +144,10 @@ class DeletionProcessRepository:
         )
         return connection.execute(statement.limit(1)).first() is not None
 
+    def count_by_status(self, connection: Connection) -> dict[DeletionProcessStatus, int]:
+        statement = sa.select(_processes.c.status, sa.func.count()).group_by(_processes.c.status)
+        return {DeletionProcessStatus(status): count for status, count in connection.execute(statement)}
+
     def cancel(self, connection: Connection, process_id: str, by_device: str, at: datetime) -> None:
         connection.execute(
             _processes.update()

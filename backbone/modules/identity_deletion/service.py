@@ -174,6 +174,12 @@ class DeletionProcessService:
                 return process, log
         raise NotFound("IdentityDeletionProcess")
 
+    def count_by_status(self) -> dict[DeletionProcessStatus, int]:
+        """How many processes are in each status (every status, zero included), for operators."""
+        with self._db.read() as connection:
+            counts = self._processes.count_by_status(connection)
+        return {status: counts.get(status, 0) for status in DeletionProcessStatus}
+
     def audit_entries_of_identity(self, address: str) -> list[DeletionAuditEntry]:
         """Every audit entry about an identity, also after its deletion (found by its address hash)."""
         with self._db.read() as connection:

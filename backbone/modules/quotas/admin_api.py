@@ -58,7 +58,7 @@ def render_limit(limit: QuotaLimit) -> dict[str, Any]:
     }
 
 
-def _read_quota(body: JsonObject) -> tuple[str, int, QuotaPeriod]:
+def read_new_quota(body: JsonObject) -> tuple[str, int, QuotaPeriod]:
     max_ = body.integer("max")
     assert max_ is not None
     return body.required_text("metricKey"), max_, body.choice("period", QuotaPeriod)
@@ -85,7 +85,7 @@ class TierQuotasResource:
         tags=TAGS,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, tierId: str) -> None:
-        metric_key, max_, period = _read_quota(read_json(req, required=True))
+        metric_key, max_, period = read_new_quota(read_json(req, required=True))
         definition = self._quotas.define_tier_quota(
             checked_id(tierId, "TIR", "tierId"), metric_key, max_, period
         )
@@ -121,7 +121,7 @@ class IdentityQuotasResource:
         tags=TAGS,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, address: str) -> None:
-        metric_key, max_, period = _read_quota(read_json(req, required=True))
+        metric_key, max_, period = read_new_quota(read_json(req, required=True))
         send(resp, render_quota(self._quotas.add_individual_quota(address, metric_key, max_, period)), 201)
 
 
