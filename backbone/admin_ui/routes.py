@@ -14,7 +14,7 @@ from backbone.admin_ui.identities import IdentitiesPage, IdentityDeletionPage, I
 from backbone.admin_ui.overview import OverviewPage
 from backbone.admin_ui.protection import UI_PREFIX, UiProtection
 from backbone.admin_ui.rendering import Renderer, see_other
-from backbone.admin_ui.security import Sessions, SignInThrottle, derive_key
+from backbone.admin_ui.security import SignInThrottle, derive_key, ui_sessions
 from backbone.admin_ui.static_files import PageNotFound, StaticFile
 from backbone.admin_ui.tiers import (
     TierDeletionPage,
@@ -65,12 +65,7 @@ def add_admin_ui(app: App, services: Services, keys: ApiKeys) -> None:
     settings, clock = services.settings, services.clock
     # Only in development mode can the key be empty; every page then says that any key signs in.
     renderer = Renderer(any_key_signs_in=not settings.admin_api_key)
-    sessions = Sessions(
-        derive_key(services.xsrf_key, b"session"),
-        timedelta(seconds=settings.admin_ui_session_lifetime_s),
-        clock,
-        XsrfTokens(derive_key(services.xsrf_key, b"forms")),
-    )
+    sessions = ui_sessions(services.xsrf_key, timedelta(seconds=settings.admin_ui_session_lifetime_s), clock)
     sign_in_xsrf = XsrfTokens(derive_key(services.xsrf_key, b"sign-in"))
     throttle = SignInThrottle(
         settings.admin_ui_max_failed_sign_ins, timedelta(seconds=settings.admin_ui_lockout_s), clock

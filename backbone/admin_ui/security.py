@@ -121,6 +121,16 @@ class Sessions:
         return self._lifetime
 
 
+def ui_sessions(admin_xsrf_key: bytes, lifetime: timedelta, clock: Clock) -> Sessions:
+    """The sessions of every worker and node that shares the Admin API's anti-forgery key."""
+    return Sessions(
+        derive_key(admin_xsrf_key, b"session"),
+        lifetime,
+        clock,
+        XsrfTokens(derive_key(admin_xsrf_key, b"forms")),
+    )
+
+
 @dataclass
 class _Failures:
     count: int = 0

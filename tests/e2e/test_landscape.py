@@ -264,7 +264,7 @@ def test_every_node_process_keeps_to_the_landscape_cores_apart_from_the_load_gen
             assert os.sched_getaffinity(0) == set(spread["load_generator_cores"])
 
 
-def test_the_gateway_hides_metrics_health_and_the_admin_api(spread: dict[str, Any]) -> None:
+def test_the_gateway_hides_metrics_health_and_the_admin_api_and_ui(spread: dict[str, Any]) -> None:
     gateway = spread["gateway_urls"][0]
     key = {"X-API-KEY": spread["admin_api_key"]}
     for path in (
@@ -274,6 +274,9 @@ def test_the_gateway_hides_metrics_health_and_the_admin_api(spread: dict[str, An
         "/api/v1/Tiers",
         "/odata/Identities",
         "/api/v1/xsrf",
+        "/",
+        "/ui/",
+        "/ui/sign-in",
     ):
         status, body = request(f"{gateway}{path}", headers=key)
         assert status == 404, path
