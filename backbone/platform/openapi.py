@@ -202,7 +202,7 @@ def build_document(
 ) -> Schema:
     """Build the OpenAPI 3.1 document of every route of `app`, except the `hidden` templates.
 
-    Hidden are only infrastructure routes (health, metrics) that are not part of the API.
+    Hidden are only routes that are not part of the API: infrastructure (health, metrics) and pages.
     """
     router = app._router
     if not isinstance(router, CaseInsensitiveRouter):

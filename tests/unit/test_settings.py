@@ -189,3 +189,38 @@ def test_bad_bus_settings_are_all_reported_at_once() -> None:
     assert "hunter2" not in problems
     assert "BACKBONE_RABBITMQ_EXCHANGE" in problems
     assert "BACKBONE_RABBITMQ_PREFETCH: 0 is outside 1..1000" in problems
+
+
+def test_the_admin_ui_settings_have_defaults_like_device_log_ins_and_bounds() -> None:
+    development = Settings.from_env({})
+    assert development.admin_ui_session_lifetime_s == 1800
+    assert development.admin_ui_max_failed_sign_ins == 3
+    assert development.admin_ui_lockout_s == 60
+    production = Settings.from_env(
+        {"BACKBONE_DATABASE_URL": "postgresql://db/backbone", "BACKBONE_JWT_SIGNING_KEY": "k" * 32}
+    )
+    assert production.admin_ui_lockout_s == 600
+    chosen = Settings.from_env(
+        {
+            "BACKBONE_ADMIN_UI_SESSION_LIFETIME_S": "600",
+            "BACKBONE_ADMIN_UI_MAX_FAILED_SIGN_INS": "5",
+            "BACKBONE_ADMIN_UI_LOCKOUT_S": "0",
+        }
+    )
+    assert (
+        chosen.admin_ui_session_lifetime_s,
+        chosen.admin_ui_max_failed_sign_ins,
+        chosen.admin_ui_lockout_s,
+    ) == (
+        600,
+        5,
+        0,
+    )
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(
+            {"BACKBONE_ADMIN_UI_SESSION_LIFETIME_S": "10", "BACKBONE_ADMIN_UI_MAX_FAILED_SIGN_INS": "0"}
+        )
+    assert refused.value.problems == [
+        "BACKBONE_ADMIN_UI_SESSION_LIFETIME_S: 10 is outside 60..86400",
+        "BACKBONE_ADMIN_UI_MAX_FAILED_SIGN_INS: 0 is outside 1..1000",
+    ]
