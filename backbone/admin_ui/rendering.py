@@ -104,12 +104,12 @@ class Renderer:
         resp: falcon.Response,
         template: str,
         *,
-        status: int = 200,
         error: DomainError | None = None,
         **context: Any,
     ) -> None:
+        """Render the template; a page that shows an error answers with the error's status."""
         session = getattr(req.context, "ui_session", None)
-        resp.status = status if error is None else error.status
+        resp.status = 200 if error is None else error.status
         resp.content_type = HTML
         resp.text = self._environment.get_template(template).render(
             signed_in=session is not None,

@@ -15,7 +15,7 @@ from backbone.admin_ui.overview import OverviewPage
 from backbone.admin_ui.protection import UI_PREFIX, UiProtection
 from backbone.admin_ui.rendering import Renderer, see_other
 from backbone.admin_ui.security import SignInThrottle, derive_key, ui_sessions
-from backbone.admin_ui.static_files import PageNotFound, StaticFile
+from backbone.admin_ui.static_files import NotFoundSink, StaticFile
 from backbone.admin_ui.tiers import (
     TierDeletionPage,
     TierPage,
@@ -96,4 +96,4 @@ def add_admin_ui(app: App, services: Services, keys: ApiKeys) -> None:
     }
     for template in UI_ROUTES:
         app.add_route(template, pages[template])
-    app.add_sink(PageNotFound(renderer), prefix=re.compile(f"^{UI_PREFIX}(/|$)"))
+    app.add_sink(NotFoundSink(renderer), prefix=re.compile(f"^{UI_PREFIX}(/|$)"))

@@ -16,10 +16,11 @@ STATIC_FILES = {
 }
 
 
-def page_not_found() -> DomainError:
-    error = DomainError("error.platform.routeNotFound", "There is no page at this address.")
-    error.status = 404
-    return error
+class NoSuchPage(DomainError):
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("error.platform.routeNotFound", "There is no page at this address.")
 
 
 class StaticFile(Page):
@@ -39,16 +40,16 @@ class StaticFile(Page):
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         found = self._files.get(name)
         if found is None:
-            self._renderer.page(req, resp, "refused.html", error=page_not_found())
+            self._renderer.page(req, resp, "refused.html", error=NoSuchPage())
             return
         resp.content_type, resp.data = found
 
 
-class PageNotFound:
+class NotFoundSink:
     """The sink of every other path under /ui/: a page that says so, in the UI's frame."""
 
     def __init__(self, renderer: Renderer) -> None:
         self._renderer = renderer
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
-        self._renderer.page(req, resp, "refused.html", error=page_not_found())
+        self._renderer.page(req, resp, "refused.html", error=NoSuchPage())
