@@ -1,0 +1,141 @@
+"""CPU budgets on this machine's cgroup hierarchy (v1 here and in CI: `cpu` and `cpuacct` mounted
+apart), and the private PostgreSQL server a landscape starts.
+
+- a busy loop that joined a 0.25-core group in its fork hook uses 0.15 to 0.30 cores by the group's
+  own counter, is throttled, and its group is removed once it has stopped;
+- the private server takes the profile's settings and, as root, runs as the `postgres` user;
+- a port in use is one clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from testbed.landscape import budgets
+from testbed.landscape.budgets import CpuGroup, find_hierarchy
+from testbed.landscape.cpu import confine
+from testbed.landscape.postgres import (
+    PostgresCluster,
+    PostgresError,
+    ServerSettings,
+    cluster_account,
+    new_cluster_directory,
+    postgres_bin_dir,
+    private_postgres_cluster,
+)
+from tests.helpers.services import unavailable
+
+MEASURE_S = 3.0
+
+
+@pytest.fixture
+def group() -> Iterator[CpuGroup]:
+    hierarchy = find_hierarchy()
+    if hierarchy is None:
+        unavailable("no cgroup hierarchy with the cpu controller is writable here (run as root)")
+    made = hierarchy.group(f"testbed-test-{os.getpid()}-busy", "node1", 0.25, 100_000)
+    budgets.create(made)
+    try:
+        yield made
+    finally:
+        budgets.lift(made)
+        budgets.remove(made)
+
+
+def test_a_busy_loop_in_a_quarter_core_group_uses_a_quarter_core_and_is_throttled(group: CpuGroup) -> None:
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"], preexec_fn=confine((), (group,)), start_new_session=True
+    )
+    try:
+        budgets.enforce(group)
+        time.sleep(0.5)  # past the first periods
+        before, started = budgets.read_usage(group), time.monotonic()
+        time.sleep(MEASURE_S)
+        after, elapsed_s = budgets.read_usage(group), time.monotonic() - started
+        assert budgets.group_pids(group) == [busy.pid]
+    finally:
+        busy.kill()
+        busy.wait()
+    cores = (after.used_s - before.used_s) / elapsed_s
+    periods = after.periods - before.periods
+    throttled = after.throttled_periods - before.throttled_periods
+    print(
+        f"\n{group.mechanism}: a busy loop with a 0.25-core budget used {cores:.3f} cores; "
+        f"throttled in {throttled} of {periods} periods"
+    )
+    assert 0.15 <= cores <= 0.30
+    assert throttled >= periods * 0.5
+    assert after.throttled_s > before.throttled_s
+    assert budgets.remove(group) is None
+    assert not any(Path(directory).exists() for directory in group.directories)
+
+
+def test_a_group_with_a_process_in_it_is_not_removed_and_says_why(group: CpuGroup) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"], preexec_fn=confine((), (group,)))
+    try:
+        problem = budgets.remove(group)
+        assert problem is not None
+        assert "processes remain in it" in problem
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.fixture(scope="module")
+def bin_dir() -> Path:
+    found = postgres_bin_dir()
+    if found is None:
+        unavailable("initdb/postgres are not installed (Debian package postgresql)")
+    return found  # type: ignore[return-value]
+
+
+def test_the_private_server_takes_the_profile_settings_and_runs_as_the_postgres_user(bin_dir: Path) -> None:
+    settings = ServerSettings(max_connections=42, shared_buffers="32MB", work_mem="2MB", fsync=False)
+    with private_postgres_cluster(bin_dir, settings) as cluster:
+        url = cluster.create_database()
+        with psycopg.connect(url) as connection:
+            shown = {
+                name: connection.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                for name in ("max_connections", "shared_buffers", "work_mem", "fsync", "synchronous_commit")
+            }
+            listen = connection.execute("SHOW listen_addresses").fetchone()[0]  # type: ignore[index]
+        assert shown == {
+            "max_connections": "42",
+            "shared_buffers": "32MB",
+            "work_mem": "2MB",
+            "fsync": "off",
+            "synchronous_commit": "on",
+        }
+        assert listen == "127.0.0.1"
+        assert cluster.process is not None
+        owner = Path(f"/proc/{cluster.process.pid}").stat().st_uid
+        assert owner == (cluster_account() or (os.geteuid(), 0))[0]
+        directory = cluster.directory
+    assert not directory.exists()
+
+
+def test_a_port_in_use_is_one_clear_message(bin_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cluster = PostgresCluster(
+            bin_dir, new_cluster_directory("backbone-pg-"), port=port, account=cluster_account()
+        )
+        try:
+            cluster.init()
+            with pytest.raises(PostgresError) as raised:
+                cluster.start()
+        finally:
+            cluster.stop()
+            subprocess.run(["rm", "-rf", str(cluster.directory)], check=True)
+    assert str(raised.value) == f"postgresql: port {port} on 127.0.0.1 is in use by another process"
