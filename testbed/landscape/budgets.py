@@ -285,7 +285,10 @@ def _v2(mounts: Sequence[_Mount], memberships: dict[str, str]) -> CgroupV2 | Non
     mount = next((mount for mount in mounts if mount.kind == "cgroup2"), None)
     if mount is None or "" not in memberships:
         return None
-    base = _inside(mount, memberships[""])
+    own = _inside(mount, memberships[""])
+    # cgroup v2 lets a group hand a controller to children only while no process is in it (the
+    # root excepted), and this process is in its own group: the budgets go beside it, in its parent.
+    base = own if own == mount.point else own.parent
     try:
         controllers = (base / "cgroup.controllers").read_text().split()
     except OSError:

@@ -86,6 +86,13 @@ def _summary(state: LandscapeState) -> None:
     for url in state.worker_urls:
         print(f"  worker     {url}")
     print(f"  Admin API  {state.admin_url}")
+    if state.postgres_directory:
+        server = next(process for process in state.processes if process.role == "postgresql")
+        print(f"  PostgreSQL the landscape's own server on port {server.port} ({state.postgres_directory})")
+    if state.cpu_groups:
+        period_ms = state.cpu_groups[0].period_us / 1000
+        held = ", ".join(f"{group.role} {group.cores:g}" for group in state.cpu_groups)
+        print(f"  CPU budgets {state.cpu_groups[0].mechanism}, period {period_ms:g} ms: {held}")
     print(f"  OAuth client {state.client_id} (tier without quotas {state.tier_id})")
     if state.load_generator_cores:
         print(f"  load generator cores {', '.join(map(str, state.load_generator_cores))}")

@@ -14,6 +14,8 @@ from testbed.landscape import budgets
 from testbed.landscape.budgets import CgroupV1, CgroupV2, CpuUsage, find_hierarchy
 from testbed.landscape.commands import add_landscape_commands
 from testbed.landscape.cpu import CpuPlanError, budget_table, plan_cpus
+from testbed.landscape.launcher import Launcher
+from testbed.landscape.state import LandscapeError
 
 SOURCE = Path("budgets.toml")
 BUDGETED = """
@@ -237,6 +239,21 @@ def test_the_shipped_capacity_profile_fits_one_core_beside_the_load_generator() 
     assert all(process.cpu_limit is not None for process in capacity.processes())
 
 
+def test_a_private_server_without_initdb_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    profile = parse_profile(BUDGETED, source=SOURCE)
+    plan = plan_cpus(profile, available={0, 1}, find=lambda: None)
+    launcher = Launcher(
+        profile, plan, state_path=tmp_path / "state.json", runs_dir=tmp_path, postgres_bin=lambda: None
+    )
+    with pytest.raises(LandscapeError) as raised:
+        launcher.up()
+    assert str(raised.value) == (
+        'the profile budgeted needs initdb and postgres for database.server = "private" '
+        "(apt-get install postgresql)"
+    )
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_cgroup_v2_on_a_fake_tree_is_found_made_joined_enforced_read_and_lifted(tmp_path: Path) -> None:
     hierarchy = find_hierarchy(fake_v2(tmp_path))
     assert hierarchy == CgroupV2(tmp_path / "unified")
@@ -257,6 +274,15 @@ def test_cgroup_v2_on_a_fake_tree_is_found_made_joined_enforced_read_and_lifted(
     assert budgets.read_usage(group) == CpuUsage(2.5, 100, 40, 1.5)
     budgets.lift(group)
     assert (directory / "cpu.max").read_text() == "max 100000"
+
+
+def test_below_the_root_v2_groups_go_beside_this_process_in_its_parent(tmp_path: Path) -> None:
+    proc = fake_v2(tmp_path)
+    session = tmp_path / "unified" / "user.slice" / "session-1.scope"
+    session.mkdir(parents=True)
+    (session.parent / "cgroup.controllers").write_text("cpu memory\n")
+    (proc / "cgroup").write_text("0::/user.slice/session-1.scope\n")
+    assert find_hierarchy(proc) == CgroupV2(tmp_path / "unified" / "user.slice")
 
 
 def test_a_v2_tree_without_the_cpu_controller_is_passed_over(tmp_path: Path) -> None:
