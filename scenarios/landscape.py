@@ -196,7 +196,7 @@ class LandscapeProfile:
         return self.database_clients * (self.database.pool_size + self.database.max_overflow)
 
     def processes(self) -> tuple[LandscapeProcess, ...]:
-        """Every long-running process `up` starts, in the order it starts them, with its budget."""
+        """Every long-running process `up` starts, with its tier and budget."""
         processes = []
         if self.database.private:
             processes.append(

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +21,13 @@ import psutil
 import psycopg
 import pytest
 
-from testbed.landscape.budgets import CpuGroup, read_usage
-from testbed.landscape.cpu import confine
+from testbed.landscape.budgets import CpuGroup
 from testbed.landscape.postgres import CLUSTER_USER, postgres_bin_dir
+from tests.helpers.busy_loop import busy_loop_in
 from tests.helpers.landscape import leftovers, read_state, require, run_testbed, start_testbed, wait_for_state
 from tests.helpers.services import unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-MEASURE_S = 3.0
 PROFILE = """
 name = "budgets"
 description = "every process on a budget, a private PostgreSQL server"
@@ -137,25 +134,10 @@ def test_every_process_and_everything_it_forks_runs_in_its_own_group_with_its_qu
 
 def test_a_node_with_a_quarter_core_under_a_busy_loop_uses_a_quarter_core(landscape: dict[str, Any]) -> None:
     node = groups_of(landscape)["node1"]
-    busy = subprocess.Popen(
-        [sys.executable, "-c", "while True: pass"], preexec_fn=confine((), (node,)), start_new_session=True
-    )
-    try:
-        time.sleep(0.5)
-        before, started = read_usage(node), time.monotonic()
-        time.sleep(MEASURE_S)
-        after, elapsed_s = read_usage(node), time.monotonic() - started
-    finally:
-        busy.kill()
-        busy.wait()
-    cores = (after.used_s - before.used_s) / elapsed_s
-    throttled = after.throttled_periods - before.throttled_periods
-    periods = after.periods - before.periods
-    print(
-        f"\nnode1 (cpu_limit 0.25) under a busy loop: {cores:.3f} cores, throttled {throttled} of {periods}"
-    )
-    assert 0.15 <= cores <= 0.30
-    assert throttled > 0
+    use = busy_loop_in(node)
+    print(f"\nnode1 (cpu_limit 0.25), busy: {use.cores:.3f} cores; throttled {use.throttled_periods}")
+    assert 0.15 <= use.cores <= 0.30
+    assert use.throttled_periods > 0
 
 
 def test_the_database_is_the_landscapes_own_server_with_the_profiles_settings(

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +30,8 @@ from testbed.landscape.postgres import (
     postgres_bin_dir,
     private_postgres_cluster,
 )
+from tests.helpers.busy_loop import busy_loop_in
 from tests.helpers.services import unavailable
-
-MEASURE_S = 3.0
 
 
 @pytest.fixture
@@ -42,6 +39,7 @@ def group() -> Iterator[CpuGroup]:
     hierarchy = find_hierarchy()
     if hierarchy is None:
         unavailable("no cgroup hierarchy with the cpu controller is writable here (run as root)")
+        return
     made = hierarchy.group(f"testbed-test-{os.getpid()}-busy", "node1", 0.25, 100_000)
     budgets.create(made)
     try:
@@ -52,29 +50,16 @@ def group() -> Iterator[CpuGroup]:
 
 
 def test_a_busy_loop_in_a_quarter_core_group_uses_a_quarter_core_and_is_throttled(group: CpuGroup) -> None:
-    busy = subprocess.Popen(
-        [sys.executable, "-c", "while True: pass"], preexec_fn=confine((), (group,)), start_new_session=True
-    )
-    try:
-        budgets.enforce(group)
-        time.sleep(0.5)  # past the first periods
-        before, started = budgets.read_usage(group), time.monotonic()
-        time.sleep(MEASURE_S)
-        after, elapsed_s = budgets.read_usage(group), time.monotonic() - started
-        assert budgets.group_pids(group) == [busy.pid]
-    finally:
-        busy.kill()
-        busy.wait()
-    cores = (after.used_s - before.used_s) / elapsed_s
-    periods = after.periods - before.periods
-    throttled = after.throttled_periods - before.throttled_periods
+    budgets.enforce(group)
+    use = busy_loop_in(group)
     print(
-        f"\n{group.mechanism}: a busy loop with a 0.25-core budget used {cores:.3f} cores; "
-        f"throttled in {throttled} of {periods} periods"
+        f"\n{group.mechanism}: a busy loop with a 0.25-core budget used {use.cores:.3f} cores; "
+        f"throttled in {use.throttled_periods} of {use.periods} periods"
     )
-    assert 0.15 <= cores <= 0.30
-    assert throttled >= periods * 0.5
-    assert after.throttled_s > before.throttled_s
+    assert use.pids == (use.loop_pid,)
+    assert 0.15 <= use.cores <= 0.30
+    assert use.throttled_periods >= use.periods * 0.5
+    assert use.throttled_s > 0
     assert budgets.remove(group) is None
     assert not any(Path(directory).exists() for directory in group.directories)
 
