@@ -27,9 +27,7 @@ from typing import Protocol
 CGROUP_V2 = "cgroup v2"
 CGROUP_V1 = "cgroup v1"
 AFFINITY = "affinity"
-# The kernel's bounds for a quota period and the smallest quota (cgroup v1 and v2 alike).
-MIN_PERIOD_US = 1_000
-MAX_PERIOD_US = 1_000_000
+# The kernel's smallest quota per period (cgroup v1 and v2 alike); profiles keep above it.
 MIN_QUOTA_US = 1_000
 # Where a process's cgroups are described (a fake directory in tests).
 PROC_SELF = Path("/proc/self")

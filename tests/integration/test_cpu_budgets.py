@@ -4,7 +4,8 @@ apart), and the private PostgreSQL server a landscape starts.
 - a busy loop that joined a 0.25-core group in its fork hook uses 0.15 to 0.30 cores by the group's
   own counter, is throttled, and its group is removed once it has stopped;
 - the private server takes the profile's settings and, as root, runs as the `postgres` user;
-- a port in use is one clear message.
+- a port in use is one clear message;
+- the run samples each group's counters into the budgets table.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from reports.manifest import RunManifest, write_manifest
+from reports.rundir import read_run
 from testbed.landscape import budgets
-from testbed.landscape.budgets import CpuGroup, find_hierarchy
+from testbed.landscape.budgets import CgroupV2, CpuGroup, find_hierarchy
 from testbed.landscape.cpu import confine
 from testbed.landscape.postgres import (
     PostgresCluster,
@@ -30,6 +33,7 @@ from testbed.landscape.postgres import (
     postgres_bin_dir,
     private_postgres_cluster,
 )
+from testbed.run.collect import ProcessSampler, SampledGroup
 from tests.helpers.busy_loop import busy_loop_in
 from tests.helpers.services import unavailable
 
@@ -124,3 +128,27 @@ def test_a_port_in_use_is_one_clear_message(bin_dir: Path) -> None:
             cluster.stop()
             subprocess.run(["rm", "-rf", str(cluster.directory)], check=True)
     assert str(raised.value) == f"postgresql: port {port} on 127.0.0.1 is in use by another process"
+
+
+def test_the_run_samples_each_groups_counters_into_the_budgets_table(tmp_path: Path) -> None:
+    group = CgroupV2(tmp_path / "cgroup").group("testbed-x-postgresql", "postgresql", 0.4, 100_000)
+    directory = Path(group.directories[0])
+    directory.mkdir(parents=True)
+    sampler = ProcessSampler([], tmp_path / "run", [SampledGroup("postgresql", "database", group)], 0.05)
+    for used_us, periods, throttled in ((1_000_000, 10, 0), (1_400_000, 20, 8)):
+        (directory / "cpu.stat").write_text(
+            f"usage_usec {used_us}\nnr_periods {periods}\nnr_throttled {throttled}\n"
+            f"throttled_usec {throttled * 50_000}\n"
+        )
+        sampler.tick()
+    sampler.finish()
+    write_manifest(tmp_path / "run", RunManifest(run_id="t"))
+    table = read_run(tmp_path / "run").budgets
+    assert table["process"].astype(str).tolist() == ["postgresql", "postgresql"]
+    assert table["tier"].astype(str).tolist() == ["database", "database"]
+    assert table["mechanism"].astype(str).tolist() == ["cgroup v2", "cgroup v2"]
+    assert table["budget_cores"].tolist() == [0.4, 0.4]
+    assert table["period_s"].tolist() == [0.1, 0.1]
+    assert table["used_s"].tolist() == [1.0, 1.4]
+    assert table["throttled_periods"].tolist() == [0, 8]
+    assert table["throttled_s"].tolist() == [0.0, 0.4]
