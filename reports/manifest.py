@@ -10,6 +10,12 @@ Format versions:
 1. the first versioned format: `scenario.overrides` (the command line's `--multiplier`,
    `--duration`, `--seed`) and `scenario.text` (the scenario file as it was, not a rewritten
    copy); everything else as the unversioned manifests had it.
+2. CPU budgets for every tier: `profile.cpu` holds `period_ms`, `mechanism` and `budgets` (one
+   `BudgetRecord` per budgeted process: tier, option, cores, the mechanism that held it, period,
+   pinned cores) instead of `node_cores` and `node_quota_cores`; `profile.worker` and
+   `profile.admin_api` are tables (replicas or workers, `cpu_limit`) instead of `worker_replicas`
+   and `admin_api_workers`; `profile.unsampled` names processes the run could not sample. The run
+   directory gained `budgets.parquet` (reports/rundir.py).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REDACTED = "***"
 _SECRET_KEY = re.compile(r"(secret|password|passwd|api_key|apikey|token|signing_key|credential)", re.I)
 _URL_PASSWORD = re.compile(
@@ -82,13 +88,29 @@ class ScenarioRecord:
 
 
 @dataclass(frozen=True)
+class BudgetRecord:
+    """One process's CPU budget and what held it: a cgroup (v2 or v1) or, last, CPU affinity."""
+
+    process: str
+    tier: str
+    option: str
+    cores: float
+    mechanism: str
+    period_ms: float
+    # The cores it kept to (under affinity: the whole cores that held its budget).
+    pinned_cores: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class CpuRecord:
-    """The CPU plan: the cores of the landscape, of each node and of the load generator."""
+    """The CPU plan: the cores of the landscape and of the load generator, and every budget."""
 
     landscape_cores: tuple[int, ...] = ()
-    node_cores: tuple[tuple[int, ...], ...] = ()
-    node_quota_cores: float | None = None
     load_generator_cores: tuple[int, ...] = ()
+    period_ms: float = 100.0
+    # cgroup v2, cgroup v1 or affinity; "" when no process has a budget.
+    mechanism: str = ""
+    budgets: tuple[BudgetRecord, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -106,15 +128,18 @@ class LandscapeRecord:
     # A role (`gateway1`, `node1`), never a URL: the report holds no http(s) reference.
     load_target: str = ""
     threads_per_worker: int = 1
-    worker_replicas: int = 0
-    admin_api_workers: int = 0
     gateway: Mapping[str, Any] = field(default_factory=dict)
     nodes: Mapping[str, Any] = field(default_factory=dict)
     database: Mapping[str, Any] = field(default_factory=dict)
     bus: Mapping[str, Any] = field(default_factory=dict)
     blob_store: Mapping[str, Any] = field(default_factory=dict)
+    worker: Mapping[str, Any] = field(default_factory=dict)
+    admin_api: Mapping[str, Any] = field(default_factory=dict)
     cpu: CpuRecord = field(default_factory=CpuRecord)
     backbone: Mapping[str, str] = field(default_factory=dict)
+    # Processes of the run's path that were not sampled, each with the reason (e.g. the shared
+    # broker when its process is not visible to this user).
+    unsampled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports import charts, latency, saturation, server, verdicts
+from reports import charts, cpu, latency, saturation, server, verdicts
 from reports.charts import Line
 from reports.manifest import RunManifest
 from reports.rundir import REPORT_HTML, SUMMARY_MD, Run, flows_table, read_run
@@ -44,6 +44,9 @@ class Report:
     tiers: tuple[saturation.TierVerdict, ...]
     first_saturated: saturation.TierVerdict | None
     charts: tuple[str, ...]
+    # Every CPU budget with what held it, its use and throttling; every process without one.
+    budgets: pd.DataFrame
+    unbudgeted: pd.DataFrame
 
     @property
     def slo_passed(self) -> bool:
@@ -109,6 +112,7 @@ def build_report(run: Run) -> Report:
         requests=requests,
         threads_per_worker=manifest.profile.threads_per_worker,
         machine_cores=float(manifest.machine.cpus),
+        budgets=run.budgets,
     )
     tiers = saturation.tier_verdicts(rules)
     return Report(
@@ -127,7 +131,9 @@ def build_report(run: Run) -> Report:
         rules=tuple(rules),
         tiers=tuple(tiers),
         first_saturated=saturation.first_saturated(tiers),
-        charts=tuple(_charts(timeline, series, processes, t0_s, window_s)),
+        charts=tuple(_charts(timeline, series, processes, t0_s, window_s, run.budgets)),
+        budgets=cpu.budget_table(manifest.profile, run.budgets, processes, (t0_s, end_s)),
+        unbudgeted=cpu.unbudgeted_table(manifest.profile, processes, (t0_s, end_s)),
     )
 
 
@@ -161,7 +167,12 @@ def _per_process_labelled(t0_s: float, *gauges: tuple[str, pd.DataFrame]) -> lis
 
 
 def _charts(
-    timeline: pd.DataFrame, series: pd.DataFrame, processes: pd.DataFrame, t0_s: float, window_s: float
+    timeline: pd.DataFrame,
+    series: pd.DataFrame,
+    processes: pd.DataFrame,
+    t0_s: float,
+    window_s: float,
+    budgets: pd.DataFrame,
 ) -> list[str]:
     x = timeline["t_s"].to_numpy(float) + window_s / 2
     found = []
@@ -240,6 +251,17 @@ def _charts(
             y_label="cores",
         )
     )
+    if len(budgets):
+        used = saturation.budget_rates(budgets)
+        found.append(
+            charts.line_chart(
+                "cpu-budgets",
+                "CPU of each budget's cgroup, as a share of its budget (1 = the whole budget spent)",
+                _per_process(used.assign(value=used["cores"] / used["budget_cores"]), t0_s),
+                y_label="share of budget",
+                limits={f"{saturation.CPU_LIMIT_SHARE:.0%}": saturation.CPU_LIMIT_SHARE},
+            )
+        )
     memory = processes.rename(columns={"rss_bytes": "value"})
     found.append(
         charts.line_chart(
@@ -401,6 +423,12 @@ def render_markdown(report: Report) -> str:
     if len(report.setup):
         lines += ["", *_markdown_table(SETUP_HEADER, _rows(report.setup, list(report.setup.columns)))]
     lines += ["", "## Saturation per tier", "", *_markdown_table(TIER_HEADER, _tier_rows(report))]
+    lines += ["", "## CPU budgets", "", cpu.mechanism_text(manifest.profile), ""]
+    lines += _markdown_table(cpu.BUDGET_COLUMNS, _rows(report.budgets, list(report.budgets.columns)))
+    lines += ["", "## CPU without a budget", ""]
+    lines += _markdown_table(
+        cpu.UNBUDGETED_COLUMNS, _rows(report.unbudgeted, list(report.unbudgeted.columns))
+    )
     if len(report.flows):
         lines += ["", "## Arrivals (start accounting)", ""]
         lines += _markdown_table(FLOW_HEADER, _rows(report.flows, list(report.flows.columns)))
@@ -472,6 +500,11 @@ def render_html(report: Report) -> str:
         else "",
         "<h2>Saturation per tier</h2>",
         _html_table(TIER_HEADER, _tier_rows(report)),
+        '<h2 id="cpu-budgets">CPU budgets</h2>',
+        f"<p>{escape(cpu.mechanism_text(manifest.profile))}</p>",
+        _html_table(cpu.BUDGET_COLUMNS, _rows(report.budgets, list(report.budgets.columns))),
+        '<h2 id="cpu-unbudgeted">CPU without a budget</h2>',
+        _html_table(cpu.UNBUDGETED_COLUMNS, _rows(report.unbudgeted, list(report.unbudgeted.columns))),
         *report.charts[2:],
         "<h2>Arrivals</h2>",
         _html_table(FLOW_HEADER, _rows(report.flows, list(report.flows.columns)))

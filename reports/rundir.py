@@ -6,6 +6,8 @@
     setup/*.parquet      the same for the requests before the schedule's clock (log-ins); not judged
     series/*.parquet     every scraped Prometheus sample, per process, once a second
     processes.parquet    CPU and memory of every process (and the load generator) once a second
+    budgets.parquet      the kernel's counters of every CPU budget's cgroup once a second: CPU
+                         time used, quota periods, throttled periods and time
     arrival.json         the arrival engine's start accounting (scheduled, late, dropped per flow)
     logs/                the logs of the landscape's processes and of the load generator
     report.html          the rendered report (self-contained)
@@ -35,6 +37,7 @@ REQUESTS = "requests"
 SETUP_REQUESTS = "setup"
 SERIES = "series"
 PROCESSES = "processes.parquet"
+BUDGETS = "budgets.parquet"
 ARRIVAL = "arrival.json"
 LOGS = "logs"
 REPORT_HTML = "report.html"
@@ -68,7 +71,20 @@ PROCESS_COLUMNS: dict[str, str] = {
     "pid": "int64",
     "cpu_percent": "float64",  # of one core, the process and its children: 150 = 1.5 cores
     "rss_bytes": "int64",
-    "cpu_limit_cores": "float64",  # the cores the process may use (NaN: the machine's)
+    "cpu_limit_cores": "float64",  # its CPU budget (cgroup), or the whole cores it keeps to (NaN: none)
+}
+# The counters are cumulative since the group was made (`up`): rates come from differences.
+BUDGET_COLUMNS: dict[str, str] = {
+    "t_s": "float64",
+    "process": "category",  # the budgeted process: node1, gateway1, postgresql, ...
+    "tier": "category",
+    "mechanism": "category",  # cgroup v2 or cgroup v1
+    "budget_cores": "float64",  # its quota per period, in cores
+    "period_s": "float64",  # the quota period
+    "used_s": "float64",  # CPU time of every process in the group (cpu.stat usage / cpuacct.usage)
+    "periods": "int64",  # quota periods in which the group ran (nr_periods)
+    "throttled_periods": "int64",  # of those, periods in which the quota stopped it (nr_throttled)
+    "throttled_s": "float64",  # time its processes waited for the next period (throttled time)
 }
 TIERS = ("gateway", "node", "database", "events")
 LOAD_GENERATOR = "load-generator"
@@ -90,6 +106,8 @@ class Run:
     series: pd.DataFrame
     processes: pd.DataFrame
     arrival: Mapping[str, Any] = field(default_factory=dict)
+    # The budgets' cgroup counters (BUDGET_COLUMNS); empty for runs without a cgroup budget.
+    budgets: pd.DataFrame = field(default_factory=lambda: empty_frame(BUDGET_COLUMNS))
     # The setup phase's requests (the REQUEST_COLUMNS); empty for runs without one.
     setup_requests: pd.DataFrame = field(default_factory=lambda: empty_frame(REQUEST_COLUMNS))
 
@@ -146,6 +164,7 @@ def read_run(run_dir: str | Path) -> Run:
         series=read_table(path / SERIES, SERIES_COLUMNS, "series"),
         processes=read_table(path / PROCESSES, PROCESS_COLUMNS, "processes"),
         arrival=arrival,
+        budgets=read_table(path / BUDGETS, BUDGET_COLUMNS, "budgets"),
         setup_requests=read_table(path / SETUP_REQUESTS, REQUEST_COLUMNS, "setup requests"),
     )
 

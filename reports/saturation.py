@@ -15,7 +15,7 @@ way round, so the downstream tier is the cause. docs/reports.md lists the rules.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,9 +101,63 @@ def _percent(share: float) -> str:
     return f"{share:.0%}"
 
 
-def cpu_rules(processes: pd.DataFrame, t0_s: float, machine_cores: float) -> list[RuleResult]:
-    """Per tier: a process at or above 90 % of its CPU limit (NaN limit: the machine's cores)."""
+def budget_rates(budgets: pd.DataFrame) -> pd.DataFrame:
+    """Per sample interval of each budget group: cores used, quota periods and throttling in it.
+
+    Columns: t_s (the interval's end), process, tier, mechanism, budget_cores, period_s, cores,
+    periods, throttled_periods, throttled_s.
+    """
+    columns = ["t_s", "process", "tier", "mechanism", "budget_cores", "period_s"]
+    counters = ["used_s", "periods", "throttled_periods", "throttled_s"]
+    if budgets.empty:
+        return pd.DataFrame(columns=[*columns, "cores", *counters[1:]])
+    frame = budgets.assign(process=budgets["process"].astype(str)).sort_values(["process", "t_s"])
+    steps = frame.groupby("process", observed=True)[["t_s", *counters]].diff()
+    rates = frame[columns].assign(
+        cores=steps["used_s"] / steps["t_s"],
+        periods=steps["periods"],
+        throttled_periods=steps["throttled_periods"],
+        throttled_s=steps["throttled_s"],
+    )
+    return rates[steps["t_s"] > 0].reset_index(drop=True)
+
+
+def budget_rules(budgets: pd.DataFrame, t0_s: float) -> list[RuleResult]:
+    """Per tier: a budgeted process spends >= 90 % of its CPU budget (its cgroup's own counter)."""
+    rates = budget_rates(budgets)
+    rates = rates[rates["t_s"] >= t0_s]
     results = []
+    for tier in TIERS:
+        rows = rates[rates["tier"].astype(str) == tier].reset_index(drop=True)
+        if rows.empty:
+            continue
+        held = per_second(rows, t0_s, rows["cores"] >= CPU_LIMIT_SHARE * rows["budget_cores"])
+        usage = rows.groupby("process", observed=True)
+        busiest = (usage["cores"].quantile(0.95) / usage["budget_cores"].max()).sort_values(ascending=False)
+        name = str(busiest.index[0])
+        mine = rows[rows["process"] == name]
+        periods, throttled = int(mine["periods"].sum()), int(mine["throttled_periods"].sum())
+        budget, period_ms = mine["budget_cores"].iloc[0], mine["period_s"].iloc[0] * 1000
+        figure = (
+            f"{name} used p95 {mine['cores'].quantile(0.95):.2f} of its {budget:g}-core budget "
+            f"({mine['mechanism'].iloc[0]}, period {period_ms:g} ms); at >= "
+            f"{CPU_LIMIT_SHARE:.0%} of it in {_percent(float(held.mean()))} of seconds; throttled in "
+            f"{throttled} of {periods} periods"
+        )
+        metric = "cgroup CPU usage against its quota (cpu.stat, cpuacct.usage)"
+        results.append(_result(tier, "CPU budget", metric, held, figure))
+    return results
+
+
+def cpu_rules(
+    processes: pd.DataFrame, t0_s: float, machine_cores: float, budgeted: Collection[str] = ()
+) -> list[RuleResult]:
+    """Per tier: a process at or above 90 % of its CPU limit (NaN limit: the machine's cores).
+
+    Processes in `budgeted` are left out: their cgroup's counter judges them (`budget_rules`).
+    """
+    results = []
+    processes = processes[~processes["process"].astype(str).isin(list(budgeted))]
     for tier in TIERS:
         rows = processes[processes["tier"].astype(str) == tier]
         if rows.empty:
@@ -286,8 +340,12 @@ def evaluate(
     requests: pd.DataFrame | None = None,
     threads_per_worker: int = 1,
     machine_cores: float = 1.0,
+    budgets: pd.DataFrame | None = None,
 ) -> list[RuleResult]:
-    """Apply every rule to a run's series, process samples and (for the node's wait) requests."""
+    """Apply every rule to a run's series, process samples, budget counters and (for the node's
+    wait) requests."""
+    budgets = budgets if budgets is not None else pd.DataFrame(columns=["process"])
+    budgeted = set(budgets["process"].astype(str))
     return [
         *node_slot_rule(series, t0_s, threads_per_worker),
         *(node_wait_rule(series, requests, t0_s) if requests is not None else []),
@@ -295,7 +353,8 @@ def evaluate(
         *pool_rules(series, t0_s),
         *events_rules(series, t0_s),
         *gateway_rules(series, t0_s),
-        *cpu_rules(processes, t0_s, machine_cores),
+        *(budget_rules(budgets, t0_s) if budgeted else []),
+        *cpu_rules(processes, t0_s, machine_cores, budgeted),
     ]
 
 

@@ -2,9 +2,10 @@
 
 Requests follow a log-normal latency per route; the scraped series are what two nodes, a worker
 and a database would expose for exactly those requests (the duration histogram's buckets count
-the same requests), and the process samples cover every tier and the load generator. `stress`
-makes one tier saturate: "database" (pool exhausted, long checkout waits), "node" (every request
-slot busy, node CPU at its limit) or None.
+the same requests), the process samples cover every tier and the load generator, and each node
+has a CPU budget of NODE_BUDGET_CORES held by a cgroup v1 group whose counters the run sampled.
+`stress` makes one tier saturate: "database" (pool exhausted, long checkout waits), "node" (every
+request slot busy, node CPU at its budget, throttled) or None.
 """
 
 from __future__ import annotations
@@ -18,9 +19,20 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from reports.manifest import LandscapeRecord, Machine, RunManifest, ScenarioRecord, SloSpec, write_manifest
+from reports.manifest import (
+    BudgetRecord,
+    CpuRecord,
+    LandscapeRecord,
+    Machine,
+    RunManifest,
+    ScenarioRecord,
+    SloSpec,
+    write_manifest,
+)
 from reports.rundir import (
     ARRIVAL,
+    BUDGET_COLUMNS,
+    BUDGETS,
     PROCESS_COLUMNS,
     PROCESSES,
     REQUEST_COLUMNS,
@@ -50,6 +62,7 @@ WORKERS_PER_NODE = 2
 THREADS = 4
 POOL_MAX = 15
 SETUP_LOGINS = 200
+NODE_BUDGET_CORES = 0.5
 
 
 def write_synthetic_run(
@@ -76,6 +89,7 @@ def write_synthetic_run(
         "series",
     )
     write_table(_processes(rng, duration_s, t0_s, stress), path / PROCESSES, PROCESS_COLUMNS, "processes")
+    write_table(_budgets(rng, duration_s, t0_s, stress), path / BUDGETS, BUDGET_COLUMNS, "budgets")
     write_manifest(
         path,
         RunManifest(
@@ -91,8 +105,24 @@ def write_synthetic_run(
             ),
             profile=LandscapeRecord(
                 name="synthetic",
-                nodes={"count": len(NODES), "workers": WORKERS_PER_NODE, "threads": THREADS},
+                nodes={
+                    "count": len(NODES),
+                    "workers": WORKERS_PER_NODE,
+                    "threads": THREADS,
+                    "cpu_limit": NODE_BUDGET_CORES,
+                },
                 threads_per_worker=THREADS,
+                cpu=CpuRecord(
+                    landscape_cores=(0,),
+                    load_generator_cores=(1,),
+                    mechanism="cgroup v1",
+                    budgets=tuple(
+                        BudgetRecord(
+                            node, "node", "nodes.cpu_limit", NODE_BUDGET_CORES, "cgroup v1", 100.0, (0,)
+                        )
+                        for node in NODES
+                    ),
+                ),
             ),
             machine=Machine(cpus=2),
         ),
@@ -291,8 +321,8 @@ def _processes(rng: np.random.Generator, duration_s: int, t0_s: float, stress: s
     rows = []
     seconds = np.arange(duration_s + 1)
     plan = [
-        ("node-1", "node", 1001, 1.0, 0.99 if stress == "node" else 0.3),
-        ("node-2", "node", 1002, 1.0, 0.99 if stress == "node" else 0.3),
+        ("node-1", "node", 1001, NODE_BUDGET_CORES, 0.99 if stress == "node" else 0.3),
+        ("node-2", "node", 1002, NODE_BUDGET_CORES, 0.99 if stress == "node" else 0.3),
         ("worker-1", "events", 1003, 1.0, 0.1),
         ("postgresql", "database", 1004, np.nan, 0.2),
         ("gateway-1", "gateway", 1005, 1.0, 0.15),
@@ -314,6 +344,34 @@ def _processes(rng: np.random.Generator, duration_s: int, t0_s: float, stress: s
             )
         )
     return pd.concat(rows, ignore_index=True).astype(PROCESS_COLUMNS)
+
+
+def _budgets(rng: np.random.Generator, duration_s: int, t0_s: float, stress: str | None) -> pd.DataFrame:
+    """The nodes' cgroup counters: cumulative CPU time, quota periods and throttling."""
+    seconds = np.arange(duration_s + 1)
+    share = 0.99 if stress == "node" else 0.3
+    frames = []
+    for node in NODES:
+        used_per_s = np.clip(rng.normal(share, 0.02, len(seconds)), 0, 1) * NODE_BUDGET_CORES
+        # Ten 100 ms periods a second; a budget spent to the last 5 % stops the node in most of them.
+        throttled = np.where(used_per_s >= 0.95 * NODE_BUDGET_CORES, 8, 0)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "t_s": t0_s + seconds + 0.5,
+                    "process": node,
+                    "tier": "node",
+                    "mechanism": "cgroup v1",
+                    "budget_cores": NODE_BUDGET_CORES,
+                    "period_s": 0.1,
+                    "used_s": np.cumsum(used_per_s),
+                    "periods": np.cumsum(np.full(len(seconds), 10)),
+                    "throttled_periods": np.cumsum(throttled),
+                    "throttled_s": np.cumsum(throttled * 0.05),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True).astype(BUDGET_COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:

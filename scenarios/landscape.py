@@ -1,9 +1,10 @@
 """Parse a landscape profile (TOML) into frozen dataclasses, reporting every problem at once.
 
 A landscape profile names every scaling option of a local landscape: gateway instances, nodes
-(count, CPU limit, workers and threads), the database (kind, server, pool), the bus, the blob
-store, worker replicas, extra backbone settings, the hosts a load generator may target and the
-cores given to the landscape and to the load generator. `testbed up --profile NAME` reads
+(count, workers and threads), the database (kind, a private or external server, pool), the bus,
+the blob store, worker replicas, extra backbone settings, the hosts a load generator may target,
+the cores given to the landscape and to the load generator, and a CPU budget (`cpu_limit`, cores)
+for each process the landscape starts. `testbed up --profile NAME` reads
 `scenarios/landscapes/NAME.toml` or any file an operator writes. Problems come one per line:
 ``scenarios/landscapes/x.toml: nodes.workers: must be an integer >= 1, got 0``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +28,7 @@ from scenarios.reader import ConfigError, ConfigReader, parse_toml, show
 PROFILES_DIR = Path(__file__).resolve().parent / "landscapes"
 ENVIRONMENTS = ("development", "production")
 DATABASE_KINDS = ("sqlite", "postgresql")
+DATABASE_SERVERS = ("private", "external")
 BUS_KINDS = ("inprocess", "rabbitmq")
 BLOB_STORE_KINDS = ("local", "s3")
 LOOPBACK_NAMES = ("localhost",)
@@ -66,11 +69,12 @@ class GatewayProfile:
     health_check_interval_ms: int = 1000
     timeout_server_s: float = 60.0
     max_connections: int = 2000
+    cpu_limit: float | None = None
 
 
 @dataclass(frozen=True)
 class NodesProfile:
-    """Consumer API nodes: one gunicorn each, with its workers, threads and CPU limit (cores)."""
+    """Consumer API nodes: one gunicorn each, with its workers, threads and CPU budget (cores)."""
 
     count: int = 1
     workers: int = 2
@@ -80,14 +84,30 @@ class NodesProfile:
 
 @dataclass(frozen=True)
 class DatabaseProfile:
-    """SQLite in the run directory, or a fresh database created on a PostgreSQL server."""
+    """SQLite in the run directory, or PostgreSQL: a private server `up` starts, or an external one.
+
+    The private server's settings (`max_connections`, memory, durability) and CPU budget are the
+    profile's; on an external server `up` creates a fresh database and uses what the server has.
+    """
 
     kind: str = "sqlite"
-    # The server to create the landscape's database on (its database part is where to connect).
+    server: str = "external"
+    # The external server to create the landscape's database on (its database part is where to
+    # connect).
     url: str = field(default="", repr=False)
     pool_size: int = 5
     max_overflow: int = 10
     connection_reserve: int = 10
+    cpu_limit: float | None = None
+    max_connections: int = 100
+    shared_buffers: str = "128MB"
+    work_mem: str = "4MB"
+    fsync: bool = True
+    synchronous_commit: bool = True
+
+    @property
+    def private(self) -> bool:
+        return self.kind == "postgresql" and self.server == "private"
 
 
 @dataclass(frozen=True)
@@ -100,18 +120,47 @@ class BusProfile:
 
 @dataclass(frozen=True)
 class BlobStoreProfile:
-    """A local directory, or S3 on a SeaweedFS that `up` starts."""
+    """A local directory, or S3 on a SeaweedFS that `up` starts (with its CPU budget)."""
 
     kind: str = "local"
     bucket: str = "backbone-files"
+    cpu_limit: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerProfile:
+    """`backbone worker` processes (the event handlers) and the CPU budget of each."""
+
+    replicas: int = 0
+    cpu_limit: float | None = None
+
+
+@dataclass(frozen=True)
+class AdminApiProfile:
+    """The Admin API: one gunicorn with its workers and CPU budget."""
+
+    workers: int = 1
+    cpu_limit: float | None = None
 
 
 @dataclass(frozen=True)
 class CpuProfile:
-    """Cores for the landscape and for the load generator (empty: decided from the machine)."""
+    """Cores for the landscape and for the load generator (empty: decided from the machine), and
+    the period in which every budget's quota is counted."""
 
     landscape_cores: tuple[int, ...] = ()
     load_generator_cores: tuple[int, ...] = ()
+    period_ms: int = 100
+
+
+@dataclass(frozen=True)
+class LandscapeProcess:
+    """A long-running process of the landscape, its tier and its CPU budget (None: no budget)."""
+
+    role: str
+    tier: str
+    option: str
+    cpu_limit: float | None
 
 
 @dataclass(frozen=True)
@@ -127,8 +176,8 @@ class LandscapeProfile:
     database: DatabaseProfile
     bus: BusProfile
     blob_store: BlobStoreProfile
-    worker_replicas: int
-    admin_api_workers: int
+    worker: WorkerProfile
+    admin_api: AdminApiProfile
     cpu: CpuProfile
     allowed_target_hosts: tuple[str, ...]
     backbone: Mapping[str, str]
@@ -137,11 +186,39 @@ class LandscapeProfile:
     def total_node_workers(self) -> int:
         return self.nodes.count * self.nodes.workers
 
+    @property
+    def database_clients(self) -> int:
+        """Processes with a connection pool: node workers, Admin API workers, worker replicas."""
+        return self.total_node_workers + self.admin_api.workers + self.worker.replicas
+
     def database_connections_needed(self) -> int:
         """The most connections the landscape can open: every pool of every process full."""
-        per_process = self.database.pool_size + self.database.max_overflow
-        processes = self.total_node_workers + self.admin_api_workers + self.worker_replicas
-        return processes * per_process
+        return self.database_clients * (self.database.pool_size + self.database.max_overflow)
+
+    def processes(self) -> tuple[LandscapeProcess, ...]:
+        """Every long-running process `up` starts, with its tier and budget."""
+        processes = []
+        if self.database.private:
+            processes.append(
+                LandscapeProcess("postgresql", "database", "database.cpu_limit", self.database.cpu_limit)
+            )
+        if self.blob_store.kind == "s3":
+            processes.append(
+                LandscapeProcess("seaweedfs", "blob-store", "blob_store.cpu_limit", self.blob_store.cpu_limit)
+            )
+        processes.append(
+            LandscapeProcess("admin-api", "admin", "admin_api.cpu_limit", self.admin_api.cpu_limit)
+        )
+        for tier, role, option, count, cores in (
+            ("node", "node", "nodes", self.nodes.count, self.nodes.cpu_limit),
+            ("events", "worker", "worker", self.worker.replicas, self.worker.cpu_limit),
+            ("gateway", "gateway", "gateway", self.gateway.instances, self.gateway.cpu_limit),
+        ):
+            processes += [
+                LandscapeProcess(f"{role}{index}", tier, f"{option}.cpu_limit", cores)
+                for index in range(1, count + 1)
+            ]
+        return tuple(processes)
 
 
 def connection_budget_problem(profile: LandscapeProfile, max_connections: int) -> str | None:
@@ -150,17 +227,17 @@ def connection_budget_problem(profile: LandscapeProfile, max_connections: int) -
     allowed = max_connections - profile.database.connection_reserve
     if needed <= allowed:
         return None
-    processes = profile.total_node_workers + profile.admin_api_workers + profile.worker_replicas
-    fitting = allowed // processes
+    fitting = allowed // profile.database_clients
+    where = "database.max_connections" if profile.database.private else "max_connections on the server"
     return (
         f"{profile.source}: the landscape may open {needed} database connections "
         f"((nodes.count {profile.nodes.count} x nodes.workers {profile.nodes.workers}"
-        f" + admin_api.workers {profile.admin_api_workers} + worker.replicas {profile.worker_replicas})"
+        f" + admin_api.workers {profile.admin_api.workers} + worker.replicas {profile.worker.replicas})"
         f" x (database.pool_size {profile.database.pool_size}"
         f" + database.max_overflow {profile.database.max_overflow})), but the server allows {allowed}"
         f" (max_connections {max_connections} - database.connection_reserve"
         f" {profile.database.connection_reserve}); lower database.pool_size + database.max_overflow"
-        f" to {fitting} or less, or nodes.workers or nodes.count, or raise max_connections on the server"
+        f" to {fitting} or less, or nodes.workers or nodes.count, or raise {where}"
     )
 
 
@@ -197,14 +274,12 @@ def parse_profile(text: str, *, source: Path, overrides: Mapping[str, str] | Non
     gateway = _gateway(_table(read, data, "gateway", GatewayProfile), read)
     if gateway.instances == 0 and nodes.count > 1:
         read.problem("gateway.instances", f"is 0, but {nodes.count} nodes need a gateway to balance them")
+    if gateway.instances == 0 and gateway.cpu_limit is not None:
+        read.problem("gateway.cpu_limit", "is set, but there is no gateway (gateway.instances = 0)")
     database = _database(_table(read, data, "database", DatabaseProfile), read)
     if database.kind == "sqlite" and nodes.count > 1:
         read.problem("nodes.count", 'one SQLite file serves one node; use database.kind = "postgresql"')
     bus = _bus(_table(read, data, "bus", BusProfile), read)
-    worker = read.table(data.get("worker", {}), "worker")
-    read.only(worker, "worker", ("replicas",))
-    admin_api = read.table(data.get("admin_api", {}), "admin_api")
-    read.only(admin_api, "admin_api", ("workers",))
     profile = LandscapeProfile(
         name=read.text(data, "", "name", non_empty=False),
         description=read.text(data, "", "description", "", non_empty=False),
@@ -215,12 +290,19 @@ def parse_profile(text: str, *, source: Path, overrides: Mapping[str, str] | Non
         database=database,
         bus=bus,
         blob_store=_blob_store(_table(read, data, "blob_store", BlobStoreProfile), read),
-        worker_replicas=_worker_replicas(worker, bus, read),
-        admin_api_workers=read.integer(admin_api, "admin_api", "workers", 1, minimum=1, maximum=16),
+        worker=_worker(_table(read, data, "worker", WorkerProfile), bus, read),
+        admin_api=_admin_api(_table(read, data, "admin_api", AdminApiProfile), read),
         cpu=_cpu(_table(read, data, "cpu", CpuProfile), read),
         allowed_target_hosts=_hosts(data, "allowed_target_hosts", read),
         backbone=MappingProxyType(_backbone_settings(data.get("backbone", {}), read)),
     )
+    _check_budget_periods(profile, read)
+    if (
+        profile.database.private
+        and not read.problems
+        and (problem := connection_budget_problem(profile, profile.database.max_connections))
+    ):
+        read.problems.append(problem)
     read.raise_problems(ProfileError)
     return profile
 
@@ -249,7 +331,26 @@ _GATEWAY_BOUNDS = {
     "max_connections": (1, 100_000),
 }
 _NODES_BOUNDS = {"count": (1, 64), "workers": (1, 256), "threads": (1, 256)}
-_DATABASE_BOUNDS = {"pool_size": (1, 1000), "max_overflow": (0, 1000), "connection_reserve": (0, 10_000)}
+_DATABASE_BOUNDS = {
+    "pool_size": (1, 1000),
+    "max_overflow": (0, 1000),
+    "connection_reserve": (0, 10_000),
+    "max_connections": (10, 10_000),
+}
+# What only a server the landscape starts itself can be given.
+_PRIVATE_SERVER_OPTIONS = (
+    "cpu_limit",
+    "max_connections",
+    "shared_buffers",
+    "work_mem",
+    "fsync",
+    "synchronous_commit",
+)
+_MEMORY = re.compile(r"^[1-9][0-9]*(kB|MB|GB|TB)$")
+# CPU budgets in cores: from a hundredth of a core; the quota of a period must be >= 1 ms.
+MIN_CPU_LIMIT = 0.01
+MAX_CPU_LIMIT = 256.0
+MIN_QUOTA_MS = 1.0
 
 
 def _table(read: ConfigReader, data: Mapping[str, Any], name: str, profile: type[Any]) -> dict[str, Any]:
@@ -273,6 +374,16 @@ def _integers(
     }
 
 
+def _cpu_limit(read: ConfigReader, table: Mapping[str, Any], prefix: str) -> float | None:
+    """A CPU budget in cores (fractions allowed), or None when the table names none."""
+    if "cpu_limit" not in table:
+        return None
+    cores = read.number(table, prefix, "cpu_limit", minimum=MIN_CPU_LIMIT, inclusive=True)
+    if cores > MAX_CPU_LIMIT:
+        read.problem(f"{prefix}.cpu_limit", f"must be a number of cores <= {MAX_CPU_LIMIT}, got {cores:g}")
+    return cores
+
+
 def _gateway(table: dict[str, Any], read: ConfigReader) -> GatewayProfile:
     defaults = GatewayProfile()
     return GatewayProfile(
@@ -280,32 +391,59 @@ def _gateway(table: dict[str, Any], read: ConfigReader) -> GatewayProfile:
         timeout_server_s=read.number(
             table, "gateway", "timeout_server_s", defaults.timeout_server_s, minimum=0.1, inclusive=True
         ),
+        cpu_limit=_cpu_limit(read, table, "gateway"),
     )
 
 
 def _nodes(table: dict[str, Any], read: ConfigReader) -> NodesProfile:
     return NodesProfile(
         **_integers(read, table, "nodes", NodesProfile(), _NODES_BOUNDS),
-        cpu_limit=(
-            read.number(table, "nodes", "cpu_limit", minimum=0.01, inclusive=True)
-            if "cpu_limit" in table
-            else None
-        ),
+        cpu_limit=_cpu_limit(read, table, "nodes"),
     )
 
 
 def _database(table: dict[str, Any], read: ConfigReader) -> DatabaseProfile:
     defaults = DatabaseProfile()
-    pool = _integers(read, table, "database", defaults, _DATABASE_BOUNDS)
     database = DatabaseProfile(
         kind=read.choice(table, "database", "kind", defaults.kind, DATABASE_KINDS),
+        server=read.choice(table, "database", "server", defaults.server, DATABASE_SERVERS),
         url=read.text(table, "database", "url", defaults.url, non_empty=False),
-        pool_size=pool["pool_size"],
-        max_overflow=pool["max_overflow"],
-        connection_reserve=pool["connection_reserve"],
+        **_integers(read, table, "database", defaults, _DATABASE_BOUNDS),
+        cpu_limit=_cpu_limit(read, table, "database"),
+        shared_buffers=_memory(read, table, "shared_buffers", defaults.shared_buffers),
+        work_mem=_memory(read, table, "work_mem", defaults.work_mem),
+        fsync=read.boolean(table, "database", "fsync", defaults.fsync),
+        synchronous_commit=read.boolean(table, "database", "synchronous_commit", defaults.synchronous_commit),
     )
-    _check_server_url(read, "database", database.kind, database.url)
+    if database.kind == "sqlite":
+        for name in ("server", *_PRIVATE_SERVER_OPTIONS):
+            if name in table:
+                read.problem(
+                    f"database.{name}", 'is only for kind = "postgresql" (SQLite runs inside the node)'
+                )
+    elif database.server == "external":
+        for name in _PRIVATE_SERVER_OPTIONS:
+            if name in table:
+                read.problem(
+                    f"database.{name}",
+                    'is only for server = "private"; an external server is configured (and budgeted) '
+                    "by its operator",
+                )
+    url_kind = "postgresql" if database.kind == "postgresql" and database.server == "external" else "sqlite"
+    _check_server_url(read, "database", url_kind, database.url)
     return database
+
+
+def _memory(read: ConfigReader, table: Mapping[str, Any], name: str, default: str) -> str:
+    """A PostgreSQL memory setting with its unit (`128MB`, `4MB`, `1GB`)."""
+    value = read.text(table, "database", name, default)
+    if value and not _MEMORY.match(value):
+        read.problem(
+            f"database.{name}",
+            f"must be a size with a unit, e.g. {default!r} (kB, MB, GB), got {show(value)}",
+        )
+        return default
+    return value
 
 
 def _bus(table: dict[str, Any], read: ConfigReader) -> BusProfile:
@@ -323,8 +461,8 @@ _SERVER_URLS = {
     "database": (
         "postgresql",
         ("postgresql://", "postgres://"),
-        "the server's URL, postgresql://user@host:port/database",
-        " (SQLite lives in the run directory)",
+        'the server\'s URL, postgresql://user@host:port/database (or server = "private")',
+        ' and server = "external" (SQLite lives in the run directory; a private server is started by up)',
     ),
     "bus": ("rabbitmq", ("amqp://", "amqps://"), "the broker's amqp://user:password@host:port/", ""),
 }
@@ -341,10 +479,28 @@ def _check_server_url(read: ConfigReader, table: str, kind: str, url: str) -> No
 
 def _blob_store(table: dict[str, Any], read: ConfigReader) -> BlobStoreProfile:
     defaults = BlobStoreProfile()
-    return BlobStoreProfile(
+    blob_store = BlobStoreProfile(
         kind=read.choice(table, "blob_store", "kind", defaults.kind, BLOB_STORE_KINDS),
         bucket=read.text(table, "blob_store", "bucket", defaults.bucket),
+        cpu_limit=_cpu_limit(read, table, "blob_store"),
     )
+    if blob_store.kind == "local" and blob_store.cpu_limit is not None:
+        read.problem("blob_store.cpu_limit", 'is only for kind = "s3" (local blobs are written by the nodes)')
+    return blob_store
+
+
+def _admin_api(table: dict[str, Any], read: ConfigReader) -> AdminApiProfile:
+    return AdminApiProfile(
+        workers=read.integer(table, "admin_api", "workers", AdminApiProfile.workers, minimum=1, maximum=16),
+        cpu_limit=_cpu_limit(read, table, "admin_api"),
+    )
+
+
+def _worker(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> WorkerProfile:
+    worker = WorkerProfile(_worker_replicas(table, bus, read), _cpu_limit(read, table, "worker"))
+    if worker.replicas == 0 and worker.cpu_limit is not None:
+        read.problem("worker.cpu_limit", "is set, but there is no worker (worker.replicas = 0)")
+    return worker
 
 
 def _worker_replicas(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> int:
@@ -367,6 +523,8 @@ def _cpu(table: dict[str, Any], read: ConfigReader) -> CpuProfile:
     cpu = CpuProfile(
         landscape_cores=_cores(table, "cpu.landscape_cores", read),
         load_generator_cores=_cores(table, "cpu.load_generator_cores", read),
+        # The kernel's quota period: 1 ms to 1 s.
+        period_ms=read.integer(table, "cpu", "period_ms", CpuProfile.period_ms, minimum=1, maximum=1000),
     )
     if shared := sorted(set(cpu.landscape_cores) & set(cpu.load_generator_cores)):
         read.problem(
@@ -374,6 +532,20 @@ def _cpu(table: dict[str, Any], read: ConfigReader) -> CpuProfile:
             f"shares core(s) {', '.join(map(str, shared))} with cpu.landscape_cores; keep them apart",
         )
     return cpu
+
+
+def _check_budget_periods(profile: LandscapeProfile, read: ConfigReader) -> None:
+    """Every budget's quota per period must reach the kernel's smallest quota (1 ms)."""
+    period_ms = profile.cpu.period_ms
+    budgets = {process.option: process.cpu_limit for process in profile.processes()}
+    for option, cores in budgets.items():
+        if cores is None or math.isnan(cores) or cores * period_ms >= MIN_QUOTA_MS:
+            continue
+        read.problem(
+            option,
+            f"{cores:g} cores x cpu.period_ms {period_ms} is a quota of {cores * period_ms:g} ms per period, "
+            f"below the kernel's smallest ({MIN_QUOTA_MS:g} ms); raise {option} or cpu.period_ms",
+        )
 
 
 def _cores(table: Mapping[str, Any], key: str, read: ConfigReader) -> tuple[int, ...]:

@@ -142,6 +142,13 @@ class ConfigReader:
             return default
         return value
 
+    def boolean(self, table: Mapping[str, Any], prefix: str, name: str, default: bool) -> bool:
+        value = table.get(name, default)
+        if isinstance(value, bool):
+            return value
+        self.problem(join(prefix, name), f"must be true or false, got {show(value)}")
+        return default
+
     def choice(
         self,
         table: Mapping[str, Any],

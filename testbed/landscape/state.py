@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from testbed.landscape.budgets import CpuGroup
 from testbed.landscape.process_groups import group_alive
 from testbed.processes import REPOSITORY
 
@@ -42,7 +43,10 @@ class LandscapeState:
     ready: bool = False
     up_seconds: float | None = None
     processes: list[RecordedProcess] = field(default_factory=list)
-    cgroups: list[str] = field(default_factory=list)
+    # Recorded before each is made: `down` removes them even after a killed `up`.
+    cpu_groups: list[CpuGroup] = field(default_factory=list)
+    # The private PostgreSQL server's directory (data, socket), recorded before initdb.
+    postgres_directory: str = ""
     database_server_url: str = ""
     database_name: str = ""
     database_url: str = ""
@@ -83,10 +87,14 @@ class LandscapeState:
         try:
             data = json.loads(path.read_text())
             data["processes"] = [RecordedProcess(**process) for process in data.get("processes", [])]
+            data["cpu_groups"] = [
+                CpuGroup(**{**group, "directories": tuple(group["directories"])})
+                for group in data.get("cpu_groups", [])
+            ]
             return cls(**data)
         except FileNotFoundError:
             raise LandscapeError(f"no landscape state at {path} (nothing is up, or give --state)") from None
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, KeyError) as error:
             raise LandscapeError(f"{path} is not a landscape state file: {error}") from None
 
 

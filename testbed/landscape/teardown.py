@@ -1,14 +1,21 @@
-"""Take a landscape down by its state file: stop exactly its process groups, remove what `up` made."""
+"""Take a landscape down by its state file: stop exactly its process groups, remove what `up` made.
+
+What `up` made, besides processes: the CPU groups (cgroups), the private PostgreSQL server's
+directory, the database on an external server, the RabbitMQ vhost or exchange. Each is removed
+once the processes are gone (the kernel keeps a cgroup while a process is in it).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed.landscape.cpu import remove_cgroup
+from testbed.landscape import budgets
 from testbed.landscape.process_groups import (
     group_alive,
     group_members,
@@ -23,6 +30,8 @@ from testbed.landscape.state import LandscapeState, RecordedProcess
 STOP_TIMEOUT_S = 15.0
 # SeaweedFS takes long to stop gracefully, and its data directory is thrown away anyway.
 STOP_TIMEOUT_S_BY_ROLE = {"seaweedfs": 2.0}
+# PostgreSQL's fast shutdown (SIGINT) ends its sessions at once; SIGTERM would wait for them.
+STOP_SIGNAL_BY_ROLE = {"postgresql": signal.SIGINT}
 Children = dict[int, subprocess.Popen[bytes]]
 
 
@@ -30,9 +39,16 @@ def tear_down(
     state: LandscapeState, children: Children | None = None, say: Callable[[str], None] = print
 ) -> list[str]:
     """Stop every recorded process group, remove what `up` created; return what could not be undone."""
+    # Stopping is not part of any measurement: lifted budgets let every process stop at full speed.
+    for group in state.cpu_groups:
+        with contextlib.suppress(budgets.BudgetError):
+            budgets.lift(group)
     problems = _stop_processes(state, children or {}, say)
-    for group in state.cgroups:
-        remove_cgroup(Path(group))
+    for group in state.cpu_groups:
+        if problem := budgets.remove(group):
+            problems.append(problem)
+    if state.postgres_directory:
+        problems.extend(_remove_directory(Path(state.postgres_directory)))
     remove_sockets(state.seaweedfs_ports)
     if state.database_name:
         problems.extend(_drop_database(state))
@@ -52,7 +68,7 @@ def _stop_processes(state: LandscapeState, children: Children, say: Callable[[st
     ours = [process for process in state.processes if _is_ours(process)]
     # Gateways first (they were started last), so no request reaches a node that is stopping.
     for process in reversed(ours):
-        signal_group(process.pid, signal.SIGTERM)
+        signal_group(process.pid, STOP_SIGNAL_BY_ROLE.get(process.role, signal.SIGTERM))
     started = time.monotonic()
     waiting = list(ours)
     while waiting and time.monotonic() < started + STOP_TIMEOUT_S:
@@ -96,6 +112,16 @@ def _is_ours(process: RecordedProcess) -> bool:
 def _reap(children: Children) -> None:
     for child in children.values():
         child.poll()
+
+
+def _remove_directory(directory: Path) -> list[str]:
+    try:
+        shutil.rmtree(directory)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        return [f"{directory} not removed: {error.strerror}"]
+    return []
 
 
 def _drop_database(state: LandscapeState) -> list[str]:

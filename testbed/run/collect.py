@@ -2,7 +2,8 @@
 
 * `MetricsScraper` reads every process's `/metrics` once a second and keeps every sample.
 * `ProcessSampler` samples CPU and memory of given processes (with their children: a gunicorn
-  master and its workers count as one node) once a second, the load generator included.
+  master and its workers count as one node) once a second, the load generator included, and the
+  kernel's counters of every CPU budget's cgroup (usage, quota periods, throttling).
 
 Each runs in its own thread and writes its table when stopped. The load generator writes the
 requests table itself (`loadtests/arrival/request_sink.py`).
@@ -25,6 +26,8 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from reports.rundir import (
+    BUDGET_COLUMNS,
+    BUDGETS,
     PROCESS_COLUMNS,
     PROCESSES,
     SERIES,
@@ -32,6 +35,7 @@ from reports.rundir import (
     format_labels,
     write_table,
 )
+from testbed.landscape.budgets import BudgetError, CpuGroup, read_usage
 
 log = logging.getLogger(__name__)
 # Long enough for a node whose every worker thread is busy to answer after its queue: a scrape
@@ -57,6 +61,15 @@ class SampledProcess:
     tier: str
     pid: int
     cpu_limit_cores: float = math.nan
+
+
+@dataclass(frozen=True)
+class SampledGroup:
+    """A CPU budget's cgroup whose counters the run samples, with the process and tier it holds."""
+
+    process: str
+    tier: str
+    group: CpuGroup
 
 
 def parse_exposition(text: str, t_s: float, process: str, tier: str) -> list[tuple[Any, ...]]:
@@ -153,13 +166,22 @@ class MetricsScraper(_Periodic):
 
 
 class ProcessSampler(_Periodic):
-    """Sample CPU (process and children) and resident memory once a second into processes.parquet."""
+    """Sample CPU (process and children) and resident memory once a second into processes.parquet,
+    and every budget group's counters into budgets.parquet."""
 
-    def __init__(self, processes: Iterable[SampledProcess], run_dir: Path, interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        processes: Iterable[SampledProcess],
+        run_dir: Path,
+        groups: Iterable[SampledGroup] = (),
+        interval_s: float = 1.0,
+    ) -> None:
         super().__init__(interval_s, "process-sampler")
         self.processes = list(processes)
+        self.groups = list(groups)
         self.run_dir = run_dir
         self._rows: list[tuple[Any, ...]] = []
+        self._group_rows: list[tuple[Any, ...]] = []
         # psutil's cpu_percent measures since its previous call on the same object: keep the objects.
         self._handles: dict[int, psutil.Process] = {}
 
@@ -191,7 +213,34 @@ class ProcessSampler(_Periodic):
                 except psutil.Error:
                     self._handles.pop(member.pid, None)
             self._rows.append((t_s, item.process, item.tier, item.pid, cpu, int(rss), item.cpu_limit_cores))
+        self._sample_groups()
+
+    def _sample_groups(self) -> None:
+        for sampled in self.groups:
+            group = sampled.group
+            t_s = time.time()
+            try:
+                usage = read_usage(group)
+            except BudgetError:
+                continue  # removed under us (the landscape is going down)
+            self._group_rows.append(
+                (
+                    t_s,
+                    sampled.process,
+                    sampled.tier,
+                    group.mechanism,
+                    group.cores,
+                    group.period_us / 1e6,
+                    usage.used_s,
+                    usage.periods,
+                    usage.throttled_periods,
+                    usage.throttled_s,
+                )
+            )
 
     def finish(self) -> None:
         frame = pd.DataFrame(self._rows, columns=list(PROCESS_COLUMNS))
         write_table(frame, self.run_dir / PROCESSES, PROCESS_COLUMNS, "processes")
+        if self.groups:
+            budgets = pd.DataFrame(self._group_rows, columns=list(BUDGET_COLUMNS))
+            write_table(budgets, self.run_dir / BUDGETS, BUDGET_COLUMNS, "budgets")

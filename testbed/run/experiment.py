@@ -38,7 +38,7 @@ from reports.rundir import ARRIVAL, LOAD_GENERATOR, LOGS, REQUESTS
 from scenarios.pool_schema import PoolConfigError
 from scenarios.schema import Scenario, ScenarioOverrides
 from testbed.processes import LOCUSTFILE, REPOSITORY, start_python, stop
-from testbed.run.collect import MetricsScraper, ProcessSampler, SampledProcess, ScrapeTarget
+from testbed.run.collect import MetricsScraper, ProcessSampler, SampledGroup, SampledProcess, ScrapeTarget
 from testbed.run.progress import watch
 from testbed.seed import plan_pool, seed_bulk_pool
 
@@ -72,6 +72,8 @@ class Landscape(Protocol):
     def scrape_targets(self) -> list[ScrapeTarget]: ...
 
     def sampled_processes(self) -> list[SampledProcess]: ...
+
+    def budget_groups(self) -> list[SampledGroup]: ...
 
     def manifest(self) -> LandscapeRecord: ...
 
@@ -119,7 +121,9 @@ class Experiment:
         try:
             self._seed(access)
             scraper = MetricsScraper(self.landscape.scrape_targets(), self.run_dir)
-            sampler = ProcessSampler(self.landscape.sampled_processes(), self.run_dir)
+            sampler = ProcessSampler(
+                self.landscape.sampled_processes(), self.run_dir, self.landscape.budget_groups()
+            )
             scraper.start()
             sampler.start()
             time.sleep(1.5)  # a scrape before the first request: counters' increases start from it

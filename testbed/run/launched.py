@@ -8,27 +8,27 @@ asks it for what the `Landscape` protocol (`experiment.py`) lists.
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import signal
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from reports.manifest import CpuRecord, LandscapeRecord
+from reports.manifest import BudgetRecord, CpuRecord, LandscapeRecord
 from scenarios.landscape import LandscapeProfile
 from testbed.landscape.cpu import CpuPlan
 from testbed.landscape.launcher import Launcher
 from testbed.landscape.state import LandscapeError, LandscapeState
 from testbed.landscape.teardown import tear_down
-from testbed.run.collect import SampledProcess, ScrapeTarget
+from testbed.run.collect import SampledGroup, SampledProcess, ScrapeTarget
 from testbed.run.experiment import LandscapeAccess, RunError, relative_to_repository
 
-# Process roles of a launched landscape -> the report's tiers.
-ROLE_TIERS = (("gateway", "gateway"), ("node", "node"), ("worker", "events"), ("admin-api", "admin"))
+BROKER_TIER = "broker"
+DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "postgresql": 5432}
 
 
 @dataclass
@@ -41,6 +41,8 @@ class LaunchedLandscape:
     logs_dir: Path
     overrides: Mapping[str, str] = field(default_factory=dict)
     state: LandscapeState | None = None
+    # What `sampled_processes` could not find, with the reason (for the manifest).
+    unsampled: list[str] = field(default_factory=list)
 
     def up(self) -> LandscapeAccess:
         launcher = Launcher(
@@ -116,24 +118,42 @@ class LaunchedLandscape:
         return targets
 
     def sampled_processes(self) -> list[SampledProcess]:
+        """Every long-running process of the landscape with its tier and CPU limit, and the servers
+        it shares with the machine (an external PostgreSQL server, the broker) where visible."""
+        state = self._state
         sampled = []
-        for process in self._state.processes:
-            tier = next((tier for prefix, tier in ROLE_TIERS if process.role.startswith(prefix)), None)
-            if tier is None or not psutil.pid_exists(process.pid):
-                continue  # the migration has exited; SeaweedFS serves no request path we measure
-            limit = self._node_cpu_limit(process.role) if tier == "node" else math.nan
-            sampled.append(SampledProcess(process.role, tier, process.pid, cpu_limit_cores=limit))
-        if (server := postgresql_server_pid(self._state.database_url)) is not None:
+        for process in state.processes:
+            planned = self.cpu.process(process.role)
+            if planned is None or not psutil.pid_exists(process.pid):
+                continue  # the migration has exited
+            sampled.append(
+                SampledProcess(process.role, planned.tier, process.pid, cpu_limit_cores=planned.limit_cores)
+            )
+        self.unsampled = []
+        if self.profile.database.kind == "postgresql" and not self.profile.database.private:
             # The machine's shared server: its CPU includes other databases' work, if any.
-            sampled.append(SampledProcess("postgresql", "database", server))
+            if (server := postgresql_server_pid(state.database_url)) is not None:
+                sampled.append(SampledProcess("postgresql", "database", server))
+            else:
+                self.unsampled.append("postgresql (the external server): not a process of this machine")
+        if state.rabbitmq_url:
+            # The machine's shared broker: never budgeted, never touched, only watched.
+            if (broker := listening_pid(state.rabbitmq_url)) is not None:
+                sampled.append(SampledProcess("rabbitmq", BROKER_TIER, broker))
+            else:
+                self.unsampled.append(
+                    "rabbitmq (the shared broker): no process of this machine visible to this user "
+                    "listens on its port"
+                )
         return sampled
 
-    def _node_cpu_limit(self, role: str) -> float:
-        if self.cpu.node_quota_cores is not None:
-            return self.cpu.node_quota_cores
-        index = int(role.removeprefix("node")) - 1
-        cores = self.cpu.node_cores[index] if index < len(self.cpu.node_cores) else ()
-        return float(len(cores)) if cores else math.nan
+    def budget_groups(self) -> list[SampledGroup]:
+        """The cgroup of every budgeted process, whose usage and throttling the run samples."""
+        groups = []
+        for group in self._state.cpu_groups:
+            planned = self.cpu.process(group.role)
+            groups.append(SampledGroup(group.role, planned.tier if planned else "", group))
+        return groups
 
     def manifest(self) -> LandscapeRecord:
         profile, state = self.profile, self._state
@@ -147,27 +167,65 @@ class LaunchedLandscape:
             up_seconds=state.up_seconds,
             load_target="gateway1" if state.gateway_urls else "node1",
             threads_per_worker=profile.nodes.threads,
-            worker_replicas=profile.worker_replicas,
-            admin_api_workers=profile.admin_api_workers,
             gateway=dataclasses.asdict(profile.gateway),
             nodes=dataclasses.asdict(profile.nodes),
             # write_manifest writes the passwords in these URLs as ***.
             database=dataclasses.asdict(profile.database),
             bus=dataclasses.asdict(profile.bus),
             blob_store=dataclasses.asdict(profile.blob_store),
-            cpu=CpuRecord(
-                landscape_cores=self.cpu.landscape_cores,
-                node_cores=self.cpu.node_cores,
-                node_quota_cores=self.cpu.node_quota_cores,
-                load_generator_cores=self.cpu.load_generator_cores,
-                warnings=self.cpu.warnings,
-            ),
+            worker=dataclasses.asdict(profile.worker),
+            admin_api=dataclasses.asdict(profile.admin_api),
+            cpu=self._cpu_record(),
             backbone=dict(profile.backbone),
+            unsampled=tuple(self.unsampled),
+        )
+
+    def _cpu_record(self) -> CpuRecord:
+        period_ms = self.cpu.period_us / 1000
+        return CpuRecord(
+            landscape_cores=self.cpu.landscape_cores,
+            load_generator_cores=self.cpu.load_generator_cores,
+            period_ms=period_ms,
+            mechanism=self.cpu.mechanism,
+            budgets=tuple(
+                BudgetRecord(
+                    process=planned.role,
+                    tier=planned.tier,
+                    option=planned.option,
+                    cores=planned.cpu_limit or 0.0,
+                    mechanism=planned.mechanism,
+                    period_ms=period_ms,
+                    pinned_cores=planned.cores,
+                )
+                for planned in self.cpu.budgeted
+            ),
+            warnings=self.cpu.warnings,
         )
 
 
 def _loopback(url: str) -> str:
     return url.replace("//localhost:", "//127.0.0.1:")
+
+
+def listening_pid(url: str) -> int | None:
+    """The PID of the local process listening on the port of `url` (None: elsewhere, or not visible)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        return None
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    return next(
+        (
+            connection.pid
+            for connection in connections
+            # laddr is (ip, port), or empty for a socket without an address.
+            if connection.status == psutil.CONN_LISTEN and connection.laddr[1:2] == (port,) and connection.pid
+        ),
+        None,
+    )
 
 
 def postgresql_server_pid(database_url: str) -> int | None:

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from loadtests.client import ApiError, ConsumerApiClient, Session
+from testbed.landscape.postgres import PostgresCluster, postgres_bin_dir, private_postgres_cluster
 from tests.helpers.peers import CONTENT
-from tests.helpers.postgres_cluster import PostgresCluster, postgres_bin_dir, private_postgres_cluster
 from tests.helpers.server import running_backbone
 from tests.helpers.services import unavailable
 from tests.helpers.waiting import wait_until
@@ -34,7 +34,7 @@ OUTAGE_S = 3.0
 def cluster() -> Iterator[PostgresCluster]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
-        unavailable("initdb/pg_ctl are not installed (Debian package postgresql)")
+        unavailable("initdb/postgres are not installed (Debian package postgresql)")
     with private_postgres_cluster(bin_dir) as running:
         yield running
 
@@ -76,7 +76,7 @@ def test_the_backbone_survives_a_database_crash_without_losing_acknowledged_writ
     cluster: PostgresCluster, tmp_path: Path
 ) -> None:
     environment = {
-        "BACKBONE_DATABASE_URL": cluster.url,
+        "BACKBONE_DATABASE_URL": cluster.url(),
         "BACKBONE_ENVIRONMENT": "development",
         "BACKBONE_VAR_DIR": str(tmp_path),
         "BACKBONE_PASSWORD_HASH_ITERATIONS": "1000",
@@ -114,7 +114,7 @@ def test_the_backbone_survives_a_database_crash_without_losing_acknowledged_writ
             writer.stop.set()
             thread.join(timeout=30)
 
-    with psycopg.connect(cluster.url) as connection:
+    with psycopg.connect(cluster.url()) as connection:
         stored = {
             row[0]
             for row in connection.execute(

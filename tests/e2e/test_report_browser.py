@@ -22,7 +22,17 @@ from tests.helpers.services import unavailable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-EXPECTED_CHARTS = {"throughput", "latency", "node", "db-pool", "db-wait", "events", "cpu", "memory"}
+EXPECTED_CHARTS = {
+    "throughput",
+    "latency",
+    "node",
+    "db-pool",
+    "db-wait",
+    "events",
+    "cpu",
+    "cpu-budgets",
+    "memory",
+}
 
 
 @pytest.fixture(scope="module")

@@ -237,6 +237,18 @@ def test_stage_with_a_pool_of_one_names_the_database_tier(
     assert {"haproxy_backend_current_queue", "db_client_connection_wait_time_seconds_count"} <= names
     sampled = set(data.processes["tier"].astype(str))
     assert {"gateway", "node", "events", "database", "admin", "load-generator"} <= sampled
+    # The shared broker is watched (never budgeted) where its process is visible, else named.
+    assert "broker" in sampled or any(line.startswith("rabbitmq") for line in profile.unsampled)
+    # Every budget's cgroup was sampled; the database tier is the landscape's own server.
+    budgeted = {"postgresql", "node1", "node2", "worker1", "gateway1"}
+    assert {budget.process for budget in profile.cpu.budgets} == budgeted
+    if profile.cpu.mechanism != "affinity":
+        assert set(data.budgets["process"].astype(str)) == budgeted
+        assert set(data.budgets["mechanism"].astype(str)) == {profile.cpu.mechanism}
+    assert profile.database["server"] == "private"
+    text = (run_dir / "summary.md").read_text(encoding="utf-8")
+    assert f"Budgets held by {profile.cpu.mechanism}, quota period 100 ms" in text
+    assert "## CPU without a budget" in text
     # The load went through the gateway: its public frontend counted every answered request.
     assert profile.load_target == "gateway1"
     public = samples(data.series, "haproxy_frontend_http_requests_total", proxy="public")

@@ -67,7 +67,8 @@ def wait_for_state(path: Path, condition: Any, timeout_s: float = 90) -> dict[st
 
 
 def leftovers(state: dict[str, Any]) -> list[str]:
-    """Everything of the landscape still there: processes, listening ports, database, vhost."""
+    """Everything of the landscape still there: processes, listening ports, CPU groups, the private
+    server's directory, database, vhost."""
     found = [f"process {pid} (marked)" for pid in marked_processes(state["id"])]
     for process in state["processes"]:
         members = group_members(process["pid"])
@@ -77,6 +78,14 @@ def leftovers(state: dict[str, Any]) -> list[str]:
     ports |= set(state["seaweedfs_ports"])
     ports |= {int(url.rsplit(":", 1)[1]) for url in state["gateway_operator_urls"]}
     found.extend(f"port {port} still listening" for port in sorted(ports & listening_ports()))
+    found.extend(
+        f"cgroup {directory}"
+        for group in state.get("cpu_groups", [])
+        for directory in group["directories"]
+        if Path(directory).exists()
+    )
+    if state.get("postgres_directory") and Path(state["postgres_directory"]).exists():
+        found.append(f"PostgreSQL directory {state['postgres_directory']}")
     if state["database_name"]:
         with psycopg.connect(state["database_server_url"], autocommit=True) as admin:
             row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (state["database_name"],))

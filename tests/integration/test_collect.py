@@ -82,7 +82,9 @@ def test_the_request_sink_writes_parts_the_report_reads(tmp_path: Path) -> None:
 
 
 def test_the_process_sampler_samples_a_process_with_its_children(tmp_path: Path) -> None:
-    sampler = ProcessSampler([SampledProcess("me", "load-generator", os.getpid(), 1.0)], tmp_path, 0.05)
+    sampler = ProcessSampler(
+        [SampledProcess("me", "load-generator", os.getpid(), 1.0)], tmp_path, interval_s=0.05
+    )
     sampler.tick()
     sum(i * i for i in range(200_000))  # some CPU between the samples
     sampler.tick()

@@ -18,7 +18,7 @@ from scenarios.landscape import (
     parse_profile,
 )
 from testbed.landscape.commands import add_landscape_commands
-from testbed.landscape.cpu import CpuPlanError, make_cpu_cgroup, plan_cpus
+from testbed.landscape.cpu import CpuPlanError, plan_cpus
 from testbed.landscape.gateway import GatewayPorts, haproxy_config
 from tests.helpers.services import unavailable
 
@@ -50,9 +50,9 @@ def test_the_shipped_profiles_say_what_the_landscapes_are() -> None:
         "inprocess",
         "local",
     )
-    assert (dev.nodes.count, dev.nodes.workers, dev.gateway.instances, dev.worker_replicas) == (1, 2, 0, 0)
+    assert (dev.nodes.count, dev.nodes.workers, dev.gateway.instances, dev.worker.replicas) == (1, 2, 0, 0)
     assert (stage.database.kind, stage.bus.kind, stage.blob_store.kind) == ("postgresql", "rabbitmq", "s3")
-    assert (stage.nodes.count, stage.gateway.instances, stage.worker_replicas) == (2, 1, 1)
+    assert (stage.nodes.count, stage.gateway.instances, stage.worker.replicas) == (2, 1, 1)
     assert prod.nodes.count > stage.nodes.count
     assert prod.nodes.workers > stage.nodes.workers
     assert prod.database.pool_size > stage.database.pool_size
@@ -157,7 +157,7 @@ def test_options_that_do_not_fit_together_are_refused(text: str, expected: str) 
 
 def test_a_rabbitmq_profile_gets_one_worker_unless_it_says_otherwise() -> None:
     profile = parse('name = "x"\n[bus]\nkind = "rabbitmq"\nurl = "amqp://guest:guest@127.0.0.1:5672/"\n')
-    assert profile.worker_replicas == 1
+    assert profile.worker.replicas == 1
 
 
 def test_loopback_hosts_are_accepted_in_every_spelling() -> None:
@@ -203,24 +203,26 @@ def test_the_load_generator_gets_cores_of_its_own() -> None:
     assert plan.load_generator_cores == (3,)
     assert plan.landscape_cores == (0, 1, 2)
     assert not set(plan.load_generator_cores) & set(plan.landscape_cores)
-    assert all(set(cores) <= {0, 1, 2} for cores in plan.node_cores)
+    assert all(set(process.cores) <= {0, 1, 2} for process in plan.processes)
 
 
-def test_nodes_get_whole_cores_of_the_landscape_share_round_robin() -> None:
+def test_without_a_cgroup_hierarchy_budgets_are_whole_cores_of_the_landscape_share_round_robin() -> None:
     profile = parse(
         'name = "x"\n[database]\nkind = "postgresql"\nurl = "postgresql://h/p"\n'
-        "[nodes]\ncount = 3\nworkers = 1\ncpu_limit = 1.5\n[cpu]\nlandscape_cores = [0, 1, 2, 3]\n"
+        "[nodes]\ncount = 3\nworkers = 1\ncpu_limit = 1.2\n[cpu]\nlandscape_cores = [0, 1, 2, 3]\n"
     )
-    plan = plan_cpus(profile, available={0, 1, 2, 3, 4, 5})
-    assert plan.node_cores == ((0, 1), (2, 3), (0, 1))
+    plan = plan_cpus(profile, available={0, 1, 2, 3, 4, 5}, find=lambda: None)
+    assert [plan.cores_of(f"node{index}") for index in (1, 2, 3)] == [(0, 1), (2, 3), (0, 1)]
     assert plan.load_generator_cores == (4, 5)
-    assert plan.node_quota_cores == 1.5
+    assert plan.mechanism == "affinity"
+    assert plan.process("node1").limit_cores == 2.0  # type: ignore[union-attr]
+    assert plan.cores_of("admin-api") == (0, 1, 2, 3)  # no budget: the landscape's cores
 
 
-def test_more_node_workers_than_cores_given_is_flagged() -> None:
-    crowded = parse('name = "x"\n[nodes]\nworkers = 4\ncpu_limit = 1\n')
+def test_more_node_workers_than_cores_without_a_budget_is_flagged() -> None:
+    crowded = parse('name = "x"\n[nodes]\nworkers = 4\n')
     plan = plan_cpus(crowded, available={0, 1, 2})
-    assert any("4 workers on 1 core(s)" in warning for warning in plan.warnings)
+    assert any("4 workers on 2 core(s)" in warning for warning in plan.warnings)
     roomy = parse('name = "x"\n[nodes]\nworkers = 2\n')
     assert plan_cpus(roomy, available={0, 1, 2}).warnings == ()
 
@@ -229,18 +231,6 @@ def test_cores_the_machine_does_not_give_are_refused() -> None:
     profile = parse('name = "x"\n[cpu]\nlandscape_cores = [7]\n')
     with pytest.raises(CpuPlanError, match="core\\(s\\) 7"):
         plan_cpus(profile, available={0, 1})
-
-
-def test_a_writable_cgroup_gets_the_node_quota(tmp_path: Path) -> None:
-    (tmp_path / "cgroup.subtree_control").write_text("")
-    group = make_cpu_cgroup(tmp_path, "node1", 0.5)
-    assert group == tmp_path / "node1"
-    assert (group / "cpu.max").read_text() == "50000 100000"
-    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu"
-
-
-def test_an_unwritable_cgroup_falls_back(tmp_path: Path) -> None:
-    assert make_cpu_cgroup(tmp_path / "missing", "node1", 0.5) is None
 
 
 def gateway_config() -> str:

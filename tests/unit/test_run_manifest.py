@@ -11,6 +11,7 @@ import pytest
 from reports.manifest import (
     FORMAT_VERSION,
     MANIFEST,
+    BudgetRecord,
     CpuRecord,
     FlowRate,
     GitRevision,
@@ -56,7 +57,12 @@ def a_manifest() -> RunManifest:
             threads_per_worker=8,
             nodes={"count": 2, "workers": 1, "threads": 8, "cpu_limit": 0.5},
             bus={"kind": "rabbitmq", "url": "amqp://guest:hunter2@127.0.0.1:5672/"},
-            cpu=CpuRecord(landscape_cores=(0,), node_cores=((0,), (0,)), load_generator_cores=(1,)),
+            cpu=CpuRecord(
+                landscape_cores=(0,),
+                load_generator_cores=(1,),
+                mechanism="cgroup v1",
+                budgets=(BudgetRecord("node1", "node", "nodes.cpu_limit", 0.25, "cgroup v1", 100.0, (0,)),),
+            ),
             backbone={"LOG_LEVEL": "INFO"},
         ),
         scenario=ScenarioRecord(
