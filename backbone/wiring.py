@@ -213,6 +213,9 @@ def build_services(
         # Raises NotFound for an identity that is gone: its sync runs answer 404.
         identity_is_active=lambda address: identities.get(address).status is IdentityStatus.Active,
         relationship_status=lambda relationship_id: relationships.relationships.status_of(relationship_id),
+        relationship_participants=lambda relationship_id: relationships.relationships.participants_of(
+            relationship_id
+        ),
     )
     messages = include_messages(
         config,

@@ -330,27 +330,32 @@ class RelationshipService:
         return changed.relationship
 
     def _publish(self, changed: Transition, initiator: str, peer: str) -> None:
-        entry = changed.entry
+        """Raise what the original's relationship raises: a reactivation request and its answers
+        raise their own events only (accepting one changes the status, yet raises no status
+        change); every other transition raises the status change."""
+        reason = changed.entry.reason
         relationship_id = changed.relationship.id
-        if entry.old_status is not entry.new_status:
-            self._outbox.add(
-                RelationshipStatusChanged(
-                    relationship_id=relationship_id,
-                    new_status=entry.new_status.name,
-                    initiator=initiator,
-                    peer=peer,
-                )
-            )
-        if entry.reason is AuditLogReason.ReactivationRequested:
+        if reason is AuditLogReason.ReactivationRequested:
             self._outbox.add(
                 RelationshipReactivationRequested(
                     relationship_id=relationship_id, requesting_identity=initiator, peer=peer
                 )
             )
-        elif entry.reason in _REACTIVATION_ANSWERS:
+        elif reason in _REACTIVATION_ANSWERS:
             self._outbox.add(
                 RelationshipReactivationCompleted(
-                    relationship_id=relationship_id, new_relationship_status=entry.new_status.name, peer=peer
+                    relationship_id=relationship_id,
+                    new_relationship_status=changed.entry.new_status.name,
+                    peer=peer,
+                )
+            )
+        else:
+            self._outbox.add(
+                RelationshipStatusChanged(
+                    relationship_id=relationship_id,
+                    new_status=changed.entry.new_status.name,
+                    initiator=initiator,
+                    peer=peer,
                 )
             )
 
@@ -397,8 +402,9 @@ class RelationshipService:
                 )
 
     def remove_identity(self, address: str, anonymous_address: str) -> None:
-        """A deleted identity leaves: peers get PeerDeleted, its side of every relationship is
-        decomposed, its address is replaced by the anonymous one, its templates go."""
+        """A deleted identity leaves: peers of Pending, Active and Terminated relationships get
+        PeerDeleted, its side of every relationship is decomposed, its address is replaced by the
+        anonymous one, its templates go."""
         now = self._clock.now()
         with self._db.transaction() as connection:
             for relationship_id, peer in self._repository.peers_of(
@@ -407,7 +413,7 @@ class RelationshipService:
                 relationship = self._repository.find(connection, relationship_id, lock=True)
                 if relationship is None or relationship.has_decomposed(address):
                     continue
-                if not relationship.has_decomposed(peer):
+                if relationship.status in PEER_NOTIFIED_STATUSES:
                     self._outbox.add(
                         PeerDeleted(
                             peer_of_deleted_identity=peer,
@@ -439,6 +445,12 @@ class RelationshipService:
         """Housekeeping: remove templates expired before the date that no relationship uses."""
         with self._db.transaction() as connection:
             return self._repository.delete_expired_unused_templates(connection, expired_before)
+
+    def participants_of(self, relationship_id: str) -> tuple[str, str] | None:
+        """The two addresses of a relationship (from, to), or None if it does not exist."""
+        with self._db.read() as connection:
+            relationship = self._repository.find(connection, relationship_id)
+        return None if relationship is None else (relationship.from_address, relationship.to_address)
 
     def status_of(self, relationship_id: str) -> str | None:
         """The status name of a relationship, or None if it does not exist."""
