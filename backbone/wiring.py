@@ -28,6 +28,8 @@ from backbone.modules.devices.service import (
     LoginService,
     TierService,
 )
+from backbone.modules.feature_flags.module import include_feature_flags
+from backbone.modules.feature_flags.service import FeatureFlagService
 from backbone.modules.files.events import FileUploaded
 from backbone.modules.files.module import include_files
 from backbone.modules.files.service import FileService
@@ -119,6 +121,7 @@ class Services:
     notifications: NotificationService
     deletion_processes: DeletionProcessService
     deletion_jobs: IdentityDeletionJobService
+    feature_flags: FeatureFlagService
     # What the modules registered: every subscribed handler, and the routes of each API.
     handlers: list[Handler]
     consumer_routes: list[AddRoutes]
@@ -249,6 +252,9 @@ def build_services(
         anonymous_address=anonymous_address,
         check_quota=check_quota,
     )
+    feature_flags = include_feature_flags(
+        config, lock_identity=identities.get_for_update, knows=relationships.relationships.knows
+    )
     push_notifications = include_push_notifications(
         config,
         notifier=push_notifier or LogPushNotifier(),
@@ -291,6 +297,7 @@ def build_services(
         notifications=push_notifications.notifications,
         deletion_processes=identity_deletion.processes,
         deletion_jobs=identity_deletion.jobs,
+        feature_flags=feature_flags,
         handlers=config.handlers,
         consumer_routes=config.consumer_routes,
         admin_routes=config.admin_routes,

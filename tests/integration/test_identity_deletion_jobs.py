@@ -86,9 +86,16 @@ def test_an_identity_is_deleted_after_its_grace_period_and_leaves_nothing_behind
     assert services.blobs.exists(file_id)
     token = leaving.post("/api/v2/Tokens", json={"content": "AAAA", "expiresAt": "2026-03-01T00:00:00.000Z"})
     assert token.status_code == 201
+    assert leaving.patch("/api/v2/Identities/Self/FeatureFlags", json={"feature": True}).status_code == 204
 
     named = rows_naming(services, leaving.address, leaving.username)
-    expected = {"identities.address", "devices.username", "messages.created_by", "file_metadata.owner"}
+    expected = {
+        "identities.address",
+        "devices.username",
+        "messages.created_by",
+        "file_metadata.owner",
+        "feature_flags.owner_address",
+    }
     assert expected <= set(named)
 
     started = leaving.post("/api/v2/Identities/Self/DeletionProcesses", json={})

@@ -41,6 +41,8 @@ PEER_NOTIFIED_STATUSES = (
     RelationshipStatus.Active,
     RelationshipStatus.Terminated,
 )
+# Peers in these relationships hear that the other side changed its feature flags.
+FEATURE_FLAGS_NOTIFIED_STATUSES = (RelationshipStatus.Pending, RelationshipStatus.Active)
 DECOMPOSABLE_STATUSES = (
     RelationshipStatus.Rejected,
     RelationshipStatus.Revoked,

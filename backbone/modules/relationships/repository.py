@@ -241,6 +241,15 @@ _PEERS_OF = (
     .order_by(relationships.c.created_at, relationships.c.id)
 )
 _STATUS_OF = sa.select(relationships.c.status).where(relationships.c.id == sa.bindparam("relationship_id"))
+_ALLOCATORS_OF_TEMPLATES_OF = (
+    sa.select(relationship_template_allocations.c.allocated_by)
+    .join(
+        relationship_templates,
+        relationship_templates.c.id == relationship_template_allocations.c.relationship_template_id,
+    )
+    .where(relationship_templates.c.created_by == sa.bindparam("creator"))
+    .distinct()
+)
 
 
 class RelationshipRepository:
@@ -428,6 +437,16 @@ class RelationshipRepository:
             (row.id, row.to_address if row.from_address == address else row.from_address)
             for row in connection.execute(_PEERS_OF, parameters)
         ]
+
+    def allocators_of_templates_of(self, connection: Connection, creator: str) -> set[str]:
+        """Who allocated a template the identity created."""
+        return set(connection.execute(_ALLOCATORS_OF_TEMPLATES_OF, {"creator": creator}).scalars())
+
+    def has_allocated_template_of(self, connection: Connection, allocator: str, creator: str) -> bool:
+        statement = _ALLOCATORS_OF_TEMPLATES_OF.where(
+            relationship_template_allocations.c.allocated_by == sa.bindparam("allocator")
+        ).limit(1)
+        return connection.execute(statement, {"creator": creator, "allocator": allocator}).first() is not None
 
     def status_of(self, connection: Connection, relationship_id: str) -> RelationshipStatus | None:
         value = connection.execute(_STATUS_OF, {"relationship_id": relationship_id}).scalar_one_or_none()

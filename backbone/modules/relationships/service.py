@@ -10,6 +10,7 @@ from backbone.modules.relationships import model
 from backbone.modules.relationships.events import (
     PeerDeleted,
     PeerDeletionCancelled,
+    PeerFeatureFlagsChanged,
     PeerToBeDeleted,
     RelationshipReactivationCompleted,
     RelationshipReactivationRequested,
@@ -18,6 +19,7 @@ from backbone.modules.relationships.events import (
     RelationshipTemplateCreated,
 )
 from backbone.modules.relationships.model import (
+    FEATURE_FLAGS_NOTIFIED_STATUSES,
     PEER_NOTIFIED_STATUSES,
     Actor,
     AuditLogEntry,
@@ -385,6 +387,26 @@ class RelationshipService:
                         identity_to_be_deleted=address,
                         grace_period_ends_at=grace_period_ends_at,
                     )
+                )
+
+    def knows(self, caller: str, address: str) -> bool:
+        """Whether the caller knows the identity: a relationship between them (in any status), or
+        an allocation of one of its templates (what the identity shows its peers, they may see)."""
+        with self._db.read() as connection:
+            related = self._repository.youngest_between(connection, caller, address) is not None
+            return related or self._repository.has_allocated_template_of(connection, caller, address)
+
+    def notify_peers_of_changed_feature_flags(self, address: str) -> None:
+        """Tell the peers of Pending and Active relationships and whoever allocated one of the
+        identity's templates, once each."""
+        with self._db.transaction() as connection:
+            related = self._repository.peers_of(connection, address, FEATURE_FLAGS_NOTIFIED_STATUSES)
+            peers = {peer for _, peer in related} | self._repository.allocators_of_templates_of(
+                connection, address
+            )
+            for peer in sorted(peers):
+                self._outbox.add(
+                    PeerFeatureFlagsChanged(peer_address=address, notified_identity_address=peer)
                 )
 
     def notify_peers_of_cancelled_deletion(self, address: str) -> None:

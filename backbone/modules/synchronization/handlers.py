@@ -9,6 +9,7 @@ from backbone.modules.messages.events import MessageCreated
 from backbone.modules.relationships.events import (
     PeerDeleted,
     PeerDeletionCancelled,
+    PeerFeatureFlagsChanged,
     PeerToBeDeleted,
     RelationshipReactivationCompleted,
     RelationshipReactivationRequested,
@@ -166,6 +167,13 @@ class ExternalEventHandlers:
             context=event.relationship_id,
         )
 
+    def peer_feature_flags_changed(self, event: PeerFeatureFlagsChanged) -> None:
+        self._sync.create_external_event(
+            event.notified_identity_address,
+            ExternalEventType.PeerFeatureFlagsChanged,
+            {"peerAddress": event.peer_address},
+        )
+
 
 def synchronization_handlers(
     sync: SynchronizationService,
@@ -191,4 +199,5 @@ def synchronization_handlers(
         on(MODULE, PeerToBeDeleted, handlers.peer_to_be_deleted),
         on(MODULE, PeerDeletionCancelled, handlers.peer_deletion_cancelled),
         on(MODULE, PeerDeleted, handlers.peer_deleted),
+        on(MODULE, PeerFeatureFlagsChanged, handlers.peer_feature_flags_changed),
     ]
