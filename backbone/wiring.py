@@ -38,6 +38,7 @@ from backbone.modules.identity_deletion.service import DeletionProcessService, I
 from backbone.modules.messages.events import MessageCreated
 from backbone.modules.messages.module import include_messages
 from backbone.modules.messages.service import MessageService
+from backbone.modules.onboarding.module import include_onboarding
 from backbone.modules.push_notifications.module import include_push_notifications
 from backbone.modules.push_notifications.service import NotificationService, PushService
 from backbone.modules.quotas.admin_api import render_limit, render_quota
@@ -211,6 +212,7 @@ def build_services(
     files = include_files(config, blobs=blobs, check_quota=check_quota)
     announcements = include_announcements(config)
     tags = include_tags(config)
+    include_onboarding(config)
     synchronization = include_synchronization(
         config,
         # Raises NotFound for an identity that is gone: its sync runs answer 404.

@@ -71,6 +71,12 @@ ROUTES: dict[tuple[str, str], Entry] = {
         "pushes only to identities the caller has a relationship with (tested in test_push_notifications)"
     ),
     ("GET", "/api/v2/Tags"): Public("the configured tag collection, the same for everyone"),
+    ("GET", "/r/{referenceId}"): Public("the landing page of shared links: the configured apps only"),
+    ("GET", "/.well-known/apple-app-site-association"): Public("the configured iOS app ids"),
+    ("GET", "/.well-known/assetlinks.json"): Public("the configured Android packages"),
+    ("GET", "/api/poc/PublicRelationshipTemplateReferences"): OwnOnly(
+        "what the apps file configures for the caller's own OAuth client"
+    ),
     ("POST", "/api/v2/Identities"): Public("onboards a new identity from a signed challenge"),
     ("GET", "/api/v2/Identities/IsDeleted"): Public("answers only whether a username's identity is gone"),
     ("GET", "/api/v2/Identities/Self"): OwnOnly("the caller's identity"),
