@@ -146,6 +146,21 @@ class Relationship:
 
 
 @dataclass(frozen=True, slots=True)
+class RelationshipExport:
+    """A relationship as the operators' database export lists it (no contents)."""
+
+    id: str
+    relationship_template_id: str | None
+    from_address: str
+    to_address: str
+    created_at: datetime
+    status: RelationshipStatus
+    from_has_decomposed: bool
+    to_has_decomposed: bool
+    template_created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """A relationship after a use case, and the audit entry that records the change."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from backbone.modules.relationships import model
@@ -26,6 +26,7 @@ from backbone.modules.relationships.model import (
     AuditLogReason,
     NewTemplate,
     Relationship,
+    RelationshipExport,
     RelationshipStatus,
     RelationshipTemplate,
     TemplateQueryItem,
@@ -362,6 +363,11 @@ class RelationshipService:
             )
 
     # --- for other modules ----------------------------------------------------------------
+
+    def export_relationships(self) -> Iterator[RelationshipExport]:
+        """Every relationship, oldest first, without contents (the operators' database export)."""
+        with self._db.read() as connection:
+            yield from self._repository.export_relationships(connection)
 
     def overview_for(self, participant: str, page: Page) -> Paged:
         """An identity's relationships as operators see them (including decomposed ones)."""
