@@ -95,6 +95,7 @@ def test_malformed_changes_are_refused(api: testing.TestClient) -> None:
     alice = onboard(api)
     error = assert_error(change(alice, {"n" * 201: True}), 400, INVALID)
     assert "feature flag name" in error["message"]
+    assert_error(change(alice, {"nul\u0000": True}), 400, INVALID)
     assert change(alice, {"n" * 200: True}).status_code == 204
     assert_error(change(alice, {"feature": "yes"}), 400, UNPARSEABLE)
     assert_error(change(alice, {"feature": None}), 400, UNPARSEABLE)

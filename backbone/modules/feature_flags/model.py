@@ -21,7 +21,8 @@ def max_number_of_feature_flags_exceeded() -> DomainError:
 def check_change(flags: Mapping[str, bool]) -> None:
     """The original's validator of a change: every name first, then how many (the first failure
     is the one reported)."""
-    if any(len(name) > MAX_NAME_LENGTH for name in flags):
+    # A NUL cannot be stored in PostgreSQL text (the original's column would refuse it too).
+    if any(len(name) > MAX_NAME_LENGTH or "\x00" in name for name in flags):
         raise InvalidPropertyValue("Invalid feature flag name. Check length and the used characters.")
     if len(flags) > MAX_FEATURE_FLAGS_PER_IDENTITY:
         raise max_number_of_feature_flags_exceeded()
