@@ -100,11 +100,12 @@ class ExternalEventHandlers:
         """Tell the peer; an accepted reactivation (Active again) releases the messages that
         waited while it was terminated, as an acceptance of the request does."""
         relationship_id = event.relationship_id
-        participants = self._relationship_participants(relationship_id)
-        if event.new_relationship_status == "Active" and participants is not None:
-            self._sync.unblock_external_events(
-                participants, ExternalEventType.MessageReceived, relationship_id
-            )
+        if event.new_relationship_status == "Active":
+            participants = self._relationship_participants(relationship_id)
+            if participants is not None:
+                self._sync.unblock_external_events(
+                    participants, ExternalEventType.MessageReceived, relationship_id
+                )
         self._sync.create_external_event(
             event.peer,
             ExternalEventType.RelationshipReactivationCompleted,
