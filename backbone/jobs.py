@@ -84,6 +84,7 @@ def delete_identities(services: Services) -> int:
             services.tokens.delete_of_identity(address)
             services.synchronization.delete_of_identity(address)
             services.announcements.forget_recipient(address)
+            services.feature_flags.delete_of_identity(address)
             services.deletion_jobs.finish(process)
             services.quotas.forget_identity(address)
         except Exception as error:

@@ -1,4 +1,5 @@
-"""Operator commands: `backbone client|tier|announcement ...`, in-process through the services.
+"""Operator commands: `backbone client|tier|announcement|token|database ...`, in-process through the
+services.
 
 They call the same services as the Admin API (no HTTP, no table access), on the database the
 settings name; secrets are printed once, on creation, and never logged.
@@ -10,9 +11,11 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from backbone import migrations
+from backbone.database_export import default_export_path, export_database
 from backbone.modules.announcements.model import (
     AnnouncementAction,
     AnnouncementSeverity,
@@ -21,7 +24,8 @@ from backbone.modules.announcements.model import (
 )
 from backbone.platform.db import Database
 from backbone.platform.encoding import format_datetime, parse_datetime
-from backbone.platform.errors import DomainError
+from backbone.platform.errors import DomainError, InvalidId, InvalidPropertyValue
+from backbone.platform.ids import is_valid_id
 from backbone.settings import Settings
 from backbone.wiring import Services, build_services, seed
 
@@ -29,7 +33,8 @@ OperatorCommand = Callable[[Services, argparse.Namespace], None]
 
 
 def add_operator_commands(commands: Any) -> None:
-    """Add the `client`, `tier` and `announcement` command groups to the `backbone` parser."""
+    """Add the `client`, `tier`, `announcement`, `token` and `database` command groups to the
+    `backbone` parser."""
     client = commands.add_parser("client", help="manage OAuth clients").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -81,6 +86,46 @@ def add_operator_commands(commands: Any) -> None:
     send.add_argument("--silent", action="store_true", help="no push notification")
     send.add_argument("--iql-query", "--iqlQuery", dest="iql_query", help="only for silent announcements")
     send.set_defaults(command=_command(_send_announcement))
+    withdraw = announcement.add_parser("delete", help="delete an announcement")
+    _add_id(withdraw, "announcement")
+    withdraw.set_defaults(command=_command(_delete_announcement))
+
+    token = commands.add_parser("token", help="manage tokens").add_subparsers(required=True, metavar="ACTION")
+    reset = token.add_parser(
+        "reset-access-failed-count", help="unlock a token that too many wrong passwords locked"
+    )
+    _add_id(reset, "token")
+    reset.set_defaults(command=_command(_reset_access_failed_count))
+
+    database = commands.add_parser("database", help="look at the database").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    export = database.add_parser(
+        "export", help="identities, devices, relationships and messages as CSV files in a zip (no contents)"
+    )
+    export.add_argument(
+        "--output", type=Path, help="the zip to write (default: <var dir>/export/export-<time>.zip)"
+    )
+    export.add_argument(
+        "--sensitive", action="store_true", help="include ids and identity addresses (left empty otherwise)"
+    )
+    export.set_defaults(command=_command(_export_database))
+
+
+def _add_id(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("id", nargs="?", metavar="ID", help=f"the {what}'s id")
+    parser.add_argument(
+        "--id", dest="id_option", metavar="ID", help="the same, as the original's CLI takes it"
+    )
+
+
+def _id_of(args: argparse.Namespace, prefix: str) -> str:
+    given: list[str] = [value for value in (args.id, args.id_option) if value is not None]
+    if len(given) != 1:
+        raise InvalidPropertyValue("give the id once: as ID or as --id ID")
+    if not is_valid_id(given[0], prefix):
+        raise InvalidId("id")
+    return given[0]
 
 
 def _command(run: OperatorCommand) -> Callable[[Settings, argparse.Namespace], int]:
@@ -93,6 +138,9 @@ def _command(run: OperatorCommand) -> Callable[[Settings, argparse.Namespace], i
         except DomainError as error:
             print(f"backbone: {error.code}: {error.message}", file=sys.stderr)
             return 1
+        except CommandFailed as failed:
+            print(f"backbone: {failed}", file=sys.stderr)
+            return 1
         except SchemaOutdated as outdated:
             print(f"backbone: {outdated}", file=sys.stderr)
             return 2
@@ -103,6 +151,10 @@ def _command(run: OperatorCommand) -> Callable[[Settings, argparse.Namespace], i
 
 class SchemaOutdated(Exception):
     """The database has not been migrated to this version's schema."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work for a reason outside the domain (a file it cannot write)."""
 
 
 @contextmanager
@@ -198,6 +250,29 @@ def _send_announcement(services: Services, args: argparse.Namespace) -> None:
     )
     print(f"id: {announcement.id}")
     print(f"recipients: {', '.join(announcement.recipients) or 'everyone'}")
+
+
+def _delete_announcement(services: Services, args: argparse.Namespace) -> None:
+    announcement_id = _id_of(args, "ANC")
+    services.announcements.withdraw(announcement_id)
+    print(f"deleted announcement {announcement_id}")
+
+
+def _reset_access_failed_count(services: Services, args: argparse.Namespace) -> None:
+    token_id = _id_of(args, "TOK")
+    services.tokens.reset_access_failed_count(token_id)
+    print(f"reset the failed access count of token {token_id}")
+
+
+def _export_database(services: Services, args: argparse.Namespace) -> None:
+    path = args.output or default_export_path(services.settings.var_dir, services.clock.now())
+    try:
+        counts = export_database(services, path, include_sensitive=args.sensitive)
+    except OSError as error:
+        raise CommandFailed(f"cannot write the export to {path}: {error.strerror}") from None
+    for table, count in counts.items():
+        print(f"{table}: {count}")
+    print(f"export: {path}")
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from backbone.apps_file import Apps, read_apps_file
+
 PREFIX = "BACKBONE_"
 DEVELOPMENT = "development"
 PRODUCTION = "production"
@@ -82,6 +84,8 @@ class Settings:
     rabbitmq_reconnect_max_s: float = 10.0
     # Codes `POST /api/v2/Notifications` accepts (the original's configured notification texts).
     notification_codes: tuple[str, ...] = ()
+    # What `BACKBONE_APPS_FILE` says about the apps (onboarding page, .well-known, public references).
+    apps: Apps = field(default_factory=Apps)
 
     @property
     def development(self) -> bool:
@@ -223,6 +227,7 @@ class Settings:
             rabbitmq_connect_timeout_s=read.number("RABBITMQ_CONNECT_TIMEOUT_S", 2.0, 0.1, 60.0),
             rabbitmq_reconnect_max_s=read.number("RABBITMQ_RECONNECT_MAX_S", 10.0, 0.1, 600.0),
             notification_codes=notification_codes,
+            apps=_apps(read),
         )
         read.finish()
         return settings
@@ -322,6 +327,17 @@ TRACES_SAMPLERS = (
     "parentbased_always_off",
     "parentbased_traceidratio",
 )
+
+
+def _apps(read: _Reader) -> Apps:
+    """The apps file, when one is named; its problems join the others."""
+    path = read.text("APPS_FILE", "")
+    if not path:
+        return Apps()
+    apps, problems = read_apps_file(Path(path))
+    for problem in problems:
+        read.problem(f"{PREFIX}APPS_FILE: {problem}")
+    return apps
 
 
 def _otel_choice(

@@ -28,6 +28,8 @@ from backbone.modules.devices.service import (
     LoginService,
     TierService,
 )
+from backbone.modules.feature_flags.module import include_feature_flags
+from backbone.modules.feature_flags.service import FeatureFlagService
 from backbone.modules.files.events import FileUploaded
 from backbone.modules.files.module import include_files
 from backbone.modules.files.service import FileService
@@ -36,6 +38,7 @@ from backbone.modules.identity_deletion.service import DeletionProcessService, I
 from backbone.modules.messages.events import MessageCreated
 from backbone.modules.messages.module import include_messages
 from backbone.modules.messages.service import MessageService
+from backbone.modules.onboarding.module import include_onboarding
 from backbone.modules.push_notifications.module import include_push_notifications
 from backbone.modules.push_notifications.service import NotificationService, PushService
 from backbone.modules.quotas.admin_api import render_limit, render_quota
@@ -119,6 +122,7 @@ class Services:
     notifications: NotificationService
     deletion_processes: DeletionProcessService
     deletion_jobs: IdentityDeletionJobService
+    feature_flags: FeatureFlagService
     # What the modules registered: every subscribed handler, and the routes of each API.
     handlers: list[Handler]
     consumer_routes: list[AddRoutes]
@@ -208,11 +212,15 @@ def build_services(
     files = include_files(config, blobs=blobs, check_quota=check_quota)
     announcements = include_announcements(config)
     tags = include_tags(config)
+    include_onboarding(config)
     synchronization = include_synchronization(
         config,
         # Raises NotFound for an identity that is gone: its sync runs answer 404.
         identity_is_active=lambda address: identities.get(address).status is IdentityStatus.Active,
         relationship_status=lambda relationship_id: relationships.relationships.status_of(relationship_id),
+        relationship_participants=lambda relationship_id: relationships.relationships.participants_of(
+            relationship_id
+        ),
     )
     messages = include_messages(
         config,
@@ -245,6 +253,9 @@ def build_services(
         identity_is_active=identities.is_active,
         anonymous_address=anonymous_address,
         check_quota=check_quota,
+    )
+    feature_flags = include_feature_flags(
+        config, lock_identity=identities.get_for_update, knows=relationships.relationships.knows
     )
     push_notifications = include_push_notifications(
         config,
@@ -288,6 +299,7 @@ def build_services(
         notifications=push_notifications.notifications,
         deletion_processes=identity_deletion.processes,
         deletion_jobs=identity_deletion.jobs,
+        feature_flags=feature_flags,
         handlers=config.handlers,
         consumer_routes=config.consumer_routes,
         admin_routes=config.admin_routes,

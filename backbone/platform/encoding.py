@@ -60,3 +60,22 @@ def parse_datetime(text: str) -> datetime:
 
 def _normalise_offset(zone: str) -> str:
     return zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+
+
+def camel_case_key(key: str) -> str:
+    """Write a dictionary key as the original does (System.Text.Json's camel-case policy for keys):
+    a leading run of capitals is lowered, except the last one when a lower-case letter follows it
+    (`FeatureA` -> `featureA`, `ABCdef` -> `abCdef`, `URL` -> `url`)."""
+    if not key or not key[0].isupper():
+        return key
+    characters = list(key)
+    for position, character in enumerate(characters):
+        if position == 1 and not character.isupper():
+            break
+        following = characters[position + 1] if position + 1 < len(characters) else None
+        if position > 0 and following is not None and not following.isupper():
+            if following == " ":
+                characters[position] = character.lower()
+            break
+        characters[position] = character.lower()
+    return "".join(characters)

@@ -346,6 +346,16 @@ def create_app(*, middleware: Iterable[Any], router: CaseInsensitiveRouter | Non
 
 def read_json(req: falcon.Request, *, required: bool = False) -> JsonObject:
     """Read the body as a JSON object whose property names match case-insensitively."""
+    return JsonObject(_read_json_object(req, required=required))
+
+
+def read_json_members(req: falcon.Request) -> dict[str, Any]:
+    """Read a required body that is a JSON object whose property names are data (a map, such as
+    feature flags): the names are kept as sent, case included."""
+    return _read_json_object(req, required=True)
+
+
+def _read_json_object(req: falcon.Request, *, required: bool) -> dict[str, Any]:
     limit = getattr(req.context, "max_body_bytes", None)
     raw = req.bounded_stream.read(limit + 1 if limit else -1)
     if limit and len(raw) > limit:
@@ -356,14 +366,14 @@ def read_json(req: falcon.Request, *, required: bool = False) -> JsonObject:
     if not raw.strip():
         if required:
             raise InvalidInput("'$': A non-empty request body is required.")
-        return JsonObject({})
+        return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidInput(f"'$': The request body is not valid JSON ({error.msg}).") from None
     if not isinstance(value, dict):
         raise InvalidInput("'$': The request body must be a JSON object.")
-    return JsonObject(value)
+    return value
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "an array"}

@@ -29,6 +29,29 @@ MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10")
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261128")
 
 pytestmark = pytest.mark.slow
+APPS = {
+    "AppOnboarding": {
+        "Apps": [
+            {
+                "Id": "eu.example.app",
+                "DisplayName": "Example",
+                "Description": "An app",
+                "AppleAppStore": {"AppLink": "https://apps.apple.example/app"},
+                "GooglePlayStore": {},
+                "BannerUrl": "https://apps.example.org/banner.png",
+                "IconUrl": "https://apps.example.org/icon.png",
+            }
+        ],
+        "DefaultAppId": "eu.example.app",
+    },
+    "WellKnownEndpoints": {
+        "AppleAppSiteAssociations": ["TEAM.eu.example.app"],
+        "AndroidAssetLinks": [{"PackageName": "eu.example.app", "Sha256CertFingerprints": ["AB:CD"]}],
+    },
+    "PublicRelationshipTemplateReferences": {
+        "test": [{"Title": "A", "Description": "B", "TruncatedReference": "C"}]
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +67,11 @@ def schemathesis() -> str:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     var_dir = tmp_path_factory.mktemp("schemathesis")
+    # The pages for apps answer 200 only with an apps file; give them one, so both answers are met.
+    apps_file = var_dir / "apps.json"
+    apps_file.write_text(json.dumps(APPS), encoding="utf-8")
     environment = {
+        "BACKBONE_APPS_FILE": str(apps_file),
         "BACKBONE_VAR_DIR": str(var_dir),
         "BACKBONE_ENVIRONMENT": "development",
         "BACKBONE_ADMIN_API_KEY": ADMIN_KEY,

@@ -71,9 +71,18 @@ ROUTES: dict[tuple[str, str], Entry] = {
         "pushes only to identities the caller has a relationship with (tested in test_push_notifications)"
     ),
     ("GET", "/api/v2/Tags"): Public("the configured tag collection, the same for everyone"),
+    ("GET", "/r/{referenceId}"): Public("the landing page of shared links: the configured apps only"),
+    ("GET", "/.well-known/apple-app-site-association"): Public("the configured iOS app ids"),
+    ("GET", "/.well-known/assetlinks.json"): Public("the configured Android packages"),
+    ("GET", "/api/poc/PublicRelationshipTemplateReferences"): OwnOnly(
+        "what the apps file configures for the caller's own OAuth client"
+    ),
     ("POST", "/api/v2/Identities"): Public("onboards a new identity from a signed challenge"),
     ("GET", "/api/v2/Identities/IsDeleted"): Public("answers only whether a username's identity is gone"),
     ("GET", "/api/v2/Identities/Self"): OwnOnly("the caller's identity"),
+    ("PATCH", "/api/v2/Identities/Self/FeatureFlags"): OwnOnly("sets the caller's own feature flags"),
+    # Visible to the identity, its relationship peers and allocators of its templates only.
+    ("GET", "/api/v2/Identities/{identityAddress}/FeatureFlags"): Denied(404, NOT_FOUND, "identity"),
     ("GET", "/api/v2/Devices/Self"): OwnOnly("the caller's device"),
     ("PUT", "/api/v2/Devices/Self"): OwnOnly("changes the caller's device"),
     ("PUT", "/api/v2/Devices/Self/Password"): OwnOnly("changes the calling device's password"),
@@ -232,6 +241,7 @@ def world(api: testing.TestClient, services: Services) -> World:
         "message": message.json["result"]["id"],
         "sync_run": run.json["result"]["syncRun"]["id"],
         "recipient": alice.address,
+        "identity": alice.address,
         "device": alice.device_id,
         "new_device": add_device(alice, log_in=False).device_id,
     }
@@ -248,7 +258,7 @@ def test_an_outsider_is_refused_on_the_resources_of_others(
 ) -> None:
     method, template = route
     resource_id = world.ids[entry.resource]
-    path = template.replace("{id}", resource_id)
+    path = template.replace("{id}", resource_id).replace("{identityAddress}", resource_id)
     body = dict(entry.body) if entry.body is not None else None
     if template == "/api/v2/Relationships":
         body = {**(body or {}), "relationshipTemplateId": resource_id}

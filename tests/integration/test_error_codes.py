@@ -26,6 +26,7 @@ cannot silently rot. In short (`v.` = `error.platform.validation.`, all 400 unle
 - v.device.onlyOneActiveDeletionProcessAllowed: a second deletion process while one is active
 - v.device.deletionProcessIsNotInRequiredStatus: cancelling a cancelled process
 - v.device.gracePeriodHasAlreadyExpired: cancelling after the grace period
+- v.featureFlag.maxNumberOfFeatureFlagsExceeded: more than 200 flags, in one change or in total
 - error.platform.recordNotFound (404): unknown challenge, device, sync run, datawallet
 - v.invalidPropertyValue: missing fields, handle length, app id, environment, empty pushes
 - v.invalidId: malformed device and sync run ids
@@ -44,6 +45,7 @@ import pytest
 from tests.integration import (
     test_deletion_processes_api,
     test_devices_api,
+    test_feature_flags_api,
     test_onboarding_api,
     test_synchronization_api,
 )
@@ -127,11 +129,15 @@ COVERAGE: dict[str, list[tuple[ModuleType, str]]] = {
     "error.platform.validation.device.gracePeriodHasAlreadyExpired": [
         (DELETION, "test_a_process_cannot_be_cancelled_once_its_grace_period_is_over"),
     ],
+    "error.platform.validation.featureFlag.maxNumberOfFeatureFlagsExceeded": [
+        (test_feature_flags_api, "test_at_most_200_flags_per_identity"),
+    ],
     "error.platform.recordNotFound": [
         (DEVICES, "test_the_challenge_must_exist_and_be_fresh"),
         (DEVICES, "test_only_never_logged_in_devices_of_the_own_identity_can_be_deleted"),
         (SYNC, "test_unknown_and_malformed_sync_runs"),
         (SYNC, "test_the_datawallet_is_created_by_the_first_version_upgrade"),
+        (test_feature_flags_api, "test_who_may_read_an_identitys_flags"),
     ],
     "error.platform.validation.invalidPropertyValue": [
         (DEVICES, "test_adding_a_device_needs_a_token_and_the_fields"),

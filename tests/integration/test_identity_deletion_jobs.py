@@ -17,11 +17,12 @@ from backbone.consumer_api import create_consumer_app
 from backbone.platform.blobs import BlobStore
 from backbone.platform.clock import ManualClock
 from backbone.platform.db import metadata
+from backbone.platform.encoding import format_datetime
 from backbone.platform.push import InMemoryPushNotifier
 from backbone.wiring import Services, build_services, seed
 from tests.helpers.api import Account, login, onboard
 from tests.helpers.files import upload_file
-from tests.helpers.peers import relate, send_message, sync
+from tests.helpers.peers import act, relate, send_message, sync
 from tests.helpers.services import settings_for_tests
 
 PUSH_HANDLE = "a-device-push-handle-that-must-stay-secret"
@@ -72,19 +73,29 @@ def test_an_identity_is_deleted_after_its_grace_period_and_leaves_nothing_behind
 ) -> None:
     services = deletion_services
     api = testing.TestClient(create_consumer_app(services))
-    leaving, friend, stranger = onboard(api), onboard(api), onboard(api)
+    leaving, friend, stranger, former = onboard(api), onboard(api), onboard(api), onboard(api)
     register_push(leaving)
     active_id = relate(leaving, friend)  # Active
     pending_id = relate(stranger, leaving, accept=False)  # Pending, requested by the leaving identity
+    revoked_id = relate(former, leaving, accept=False)
+    assert act(leaving, revoked_id, "Revoke").status_code == 200
+    sync(former)
     assert send_message(leaving, friend).status_code == 201
     assert send_message(friend, leaving).status_code == 201
     file_id = upload_file(leaving, b"content that must leave the store", clock.now())["id"]
     assert services.blobs.exists(file_id)
     token = leaving.post("/api/v2/Tokens", json={"content": "AAAA", "expiresAt": "2026-03-01T00:00:00.000Z"})
     assert token.status_code == 201
+    assert leaving.patch("/api/v2/Identities/Self/FeatureFlags", json={"feature": True}).status_code == 204
 
     named = rows_naming(services, leaving.address, leaving.username)
-    expected = {"identities.address", "devices.username", "messages.created_by", "file_metadata.owner"}
+    expected = {
+        "identities.address",
+        "devices.username",
+        "messages.created_by",
+        "file_metadata.owner",
+        "feature_flags.owner_address",
+    }
     assert expected <= set(named)
 
     started = leaving.post("/api/v2/Identities/Self/DeletionProcesses", json={})
@@ -117,8 +128,18 @@ def test_an_identity_is_deleted_after_its_grace_period_and_leaves_nothing_behind
 
     for peer in (friend, stranger):
         peer.log_in_again()
-    assert ("PeerDeleted", {"relationshipId": active_id}) in sync(friend)
-    assert ("PeerDeleted", {"relationshipId": pending_id}) in sync(stranger)
+    # The original dates PeerDeleted when it is handled (the official client requires the date),
+    # and the decomposition due to the deletion is a status change for the peer.
+    deleted_at = format_datetime(clock.now())
+    peer_deleted = ("PeerDeleted", {"relationshipId": active_id, "deletionDate": deleted_at})
+    assert sync(friend) == [peer_deleted, ("RelationshipStatusChanged", {"relationshipId": active_id})]
+    assert sync(stranger) == [
+        ("PeerDeleted", {"relationshipId": pending_id, "deletionDate": deleted_at}),
+        ("RelationshipStatusChanged", {"relationshipId": pending_id}),
+    ]
+    # A revoked relationship's peer hears of no deletion (neither did it of the deletion process).
+    former.log_in_again()
+    assert sync(former) == [("RelationshipStatusChanged", {"relationshipId": revoked_id})]
     relationship = friend.get(f"/api/v2/Relationships/{active_id}").json["result"]
     assert relationship["status"] == "DeletionProposed"
     assert relationship["auditLog"][-1]["reason"] == "DecompositionDueToIdentityDeletion"

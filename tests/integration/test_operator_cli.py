@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from falcon import testing
 
 from backbone import cli
+from backbone.consumer_api import create_consumer_app
+from backbone.modules.tokens.model import MAX_FAILED_PASSWORD_ATTEMPTS, NewToken
+from backbone.platform.errors import DomainError
 from backbone.settings import Settings
 from backbone.wiring import build_services
+from tests.helpers.api import onboard
+from tests.helpers.peers import relate
 
 
 @pytest.fixture
@@ -153,3 +161,100 @@ def test_serve_admin_refuses_an_empty_key_outside_development(
     code, _, err = run(capsys, "serve-admin", "--port", "1")
     assert code == 2
     assert "BACKBONE_ADMIN_API_KEY" in err
+
+
+def test_announcement_delete(environment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = []
+    for _ in range(2):
+        code, out, err = run(capsys, "announcement", "send", "--text", "en", "Maintenance", "Tonight")
+        assert code == 0, err
+        ids.append(fields(out)["id"])
+    code, out, err = run(capsys, "announcement", "delete", ids[0])
+    assert code == 0, err
+    assert out.strip() == f"deleted announcement {ids[0]}"
+    code, out, err = run(capsys, "announcement", "delete", "--id", ids[1])  # as the original's CLI
+    assert code == 0, err
+    services = build_services(Settings.from_process_env())
+    try:
+        assert services.announcements.all() == []
+    finally:
+        services.close()
+    code, _, err = run(capsys, "announcement", "delete", ids[0])
+    assert code == 1
+    assert "error.platform.recordNotFound" in err
+    code, _, err = run(capsys, "announcement", "delete", "TOK00000000000000000")
+    assert code == 1
+    assert "error.platform.validation.invalidId" in err
+    code, _, err = run(capsys, "announcement", "delete", ids[0], "--id", ids[1])
+    assert code == 1
+    assert "give the id once" in err
+
+
+def test_token_reset_access_failed_count(environment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    services = build_services(Settings.from_process_env())
+    try:
+        token = services.tokens.create(
+            None,
+            NewToken(
+                content=None,
+                expires_at=services.clock.now() + timedelta(minutes=4),
+                for_identity=None,
+                password=b"right",
+            ),
+        )
+        for _ in range(MAX_FAILED_PASSWORD_ATTEMPTS):
+            with pytest.raises(DomainError):
+                services.tokens.get(None, token.id, b"wrong")
+        with pytest.raises(DomainError, match="too many failed password attempts"):
+            services.tokens.get(None, token.id, b"right")
+        code, out, err = run(capsys, "token", "reset-access-failed-count", "--id", token.id)
+        assert code == 0, err
+        assert out.strip() == f"reset the failed access count of token {token.id}"
+        assert services.tokens.get(None, token.id, b"right").id == token.id
+    finally:
+        services.close()
+    code, _, err = run(capsys, "token", "reset-access-failed-count", "TOK" + "x" * 17)
+    assert code == 1
+    assert "error.platform.recordNotFound" in err
+    code, _, err = run(capsys, "token", "reset-access-failed-count")
+    assert code == 1
+    assert "give the id once" in err
+
+
+def test_database_export(environment: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    services = build_services(Settings.from_process_env())
+    try:
+        api = testing.TestClient(create_consumer_app(services))
+        relate(onboard(api), onboard(api))
+    finally:
+        services.close()
+    code, out, err = run(capsys, "database", "export")
+    assert code == 0, err
+    printed = fields(out)
+    assert (printed["Identities"], printed["Devices"], printed["Relationships"], printed["Messages"]) == (
+        "2",
+        "2",
+        "1",
+        "0",
+    )
+    exported = Path(printed["export"])
+    assert exported.parent == environment / "export"
+    assert exported.name.startswith("export-")
+    with zipfile.ZipFile(exported) as archive:
+        assert sorted(archive.namelist()) == [
+            "counts.csv",
+            "devices.csv",
+            "identities.csv",
+            "messages.csv",
+            "relationships.csv",
+        ]
+    code, out, err = run(capsys, "database", "export", "--sensitive", "--output", str(tmp_path / "mine.zip"))
+    assert code == 0, err
+    assert zipfile.is_zipfile(tmp_path / "mine.zip")
+    (tmp_path / "a-file").write_text("")
+    code, _, err = run(capsys, "database", "export", "--output", str(tmp_path / "a-file" / "export.zip"))
+    assert code == 1
+    assert "cannot write the export" in err
+    assert "Traceback" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from backbone.modules.relationships.model import Relationship, RelationshipStatus
 from backbone.modules.relationships.repository import RelationshipRepository
 from backbone.platform.auth import Principal
+from backbone.platform.clock import ManualClock
 from backbone.platform.errors import DomainError
+from backbone.platform.events import outbox_events
 from backbone.wiring import Services
 from tests.helpers.api import Account, assert_error, onboard
 from tests.helpers.peers import CONTENT, act, create_template, relate, request_relationship, sync
@@ -195,7 +198,7 @@ def test_termination_and_every_reactivation_path(api: testing.TestClient) -> Non
         "Active",
         "AcceptanceOfReactivation",
     )
-    assert sync(alice) == [changed(relationship_id), completed]
+    assert sync(alice) == [completed], "an accepted reactivation raises no status change"
     assert reasons(accepted) == [
         "Creation",
         "AcceptanceOfCreation",
@@ -207,6 +210,76 @@ def test_termination_and_every_reactivation_path(api: testing.TestClient) -> Non
         "ReactivationRequested",
         "AcceptanceOfReactivation",
     ]
+
+
+def bus_events_about(services: Services, relationship_id: str) -> list[str]:
+    """The names of the events put on the bus about the relationship, in the order raised."""
+    with services.db.read() as connection:
+        rows = connection.execute(
+            sa.select(outbox_events.c.name, outbox_events.c.payload).order_by(outbox_events.c.created_at)
+        ).all()
+    return [name for name, payload in rows if relationship_id in payload]
+
+
+REQUESTED, COMPLETED = "RelationshipReactivationRequested", "RelationshipReactivationCompleted"
+STATUS_CHANGED = "RelationshipStatusChanged"
+
+
+class Pair:
+    """A template's owner and the identity that requested a relationship from it; each step checks
+    what the other party syncs, that the actor syncs nothing, and the events on the bus."""
+
+    def __init__(self, api: testing.TestClient, services: Services, clock: ManualClock) -> None:
+        self.owner, self.requester = onboard(api), onboard(api)
+        self._services, self._clock = services, clock
+        template_id = create_template(self.owner)
+        self.requester.get(f"/api/v2/RelationshipTemplates/{template_id}")
+        self.id = request_relationship(self.requester, template_id).json["result"]["id"]
+        self._on_bus = [STATUS_CHANGED]
+        assert [kind for kind, _ in sync(self.owner)] == [STATUS_CHANGED], "creation"
+        assert bus_events_about(services, self.id) == self._on_bus
+
+    def step(self, actor: Account, action: str, peer_syncs: list[str], raised: str) -> None:
+        peer = self.requester if actor is self.owner else self.owner
+        self._clock.advance(timedelta(seconds=1))  # the bus events are ordered by creation time
+        answer = act(actor, self.id, action)
+        assert answer.status_code == 200, answer.text
+        assert [kind for kind, _ in sync(peer)] == peer_syncs, f"{action}: what the peer syncs"
+        assert sync(actor) == [], f"{action}: the actor hears nothing of its own change"
+        self._on_bus.append(raised)
+        assert bus_events_about(self._services, self.id) == self._on_bus, f"{action}: the bus"
+
+
+@pytest.mark.parametrize("ending", ["Reject", "Revoke"])
+def test_the_end_of_a_request_raises_status_changes(
+    api: testing.TestClient, services: Services, clock: ManualClock, ending: str
+) -> None:
+    pair = Pair(api, services, clock)
+    pair.step(pair.owner if ending == "Reject" else pair.requester, ending, [STATUS_CHANGED], STATUS_CHANGED)
+    pair.step(pair.owner, "Decompose", [STATUS_CHANGED], STATUS_CHANGED)
+    # ReadyForDeletion: the peer left already, nobody is told.
+    pair.step(pair.requester, "Decompose", [], STATUS_CHANGED)
+
+
+def test_reactivations_raise_their_own_events_only(
+    api: testing.TestClient, services: Services, clock: ManualClock
+) -> None:
+    """A reactivation request and its rejection, revocation and acceptance raise their own event,
+    never a status change (accepting one makes it Active again, as the original's does)."""
+    pair = Pair(api, services, clock)
+    owner, requester = pair.owner, pair.requester
+    pair.step(owner, "Accept", [STATUS_CHANGED], STATUS_CHANGED)
+    pair.step(owner, "Terminate", [STATUS_CHANGED], STATUS_CHANGED)
+    pair.step(requester, "Reactivate", [REQUESTED], REQUESTED)
+    pair.step(owner, "Reactivate/Reject", [COMPLETED], COMPLETED)
+    pair.step(requester, "Reactivate", [REQUESTED], REQUESTED)
+    pair.step(requester, "Reactivate/Revoke", [COMPLETED], COMPLETED)
+    pair.step(owner, "Reactivate", [REQUESTED], REQUESTED)
+    pair.step(requester, "Reactivate/Accept", [COMPLETED], COMPLETED)
+    assert requester.get(f"/api/v2/Relationships/{pair.id}").json["result"]["status"] == "Active"
+    pair.step(requester, "Terminate", [STATUS_CHANGED], STATUS_CHANGED)
+    pair.step(requester, "Decompose", [STATUS_CHANGED], STATUS_CHANGED)
+    pair.step(owner, "Decompose", [], STATUS_CHANGED)
 
 
 def test_decomposition_by_each_side(api: testing.TestClient) -> None:

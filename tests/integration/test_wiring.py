@@ -9,9 +9,18 @@ from backbone.wiring import Services, handler_queues
 
 def test_the_commands_of_the_backbone_are_listed() -> None:
     names = cli.command_names()
-    assert {"serve", "serve-admin", "worker", "migrate", "job", "client", "tier", "announcement"} == set(
-        names
-    )
+    assert {
+        "serve",
+        "serve-admin",
+        "worker",
+        "migrate",
+        "job",
+        "client",
+        "tier",
+        "announcement",
+        "token",
+        "database",
+    } == set(names)
     assert names == sorted(names)
 
 

@@ -1,8 +1,19 @@
-// The richer flows of files and identities: claiming a file's ownership with its token, and a
-// deletion process that peers learn of (PeerToBeDeleted) and see cancelled (PeerDeletionCancelled).
+// The richer flows of files and identities: claiming a file's ownership with its token, a
+// deletion process that peers learn of (PeerToBeDeleted) and see cancelled (PeerDeletionCancelled),
+// and an identity that is deleted for good (PeerDeleted, which carries the deletion date).
 "use strict";
 
-const { createAccount, check, runCheck, establishRelationship, attachmentBytes, inMinutes } = require("./lib");
+const {
+    createAccount,
+    check,
+    runCheck,
+    establishRelationship,
+    attachmentBytes,
+    inMinutes,
+    loggedErrors,
+    runIdentityDeletionJob,
+} = require("./lib");
+const { CoreDate } = require("@nmshd/core-types");
 const { CoreBuffer } = require("@nmshd/crypto");
 
 async function expectError(promise, what) {
@@ -57,7 +68,29 @@ runCheck("deletion-and-ownership", async ({ settings, transport, connection }) =
     check(kept.peerDeletionInfo === undefined, "bob sees alice's deletion cancelled");
     await alice.syncEverything();
 
+    // Deleted for good: no grace period, then the job; bob's client takes PeerDeleted without a
+    // complaint (it refuses the event when the date is missing) and marks alice deleted.
+    const final = await alice.identityDeletionProcess.initiateIdentityDeletionProcess(0);
+    const beforeDeletion = CoreDate.utc();
+    await runIdentityDeletionJob();
+    const errorsBefore = loggedErrors.length;
+    await bob.syncEverything();
+    const complaints = loggedErrors.slice(errorsBefore);
+    check(complaints.length === 0, `bob's client logs no error while syncing the deletion: ${complaints.join(" | ")}`);
+    const deleted = await bob.relationships.getRelationship(relationshipId);
+    check(deleted.peerDeletionInfo?.deletionStatus === "Deleted", "bob sees alice deleted");
+    const deletionDate = deleted.peerDeletionInfo.deletionDate;
+    check(
+        !deletionDate.isBefore(beforeDeletion.subtract({ seconds: 1 })) && !deletionDate.isAfter(CoreDate.utc()),
+        `the deletion date is when the job deleted alice, not ${deletionDate.toISOString()}`,
+    );
+    check(deleted.status === "DeletionProposed", `alice's side is decomposed, not ${deleted.status}`);
+
     await alice.close();
     await bob.close();
-    return { file: file.id.toString(), deletionProcess: process.id.toString() };
+    return {
+        file: file.id.toString(),
+        deletionProcess: process.id.toString(),
+        finalDeletionProcess: final.id.toString(),
+    };
 });

@@ -19,6 +19,31 @@ function settingsFromEnvironment() {
     };
 }
 
+// What the client logged as errors (it logs, for instance, an external event it failed to parse
+// and goes on syncing); checks compare it before and after a step.
+const loggedErrors = [];
+
+function recordingLoggerFactory() {
+    const factory = new SimpleLoggerFactory();
+    return {
+        getLogger(name) {
+            const logger = factory.getLogger(name);
+            const record = (level) => (...args) => {
+                loggedErrors.push(args.map((arg) => (arg instanceof Error ? arg.message : String(arg))).join(" "));
+                logger[level](...args);
+            };
+            return {
+                trace: (...args) => logger.trace(...args),
+                debug: (...args) => logger.debug(...args),
+                info: (...args) => logger.info(...args),
+                warn: (...args) => logger.warn(...args),
+                error: record("error"),
+                fatal: record("fatal"),
+            };
+        },
+    };
+}
+
 async function createTransport(settings) {
     const eventBus = new EventEmitter2EventBus((error) => {
         console.error("event bus error:", error);
@@ -33,7 +58,7 @@ async function createTransport(settings) {
             debug: false,
         },
         eventBus,
-        new SimpleLoggerFactory(),
+        recordingLoggerFactory(),
     );
     return transport.init();
 }
@@ -46,6 +71,15 @@ async function drainEvents() {
     if (!drainUrl) return;
     const response = await fetch(drainUrl);
     if (!response.ok) throw new Error(`events not handled in time: ${await response.text()}`);
+}
+
+// The backbone's job that deletes the identities whose grace period is over; the test harness
+// names an endpoint that runs it on the backbone's database (as cron would) and answers when done.
+async function runIdentityDeletionJob() {
+    const jobsUrl = process.env.NMSHD_TEST_JOBS_URL;
+    if (!jobsUrl) throw new Error("NMSHD_TEST_JOBS_URL is not set");
+    const response = await fetch(`${jobsUrl}/identity-deletion`, { method: "POST" });
+    if (!response.ok) throw new Error(`the identity deletion job failed: ${await response.text()}`);
 }
 
 // One account = one local database = one device of one identity.
@@ -177,6 +211,8 @@ async function checkAttachment(account, messageId, fileId, bytes, who) {
 }
 
 module.exports = {
+    loggedErrors,
+    runIdentityDeletionJob,
     createAccount,
     check,
     runCheck,

@@ -19,6 +19,7 @@ import pytest
 from backbone.platform.blobs import S3BlobStore
 from testbed.landscape.seaweedfs import SeaweedFs
 from tests.helpers.drain import drain_endpoint, subscribed_handlers
+from tests.helpers.jobs import job_endpoint
 from tests.helpers.rabbitmq import RABBITMQ_URL, BrokerNames, delete_topology, rabbitmq_reachable
 from tests.helpers.server import running_backbone, running_worker
 from tests.helpers.services import (
@@ -60,9 +61,9 @@ def node() -> str:
 )
 def backbone_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str, str]]:
-    """The Consumer API and the Admin API on one database and blob store, and with a broker the
-    worker: (consumer URL, admin URL, drain URL or "")."""
+) -> Iterator[tuple[str, str, str, str]]:
+    """The Consumer API and the Admin API on one database and blob store, with a broker the
+    worker, and an endpoint that runs the jobs: (consumer URL, admin URL, drain URL or "", jobs URL)."""
     var_dir = tmp_path_factory.mktemp(f"backbone-{request.param}")
     environment = {
         "BACKBONE_VAR_DIR": str(var_dir),
@@ -98,7 +99,8 @@ def backbone_url(
         )
         if drain_url:
             stack.enter_context(running_worker(environment, log_path=var_dir / "worker.log"))
-        yield url, admin_url, drain_url
+        jobs_url = stack.enter_context(job_endpoint(environment, var_dir / "jobs.log"))
+        yield url, admin_url, drain_url, jobs_url
     if seaweedfs is not None:
         # The attachments of the checks went to the bucket, not to a local directory.
         bucket = S3BlobStore(
@@ -115,13 +117,14 @@ def backbone_url(
 @pytest.mark.parametrize("datawallet", ["false", "true"])
 @pytest.mark.parametrize("check", CHECKS)
 def test_the_official_client_passes(
-    node: str, backbone_url: tuple[str, str, str], check: str, datawallet: str
+    node: str, backbone_url: tuple[str, str, str, str], check: str, datawallet: str
 ) -> None:
-    url, admin_url, drain_url = backbone_url
+    url, admin_url, drain_url, jobs_url = backbone_url
     environment = {
         "NMSHD_TEST_BASEURL": url,
         "NMSHD_TEST_BASEURL_ADMIN_API": admin_url,
         "NMSHD_TEST_ADMIN_API_KEY": ADMIN_API_KEY,
+        "NMSHD_TEST_JOBS_URL": jobs_url,
         "DATAWALLET": datawallet,
         "PATH": _path(),
     }

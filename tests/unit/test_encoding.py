@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from backbone.platform.encoding import b64decode_lenient, b64url, format_datetime, parse_datetime
+from backbone.platform.encoding import (
+    b64decode_lenient,
+    b64url,
+    camel_case_key,
+    format_datetime,
+    parse_datetime,
+)
 
 
 @pytest.mark.parametrize("text", ["-_-_", "+/+/", "-_8", "-_8=", "+/8="])
@@ -58,3 +64,23 @@ def test_datetimes_are_read_in_iso_forms(text: str, expected: datetime) -> None:
 def test_malformed_datetimes_are_refused(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message names the value, checked elsewhere
         parse_datetime(text)
+
+
+@pytest.mark.parametrize(
+    ("key", "written"),
+    [
+        ("feature", "feature"),
+        ("Feature", "feature"),
+        ("FeatureFlag", "featureFlag"),
+        ("URL", "url"),
+        ("URLValue", "urlValue"),
+        ("ABCdef", "abCdef"),
+        ("A", "a"),
+        ("AB CD", "ab CD"),
+        ("1Feature", "1Feature"),
+        ("", ""),
+        ("Ärger", "ärger"),
+    ],
+)
+def test_dictionary_keys_are_written_in_the_originals_camel_case(key: str, written: str) -> None:
+    assert camel_case_key(key) == written

@@ -32,6 +32,34 @@ class IdentityStatus(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityExport:
+    """An identity as the operators' database export lists it (no keys, no secrets)."""
+
+    address: str
+    client_id: str | None
+    created_at: datetime
+    identity_version: int
+    tier_name: str
+    status: IdentityStatus
+    deletion_grace_period_ends_at: datetime | None
+    number_of_devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceExport:
+    """A device, with what the export tells of its identity (no username, no password hash)."""
+
+    id: str
+    identity_address: str
+    created_at: datetime
+    last_login_at: datetime | None
+    client_id: str | None
+    tier_name: str
+    identity_status: IdentityStatus
+    identity_deletion_grace_period_ends_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Tier:
     id: str
     name: str

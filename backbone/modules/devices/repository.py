@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,9 @@ from backbone.modules.devices.model import (
     ClientOverview,
     Credentials,
     Device,
+    DeviceExport,
     Identity,
+    IdentityExport,
     IdentityOverview,
     IdentityStatus,
     OAuthClient,
@@ -295,7 +297,71 @@ class ClientRepository:
         )
 
 
+# The database export reads whole tables; rows come in batches, never all at once.
+_EXPORT_BATCH = 1000
+_DEVICES_PER_IDENTITY = (
+    sa.select(devices.c.identity_address, sa.func.count().label("number_of_devices"))
+    .where(_NOT_DELETED)
+    .group_by(devices.c.identity_address)
+    .subquery()
+)
+_EXPORT_IDENTITIES = (
+    sa.select(
+        identities,
+        tiers.c.name.label("tier_name"),
+        sa.func.coalesce(_DEVICES_PER_IDENTITY.c.number_of_devices, 0).label("number_of_devices"),
+    )
+    .join(tiers, tiers.c.id == identities.c.tier_id)
+    .outerjoin(_DEVICES_PER_IDENTITY, _DEVICES_PER_IDENTITY.c.identity_address == identities.c.address)
+    .order_by(identities.c.created_at, identities.c.address)
+    .execution_options(yield_per=_EXPORT_BATCH)
+)
+_EXPORT_DEVICES = (
+    sa.select(
+        devices.c.id,
+        devices.c.identity_address,
+        devices.c.created_at,
+        devices.c.last_login_at,
+        identities.c.client_id,
+        identities.c.status,
+        identities.c.deletion_grace_period_ends_at,
+        tiers.c.name.label("tier_name"),
+    )
+    .join(identities, identities.c.address == devices.c.identity_address)
+    .join(tiers, tiers.c.id == identities.c.tier_id)
+    .where(_NOT_DELETED)
+    .order_by(devices.c.created_at, devices.c.id)
+    .execution_options(yield_per=_EXPORT_BATCH)
+)
+
+
 class IdentityRepository:
+    def export_identities(self, connection: Connection) -> Iterator[IdentityExport]:
+        for row in connection.execute(_EXPORT_IDENTITIES):
+            yield IdentityExport(
+                address=row.address,
+                client_id=row.client_id,
+                created_at=row.created_at,
+                identity_version=row.identity_version,
+                tier_name=row.tier_name,
+                status=IdentityStatus(row.status),
+                deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
+                number_of_devices=int(row.number_of_devices),
+            )
+
+    def export_devices(self, connection: Connection) -> Iterator[DeviceExport]:
+        for row in connection.execute(_EXPORT_DEVICES):
+            yield DeviceExport(
+                id=row.id,
+                identity_address=row.identity_address,
+                created_at=row.created_at,
+                last_login_at=row.last_login_at,
+                client_id=row.client_id,
+                tier_name=row.tier_name,
+                identity_status=IdentityStatus(row.status),
+                identity_deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
+            )
+
     def addresses_in_tier(self, connection: Connection, tier_id: str) -> list[str]:
         statement = sa.select(identities.c.address).where(identities.c.tier_id == tier_id)
         return list(connection.execute(statement.order_by(identities.c.address)).scalars())

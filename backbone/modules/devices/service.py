@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from backbone.modules.challenges.service import ChallengeService
@@ -27,8 +27,10 @@ from backbone.modules.devices.model import (
     CreatedClient,
     CreatedIdentity,
     Device,
+    DeviceExport,
     Identity,
     IdentityDetails,
+    IdentityExport,
     IdentityOverview,
     IdentityStatus,
     LoginFailed,
@@ -479,6 +481,16 @@ class IdentityService:
         """Delete the identity with its devices."""
         with self._db.transaction() as connection:
             self._identities.remove(connection, address)
+
+    def export_identities(self) -> Iterator[IdentityExport]:
+        """Every identity, oldest first, for the operators' database export."""
+        with self._db.read() as connection:
+            yield from self._identities.export_identities(connection)
+
+    def export_devices(self) -> Iterator[DeviceExport]:
+        """Every device that is not deleted, oldest first, for the operators' database export."""
+        with self._db.read() as connection:
+            yield from self._identities.export_devices(connection)
 
 
 class DeviceService:

@@ -73,3 +73,17 @@ def max_number_of_unreceived_messages_reached(address: str) -> DomainError:
         "maxNumberOfUnreceivedMessagesReached",
         f"The maximum number of unreceived messages to {address} has been reached.",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageExport:
+    """A message as the operators' database export lists it: its size, never its body; the
+    first recipient (as the original's export does)."""
+
+    id: str
+    created_by: str
+    created_at: datetime
+    cipher_size: int
+    recipient: str | None
+    relationship_id: str | None
+    received_at: datetime | None

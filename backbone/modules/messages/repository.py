@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backbone.modules.messages.model import Message, Recipient
+from backbone.modules.messages.model import Message, MessageExport, Recipient
 from backbone.platform.db import (
     Page,
     Paged,
@@ -86,7 +86,41 @@ def _visible_to(address: str) -> Any:
     return sa.or_(sent, received)
 
 
+_FIRST_RECIPIENT = message_recipients.alias("first_recipient")
+_FIRST_RECIPIENT_ID = (
+    sa.select(sa.func.min(message_recipients.c.id))
+    .where(message_recipients.c.message_id == messages.c.id)
+    .scalar_subquery()
+)
+_EXPORT_MESSAGES = (
+    sa.select(
+        messages.c.id,
+        messages.c.created_by,
+        messages.c.created_at,
+        sa.func.length(messages.c.body).label("cipher_size"),
+        _FIRST_RECIPIENT.c.address,
+        _FIRST_RECIPIENT.c.relationship_id,
+        _FIRST_RECIPIENT.c.received_at,
+    )
+    .select_from(messages.outerjoin(_FIRST_RECIPIENT, _FIRST_RECIPIENT.c.id == _FIRST_RECIPIENT_ID))
+    .order_by(messages.c.created_at, messages.c.id)
+    .execution_options(yield_per=1000)
+)
+
+
 class MessageRepository:
+    def export_messages(self, connection: Connection) -> Iterator[MessageExport]:
+        for row in connection.execute(_EXPORT_MESSAGES):
+            yield MessageExport(
+                id=row.id,
+                created_by=row.created_by,
+                created_at=row.created_at,
+                cipher_size=int(row.cipher_size),
+                recipient=row.address,
+                relationship_id=row.relationship_id,
+                received_at=row.received_at,
+            )
+
     def add(self, connection: Connection, message: Message) -> None:
         connection.execute(
             messages.insert().values(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from backbone.modules.messages import model
 from backbone.modules.messages.events import MessageCreated, MessageRecipient
-from backbone.modules.messages.model import SENDABLE_STATUSES, Message, NewMessage, Recipient
+from backbone.modules.messages.model import (
+    SENDABLE_STATUSES,
+    Message,
+    MessageExport,
+    NewMessage,
+    Recipient,
+)
 from backbone.modules.messages.repository import MessageRepository
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
@@ -142,6 +148,11 @@ class MessageService:
         """What operators see of an identity's incoming or outgoing messages (no bodies shown)."""
         with self._db.read() as connection:
             return self._repository.page_of_participant(connection, participant, incoming, page)
+
+    def export_messages(self) -> Iterator[MessageExport]:
+        """Every message, oldest first, without its body (the operators' database export)."""
+        with self._db.read() as connection:
+            yield from self._repository.export_messages(connection)
 
     def remove_participant(self, address: str) -> None:
         """A deleted identity's messages stay for its peers, under the anonymous address."""

@@ -66,6 +66,11 @@ class PushService:
         with self._db.transaction() as connection:
             self._registrations.delete_of_identity(connection, address)
 
+    def platforms_by_device(self) -> dict[str, str]:
+        """The push platform each registered device uses (the operators' database export)."""
+        with self._db.read() as connection:
+            return {r.device_id: r.platform.value for r in self._registrations.every(connection)}
+
     def to_identity(self, address: str, name: str, *, except_device: str | None = None) -> int:
         with self._db.read() as connection:
             registrations = self._registrations.of_identity(connection, address, except_device)

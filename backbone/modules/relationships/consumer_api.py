@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 
+from backbone.apps_file import PublicTemplateReference
 from backbone.modules.relationships import model
 from backbone.modules.relationships.model import (
     MAX_CONTENT_BYTES,
@@ -56,6 +57,7 @@ from backbone.platform.openapi import (
 )
 
 TAGS = ("Relationships",)
+PUBLIC_TEMPLATE_REFERENCE = obj({"title": string(), "description": string(), "truncatedReference": string()})
 TEMPLATES = ("Relationship templates",)
 TEMPLATE = obj(
     {
@@ -299,6 +301,33 @@ class CanCreateResource:
         send(resp, {"canCreate": code is None, "code": code})
 
 
+class PublicRelationshipTemplateReferencesResource:
+    """`/api/poc/PublicRelationshipTemplateReferences`: the templates the caller's app advertises
+    (per OAuth client, from the apps file; the original's proof of concept)."""
+
+    def __init__(self, references_of: Callable[[str], tuple[PublicTemplateReference, ...]]) -> None:
+        self._references_of = references_of
+
+    @describe(
+        "The public relationship templates configured for the caller's OAuth client",
+        {200: envelope(array(PUBLIC_TEMPLATE_REFERENCE))},
+        tags=TAGS,
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        references = self._references_of(principal_of(req).client_id)
+        send(
+            resp,
+            [
+                {
+                    "title": reference.title,
+                    "description": reference.description,
+                    "truncatedReference": reference.truncated_reference,
+                }
+                for reference in references
+            ],
+        )
+
+
 _Action = Callable[[Principal, str], Relationship]
 
 
@@ -341,12 +370,19 @@ class RelationshipAnswerResource:
 
 
 def add_relationship_routes(
-    app: App, templates: RelationshipTemplateService, relationships: RelationshipService
+    app: App,
+    templates: RelationshipTemplateService,
+    relationships: RelationshipService,
+    public_template_references_of: Callable[[str], tuple[PublicTemplateReference, ...]],
 ) -> None:
     app.add_route("/api/v2/RelationshipTemplates", RelationshipTemplatesResource(templates))
     app.add_route("/api/v2/RelationshipTemplates/{id}", RelationshipTemplateResource(templates))
     app.add_route("/api/v2/Relationships", RelationshipsResource(relationships))
     app.add_route("/api/v2/Relationships/CanCreate", CanCreateResource(relationships))
+    app.add_route(
+        "/api/poc/PublicRelationshipTemplateReferences",
+        PublicRelationshipTemplateReferencesResource(public_template_references_of),
+    )
     app.add_route("/api/v2/Relationships/{id}", RelationshipResource(relationships))
     answers = {
         "Accept": relationships.accept,

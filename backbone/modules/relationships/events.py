@@ -65,3 +65,9 @@ class PeerDeleted(DomainEvent):
     peer_of_deleted_identity: str
     relationship_id: str
     deleted_identity: str
+
+
+@dataclass(frozen=True)
+class PeerFeatureFlagsChanged(DomainEvent):
+    peer_address: str
+    notified_identity_address: str

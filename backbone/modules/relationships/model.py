@@ -41,6 +41,8 @@ PEER_NOTIFIED_STATUSES = (
     RelationshipStatus.Active,
     RelationshipStatus.Terminated,
 )
+# Peers in these relationships hear that the other side changed its feature flags.
+FEATURE_FLAGS_NOTIFIED_STATUSES = (RelationshipStatus.Pending, RelationshipStatus.Active)
 DECOMPOSABLE_STATUSES = (
     RelationshipStatus.Rejected,
     RelationshipStatus.Revoked,
@@ -141,6 +143,21 @@ class Relationship:
         if latest is not None and latest.reason is AuditLogReason.ReactivationRequested:
             return latest
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class RelationshipExport:
+    """A relationship as the operators' database export lists it (no contents)."""
+
+    id: str
+    relationship_template_id: str | None
+    from_address: str
+    to_address: str
+    created_at: datetime
+    status: RelationshipStatus
+    from_has_decomposed: bool
+    to_has_decomposed: bool
+    template_created_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,9 @@ def include_relationships(
         check_quota=check_quota,
     )
     config.subscribe(relationship_handlers(relationships, anonymous_address))
-    config.add_consumer_routes(lambda app: add_relationship_routes(app, templates, relationships))
+    references_of = config.settings.apps.public_template_references_of
+    config.add_consumer_routes(
+        lambda app: add_relationship_routes(app, templates, relationships, references_of)
+    )
     config.add_admin_routes(lambda app: add_relationship_admin_routes(app, relationships))
     return RelationshipsModule(templates, relationships)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from backbone.modules.relationships.model import (
     AuditLogEntry,
     AuditLogReason,
     Relationship,
+    RelationshipExport,
     RelationshipStatus,
     RelationshipTemplate,
     relationship_to_target_already_exists,
@@ -241,6 +242,33 @@ _PEERS_OF = (
     .order_by(relationships.c.created_at, relationships.c.id)
 )
 _STATUS_OF = sa.select(relationships.c.status).where(relationships.c.id == sa.bindparam("relationship_id"))
+_EXPORT_RELATIONSHIPS = (
+    sa.select(
+        relationships.c.id,
+        relationships.c.relationship_template_id,
+        relationships.c.from_address,
+        relationships.c.to_address,
+        relationships.c.created_at,
+        relationships.c.status,
+        relationships.c.from_has_decomposed,
+        relationships.c.to_has_decomposed,
+        relationship_templates.c.created_at.label("template_created_at"),
+    )
+    .outerjoin(
+        relationship_templates, relationship_templates.c.id == relationships.c.relationship_template_id
+    )
+    .order_by(relationships.c.created_at, relationships.c.id)
+    .execution_options(yield_per=1000)
+)
+_ALLOCATORS_OF_TEMPLATES_OF = (
+    sa.select(relationship_template_allocations.c.allocated_by)
+    .join(
+        relationship_templates,
+        relationship_templates.c.id == relationship_template_allocations.c.relationship_template_id,
+    )
+    .where(relationship_templates.c.created_by == sa.bindparam("creator"))
+    .distinct()
+)
 
 
 class RelationshipRepository:
@@ -428,6 +456,30 @@ class RelationshipRepository:
             (row.id, row.to_address if row.from_address == address else row.from_address)
             for row in connection.execute(_PEERS_OF, parameters)
         ]
+
+    def export_relationships(self, connection: Connection) -> Iterator[RelationshipExport]:
+        for row in connection.execute(_EXPORT_RELATIONSHIPS):
+            yield RelationshipExport(
+                id=row.id,
+                relationship_template_id=row.relationship_template_id,
+                from_address=row.from_address,
+                to_address=row.to_address,
+                created_at=row.created_at,
+                status=RelationshipStatus(row.status),
+                from_has_decomposed=row.from_has_decomposed,
+                to_has_decomposed=row.to_has_decomposed,
+                template_created_at=row.template_created_at,
+            )
+
+    def allocators_of_templates_of(self, connection: Connection, creator: str) -> set[str]:
+        """Who allocated a template the identity created."""
+        return set(connection.execute(_ALLOCATORS_OF_TEMPLATES_OF, {"creator": creator}).scalars())
+
+    def has_allocated_template_of(self, connection: Connection, allocator: str, creator: str) -> bool:
+        statement = _ALLOCATORS_OF_TEMPLATES_OF.where(
+            relationship_template_allocations.c.allocated_by == sa.bindparam("allocator")
+        ).limit(1)
+        return connection.execute(statement, {"creator": creator, "allocator": allocator}).first() is not None
 
     def status_of(self, connection: Connection, relationship_id: str) -> RelationshipStatus | None:
         value = connection.execute(_STATUS_OF, {"relationship_id": relationship_id}).scalar_one_or_none()

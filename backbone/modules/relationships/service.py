@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from backbone.modules.relationships import model
 from backbone.modules.relationships.events import (
     PeerDeleted,
     PeerDeletionCancelled,
+    PeerFeatureFlagsChanged,
     PeerToBeDeleted,
     RelationshipReactivationCompleted,
     RelationshipReactivationRequested,
@@ -18,12 +19,14 @@ from backbone.modules.relationships.events import (
     RelationshipTemplateCreated,
 )
 from backbone.modules.relationships.model import (
+    FEATURE_FLAGS_NOTIFIED_STATUSES,
     PEER_NOTIFIED_STATUSES,
     Actor,
     AuditLogEntry,
     AuditLogReason,
     NewTemplate,
     Relationship,
+    RelationshipExport,
     RelationshipStatus,
     RelationshipTemplate,
     TemplateQueryItem,
@@ -330,31 +333,41 @@ class RelationshipService:
         return changed.relationship
 
     def _publish(self, changed: Transition, initiator: str, peer: str) -> None:
-        entry = changed.entry
+        """Raise what the original's relationship raises: a reactivation request and its answers
+        raise their own events only (accepting one changes the status, yet raises no status
+        change); every other transition raises the status change."""
+        reason = changed.entry.reason
         relationship_id = changed.relationship.id
-        if entry.old_status is not entry.new_status:
-            self._outbox.add(
-                RelationshipStatusChanged(
-                    relationship_id=relationship_id,
-                    new_status=entry.new_status.name,
-                    initiator=initiator,
-                    peer=peer,
-                )
-            )
-        if entry.reason is AuditLogReason.ReactivationRequested:
+        if reason is AuditLogReason.ReactivationRequested:
             self._outbox.add(
                 RelationshipReactivationRequested(
                     relationship_id=relationship_id, requesting_identity=initiator, peer=peer
                 )
             )
-        elif entry.reason in _REACTIVATION_ANSWERS:
+        elif reason in _REACTIVATION_ANSWERS:
             self._outbox.add(
                 RelationshipReactivationCompleted(
-                    relationship_id=relationship_id, new_relationship_status=entry.new_status.name, peer=peer
+                    relationship_id=relationship_id,
+                    new_relationship_status=changed.entry.new_status.name,
+                    peer=peer,
+                )
+            )
+        else:
+            self._outbox.add(
+                RelationshipStatusChanged(
+                    relationship_id=relationship_id,
+                    new_status=changed.entry.new_status.name,
+                    initiator=initiator,
+                    peer=peer,
                 )
             )
 
     # --- for other modules ----------------------------------------------------------------
+
+    def export_relationships(self) -> Iterator[RelationshipExport]:
+        """Every relationship, oldest first, without contents (the operators' database export)."""
+        with self._db.read() as connection:
+            yield from self._repository.export_relationships(connection)
 
     def overview_for(self, participant: str, page: Page) -> Paged:
         """An identity's relationships as operators see them (including decomposed ones)."""
@@ -382,6 +395,26 @@ class RelationshipService:
                     )
                 )
 
+    def knows(self, caller: str, address: str) -> bool:
+        """Whether the caller knows the identity: a relationship between them (in any status), or
+        an allocation of one of its templates (what the identity shows its peers, they may see)."""
+        with self._db.read() as connection:
+            related = self._repository.youngest_between(connection, caller, address) is not None
+            return related or self._repository.has_allocated_template_of(connection, caller, address)
+
+    def notify_peers_of_changed_feature_flags(self, address: str) -> None:
+        """Tell the peers of Pending and Active relationships and whoever allocated one of the
+        identity's templates, once each."""
+        with self._db.transaction() as connection:
+            related = self._repository.peers_of(connection, address, FEATURE_FLAGS_NOTIFIED_STATUSES)
+            peers = {peer for _, peer in related} | self._repository.allocators_of_templates_of(
+                connection, address
+            )
+            for peer in sorted(peers):
+                self._outbox.add(
+                    PeerFeatureFlagsChanged(peer_address=address, notified_identity_address=peer)
+                )
+
     def notify_peers_of_cancelled_deletion(self, address: str) -> None:
         """Tell the same peers that the identity is no longer to be deleted."""
         with self._db.transaction() as connection:
@@ -397,8 +430,9 @@ class RelationshipService:
                 )
 
     def remove_identity(self, address: str, anonymous_address: str) -> None:
-        """A deleted identity leaves: peers get PeerDeleted, its side of every relationship is
-        decomposed, its address is replaced by the anonymous one, its templates go."""
+        """A deleted identity leaves: peers of Pending, Active and Terminated relationships get
+        PeerDeleted, its side of every relationship is decomposed, its address is replaced by the
+        anonymous one, its templates go."""
         now = self._clock.now()
         with self._db.transaction() as connection:
             for relationship_id, peer in self._repository.peers_of(
@@ -407,7 +441,7 @@ class RelationshipService:
                 relationship = self._repository.find(connection, relationship_id, lock=True)
                 if relationship is None or relationship.has_decomposed(address):
                     continue
-                if not relationship.has_decomposed(peer):
+                if relationship.status in PEER_NOTIFIED_STATUSES:
                     self._outbox.add(
                         PeerDeleted(
                             peer_of_deleted_identity=peer,
@@ -439,6 +473,12 @@ class RelationshipService:
         """Housekeeping: remove templates expired before the date that no relationship uses."""
         with self._db.transaction() as connection:
             return self._repository.delete_expired_unused_templates(connection, expired_before)
+
+    def participants_of(self, relationship_id: str) -> tuple[str, str] | None:
+        """The two addresses of a relationship (from, to), or None if it does not exist."""
+        with self._db.read() as connection:
+            relationship = self._repository.find(connection, relationship_id)
+        return None if relationship is None else (relationship.from_address, relationship.to_address)
 
     def status_of(self, relationship_id: str) -> str | None:
         """The status name of a relationship, or None if it does not exist."""

@@ -9,6 +9,7 @@ from backbone.modules.messages.events import MessageCreated
 from backbone.modules.relationships.events import (
     PeerDeleted,
     PeerDeletionCancelled,
+    PeerFeatureFlagsChanged,
     PeerToBeDeleted,
     RelationshipReactivationCompleted,
     RelationshipReactivationRequested,
@@ -18,6 +19,7 @@ from backbone.modules.relationships.events import (
 from backbone.modules.synchronization.model import ExternalEventType
 from backbone.modules.synchronization.service import SynchronizationService
 from backbone.modules.tokens.events import TokenLocked
+from backbone.platform.clock import Clock
 from backbone.platform.encoding import format_datetime
 from backbone.platform.events import Handler, on
 
@@ -29,14 +31,24 @@ _DECOMPOSED = frozenset({"DeletionProposed", "ReadyForDeletion"})
 
 # The status name of a relationship, or None if it does not exist.
 RelationshipStatusOf = Callable[[str], str | None]
+# The two participants of a relationship, or None if it does not exist.
+RelationshipParticipants = Callable[[str], tuple[str, str] | None]
 
 
 class ExternalEventHandlers:
     """One method per consumed event; each runs in the handler's own transaction."""
 
-    def __init__(self, sync: SynchronizationService, relationship_status: RelationshipStatusOf) -> None:
+    def __init__(
+        self,
+        sync: SynchronizationService,
+        clock: Clock,
+        relationship_status: RelationshipStatusOf,
+        relationship_participants: RelationshipParticipants,
+    ) -> None:
         self._sync = sync
+        self._clock = clock
         self._relationship_status = relationship_status
+        self._relationship_participants = relationship_participants
 
     def message_created(self, event: MessageCreated) -> None:
         """Tell each recipient about the message; hold it back while the relationship is not active."""
@@ -85,11 +97,20 @@ class ExternalEventHandlers:
         )
 
     def relationship_reactivation_completed(self, event: RelationshipReactivationCompleted) -> None:
+        """Tell the peer; an accepted reactivation (Active again) releases the messages that
+        waited while it was terminated, as an acceptance of the request does."""
+        relationship_id = event.relationship_id
+        if event.new_relationship_status == "Active":
+            participants = self._relationship_participants(relationship_id)
+            if participants is not None:
+                self._sync.unblock_external_events(
+                    participants, ExternalEventType.MessageReceived, relationship_id
+                )
         self._sync.create_external_event(
             event.peer,
             ExternalEventType.RelationshipReactivationCompleted,
-            {"relationshipId": event.relationship_id},
-            context=event.relationship_id,
+            {"relationshipId": relationship_id},
+            context=relationship_id,
         )
 
     def relationship_template_allocations_exhausted(
@@ -131,10 +152,11 @@ class ExternalEventHandlers:
         )
 
     def peer_deleted(self, event: PeerDeleted) -> None:
+        # The original dates it when the event is handled (the peer's data is gone by then).
         self._sync.create_external_event(
             event.peer_of_deleted_identity,
             ExternalEventType.PeerDeleted,
-            {"relationshipId": event.relationship_id},
+            {"relationshipId": event.relationship_id, "deletionDate": format_datetime(self._clock.now())},
             context=event.relationship_id,
         )
 
@@ -146,12 +168,22 @@ class ExternalEventHandlers:
             context=event.relationship_id,
         )
 
+    def peer_feature_flags_changed(self, event: PeerFeatureFlagsChanged) -> None:
+        self._sync.create_external_event(
+            event.notified_identity_address,
+            ExternalEventType.PeerFeatureFlagsChanged,
+            {"peerAddress": event.peer_address},
+        )
+
 
 def synchronization_handlers(
-    sync: SynchronizationService, relationship_status: RelationshipStatusOf
+    sync: SynchronizationService,
+    clock: Clock,
+    relationship_status: RelationshipStatusOf,
+    relationship_participants: RelationshipParticipants,
 ) -> list[Handler]:
     """The external-event handlers (queues `Synchronization.<EventName>`)."""
-    handlers = ExternalEventHandlers(sync, relationship_status)
+    handlers = ExternalEventHandlers(sync, clock, relationship_status, relationship_participants)
     return [
         on(MODULE, MessageCreated, handlers.message_created),
         on(MODULE, RelationshipStatusChanged, handlers.relationship_status_changed),
@@ -168,4 +200,5 @@ def synchronization_handlers(
         on(MODULE, PeerToBeDeleted, handlers.peer_to_be_deleted),
         on(MODULE, PeerDeletionCancelled, handlers.peer_deletion_cancelled),
         on(MODULE, PeerDeleted, handlers.peer_deleted),
+        on(MODULE, PeerFeatureFlagsChanged, handlers.peer_feature_flags_changed),
     ]

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from backbone.modules.synchronization.consumer_api import add_synchronization_routes
-from backbone.modules.synchronization.handlers import RelationshipStatusOf, synchronization_handlers
+from backbone.modules.synchronization.handlers import (
+    RelationshipParticipants,
+    RelationshipStatusOf,
+    synchronization_handlers,
+)
 from backbone.modules.synchronization.repository import SynchronizationRepository
 from backbone.modules.synchronization.service import SynchronizationService
 from backbone.platform.modules import ModuleConfig
@@ -16,6 +20,7 @@ def include_synchronization(
     *,
     identity_is_active: Callable[[str], bool],
     relationship_status: RelationshipStatusOf,
+    relationship_participants: RelationshipParticipants,
 ) -> SynchronizationService:
     synchronization = SynchronizationService(
         config.db,
@@ -25,6 +30,10 @@ def include_synchronization(
         config.ids,
         identity_is_active=identity_is_active,
     )
-    config.subscribe(synchronization_handlers(synchronization, relationship_status))
+    config.subscribe(
+        synchronization_handlers(
+            synchronization, config.clock, relationship_status, relationship_participants
+        )
+    )
     config.add_consumer_routes(lambda app: add_synchronization_routes(app, synchronization))
     return synchronization
