@@ -101,7 +101,11 @@ class Paged:
 
 
 class Database:
-    """Hand out transactions; nested use joins the outermost one, so services compose atomically."""
+    """Hand out transactions; nested use joins the outermost one, so services compose atomically.
+
+    Engines hide bound parameters in errors and logs: they hold password hashes, push handles and
+    addresses, and a 500's log line must not carry them.
+    """
 
     def __init__(
         self,
@@ -123,6 +127,7 @@ class Database:
                 pool_timeout=pool_timeout_s,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                hide_parameters=True,
             )
         self.dialect = self.engine.dialect.name
         # Told how long each unit of work waited for its pooled connection (the metrics set it).
@@ -301,6 +306,7 @@ def _sqlite_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
