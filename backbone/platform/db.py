@@ -281,8 +281,9 @@ class PrebuiltPage:
     """
 
     def __init__(self, statement: sa.Select[Any]) -> None:
-        self._page = statement.limit(sa.bindparam("page_limit", type_=sa.Integer)).offset(
-            sa.bindparam("page_offset", type_=sa.Integer)
+        # 64-bit: the last page a client may ask for starts beyond a 32-bit offset.
+        self._page = statement.limit(sa.bindparam("page_limit", type_=sa.BigInteger)).offset(
+            sa.bindparam("page_offset", type_=sa.BigInteger)
         )
         self._count = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
 

@@ -309,3 +309,25 @@ def test_a_server_error_logs_no_bound_parameter(services: Services, caplog: pyte
     assert "hide_parameters=True" in caplog.text
     assert SECRET not in caplog.text
     assert SECRET not in result.text
+
+
+# --- paging ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix"),
+    [
+        ("/api/v2/Relationships", "REL"),
+        ("/api/v2/Messages", "MSG"),
+        ("/api/v2/Tokens", "TOK"),
+        ("/api/v2/Devices", "DVC"),
+        ("/api/v2/Files", "FIL"),
+    ],
+)
+def test_the_last_possible_page_is_an_empty_page(api: testing.TestClient, path: str, prefix: str) -> None:
+    # Its offset, (2**31 - 2) * 200, is beyond a 32-bit integer: PostgreSQL refused it as a parameter.
+    account = onboard(api)
+    query = f"pageNumber=2147483647&pageSize=200&ids={prefix}{'a' * 17}"
+    result = account.get(path, query_string=query, headers=DWV)
+    assert result.status_code == 200, result.text
+    assert result.json["result"] == []
