@@ -42,20 +42,27 @@ def unstorable(text: str) -> bool:
     return NUL in text or any(0xD800 <= ord(character) <= 0xDFFF for character in text)
 
 
-def with_hostile_strings(value: Any, *, surrogates: bool = True) -> st.SearchStrategy[Any]:
-    """`value` with each string in it (keys of objects too) kept or replaced by hostile text."""
+def with_hostile_strings(value: Any, *, surrogates: bool = True, keys: bool = True) -> st.SearchStrategy[Any]:
+    """`value` as it is, or (at even odds) with strings in it replaced by hostile text.
 
-    def replaced(text: str) -> st.SearchStrategy[str]:
-        return st.one_of(st.just(text), st.just(text), hostile_text(surrogates=surrogates))
+    Half the values stay as generated, so a generator's valid requests still reach deep into the
+    API; a changed one has each string (and, with `keys`, each property name) changed at even odds.
+    """
+    return st.one_of(st.just(value), _changed(value, surrogates, keys))
+
+
+def _changed(value: Any, surrogates: bool, keys: bool) -> st.SearchStrategy[Any]:
+    def text(original: str) -> st.SearchStrategy[str]:
+        return st.one_of(st.just(original), hostile_text(surrogates=surrogates))
 
     if isinstance(value, str):
-        return replaced(value)
+        return text(value)
     if isinstance(value, dict):
         items = [
-            st.tuples(replaced(key), with_hostile_strings(item, surrogates=surrogates))
+            st.tuples(text(key) if keys else st.just(key), _changed(item, surrogates, keys))
             for key, item in value.items()
         ]
         return st.tuples(*items).map(dict)
     if isinstance(value, list):
-        return st.tuples(*(with_hostile_strings(item, surrogates=surrogates) for item in value)).map(list)
+        return st.tuples(*(_changed(item, surrogates, keys) for item in value)).map(list)
     return st.just(value)

@@ -66,7 +66,7 @@ def _problem(operation: Operation, slot: Slot, text: str, status: int, body: obj
     """What is wrong with this answer, or None."""
     if status >= 500:
         return f"{status}"
-    if not unstorable(text) or str(operation) in BODY_IGNORED and slot.location == "body":
+    if not unstorable(text) or (str(operation) in BODY_IGNORED and slot.location == "body"):
         return None
     code = body.get("error", {}).get("code") if isinstance(body, dict) else None
     if slot.location == "path" and "/" in text and code == "error.platform.routeNotFound":

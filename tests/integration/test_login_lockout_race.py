@@ -67,7 +67,7 @@ def _log_in(url: str, form: dict[str, str]) -> tuple[int, str]:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback test server
+        with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, "token"
     except urllib.error.HTTPError as refused:
         return refused.code, json.loads(refused.read()).get("error", "")
