@@ -312,6 +312,8 @@ class StorableText:
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
+        if resource is None:
+            return  # no route: 404, and nothing reads the request
         for name, value in params.items():
             if isinstance(value, str):
                 refuse_unstorable(value, name)
