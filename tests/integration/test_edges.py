@@ -11,6 +11,7 @@ import base64
 import logging
 import struct
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import falcon
@@ -19,6 +20,7 @@ import pytest
 from falcon import testing
 
 from backbone.consumer_api import create_consumer_app
+from backbone.modules.devices.model import LoginFailed
 from backbone.modules.devices.repository import IdentityRepository, tiers
 from backbone.modules.devices.service import LoginService
 from backbone.platform.auth import PasswordHasher
@@ -170,7 +172,7 @@ def test_a_chunked_sync_run_request_starts_the_type_it_names(api: testing.TestCl
     assert run.json["result"]["syncRun"]["type"] == "DatawalletVersionUpgrade"
 
 
-def test_a_chunked_body_over_the_limit_is_refused(services: Services, tmp_path: Any) -> None:
+def test_a_chunked_body_over_the_limit_is_refused(services: Services, tmp_path: Path) -> None:
     settings = settings_for_tests(services.settings.database_url, tmp_path, max_request_body_bytes=4096)
     small = build_services(settings, clock=services.clock)
     try:
@@ -225,8 +227,9 @@ class CountingHasher(PasswordHasher):
 def test_an_unknown_username_costs_one_hash_of_the_configured_cost(
     api: testing.TestClient, services: Services
 ) -> None:
-    account = onboard(api)
-    hasher = CountingHasher(FAST_HASH_ITERATIONS)
+    account = onboard(api)  # its password hashed at FAST_HASH_ITERATIONS
+    configured = 2 * FAST_HASH_ITERATIONS
+    hasher = CountingHasher(configured)
     logins = LoginService(
         services.db,
         IdentityRepository(),
@@ -239,9 +242,9 @@ def test_an_unknown_username_costs_one_hash_of_the_configured_cost(
         lockout=timedelta(minutes=1),
     )
     for username in ("USRnobodynobodynobod", account.username):
-        with pytest.raises(Exception, match="username/password"):
+        with pytest.raises(LoginFailed, match="username/password"):
             logins.issue_token("test", "test", username, "wrong")
-    assert hasher.checked_costs == [FAST_HASH_ITERATIONS, FAST_HASH_ITERATIONS]
+    assert hasher.checked_costs == [configured, FAST_HASH_ITERATIONS]
 
 
 # --- token claims ----------------------------------------------------------------------------
