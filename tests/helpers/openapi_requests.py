@@ -117,7 +117,10 @@ def build_request(operation: Operation, known: Known, slot: Slot | None = None, 
     if operation.body_schema is not None:
         value = skeleton(operation.body_schema, known)
         if slot is not None and slot.location == "body":
-            value = _placed(value, slot.place, text)
+            # A new property gets a value the schema allows (a map's values), so that its name is tried.
+            values = operation.body_schema.get("additionalProperties")
+            extra = skeleton(values, known) if isinstance(values, dict) else "plausible"
+            value = _placed(value, slot.place, text, extra)
         body, content_type = _encoded_body(operation.body_type or "application/json", value)
     query_string = "&".join(f"{_encode(name)}={_encode(value)}" for name, value in query)
     return Request(operation.method, path, query_string, body, content_type)
@@ -184,18 +187,19 @@ def _text_places(schema: Schema, value: Any, place: JsonPath) -> list[JsonPath]:
     return []
 
 
-def _placed(value: Any, place: JsonPath, text: str) -> Any:
-    """A copy of `value` with `text` at `place` (or, for `KEY`, as the name of a new property)."""
+def _placed(value: Any, place: JsonPath, text: str, extra: Any) -> Any:
+    """A copy of `value` with `text` at `place` (for `KEY`: the name of a new property valued `extra`)."""
     if not place:
         return text
     step, rest = place[0], place[1:]
     if step == KEY:
-        return {**value, text: "plausible"}
+        return {**value, text: extra}
     if isinstance(value, list) and isinstance(step, int):
         return [
-            _placed(item, rest, text) if position == step else item for position, item in enumerate(value)
+            _placed(item, rest, text, extra) if position == step else item
+            for position, item in enumerate(value)
         ]
-    return {**value, step: _placed(value[step], rest, text)}
+    return {**value, step: _placed(value[step], rest, text, extra)}
 
 
 def _encoded_body(body_type: str, value: Any) -> tuple[bytes, str]:
