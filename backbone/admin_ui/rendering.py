@@ -10,7 +10,7 @@ import falcon
 import jinja2
 
 from backbone.platform.errors import DomainError
-from backbone.platform.http import JsonObject
+from backbone.platform.http import JsonObject, read_form_fields
 
 HTML = "text/html; charset=utf-8"
 _URLENCODED = "application/x-www-form-urlencoded"
@@ -44,9 +44,7 @@ class Form:
             return cached
         fields: dict[str, list[str]] = {}
         if (req.content_type or "").split(";")[0].strip().lower() == _URLENCODED:
-            media = req.get_media(default_when_empty={})
-            for name, value in media.items():
-                fields[name] = value if isinstance(value, list) else [value]
+            fields = read_form_fields(req)
         form = req.context.ui_form = cls(fields)
         return form
 

@@ -22,6 +22,6 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = sa.create_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = sa.create_engine(config.get_main_option("sqlalchemy.url") or "", hide_parameters=True)
     with engine.begin() as own_connection:
         _run(own_connection)

@@ -12,10 +12,13 @@ import struct
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 
 from backbone.platform.clock import Clock
+from backbone.platform.crypto import is_valid_address
+from backbone.platform.ids import is_valid_id
 
 # ASP.NET Identity v3 hash layout: marker 0x01, PRF id, iteration count, salt length (all
 # big-endian uint32), salt, subkey. Keeping it means every hash carries its own parameters, so
@@ -39,6 +42,14 @@ class PasswordHasher:
         subkey = hashlib.pbkdf2_hmac(self.prf, password.encode("utf-8"), salt, self.iterations, _SUBKEY_BYTES)
         header = struct.pack(">BIII", _FORMAT_MARKER, _ID_BY_PRF[self.prf], self.iterations, len(salt))
         return base64.b64encode(header + salt + subkey).decode("ascii")
+
+    def unmatchable_hash(self) -> str:
+        """A stored hash of this cost that no password matches (checked for unknown usernames).
+
+        Random bytes in place of the subkey: making it costs nothing, checking it the full cost.
+        """
+        header = struct.pack(">BIII", _FORMAT_MARKER, _ID_BY_PRF[self.prf], self.iterations, _SALT_BYTES)
+        return base64.b64encode(header + secrets.token_bytes(_SALT_BYTES + _SUBKEY_BYTES)).decode("ascii")
 
     def verify(self, password: str, stored: str) -> bool:
         try:
@@ -122,15 +133,25 @@ class TokenIssuer:
             )
         except jwt.InvalidTokenError:
             return None
-        if not isinstance(claims["exp"], int):
-            return None
-        principal = Principal(
-            address=claims["nmshd_address"],
-            device_id=claims["device_id"],
-            username=claims.get("name", ""),
-            client_id=claims["client_id"],
-        )
-        return principal, claims["exp"]
+        return _principal_of(claims)
+
+
+def _principal_of(claims: dict[str, Any]) -> tuple[Principal, int] | None:
+    """The principal and expiry of verified claims, or None when a claim has the wrong type or shape.
+
+    The signature proves who made the token, not that it is well-formed: a claim that is not what
+    the backbone issues must not reach a query.
+    """
+    expires_at = claims["exp"]
+    address, device_id, client_id = claims["nmshd_address"], claims["device_id"], claims["client_id"]
+    username = claims.get("name", "")
+    if type(expires_at) is not int or not all(
+        isinstance(value, str) for value in (address, device_id, client_id, username)
+    ):
+        return None
+    if not is_valid_address(address) or not is_valid_id(device_id, "DVC") or not client_id:
+        return None
+    return Principal(address=address, device_id=device_id, username=username, client_id=client_id), expires_at
 
 
 def load_or_create_signing_key(path: Path) -> bytes:

@@ -101,7 +101,11 @@ class Paged:
 
 
 class Database:
-    """Hand out transactions; nested use joins the outermost one, so services compose atomically."""
+    """Hand out transactions; nested use joins the outermost one, so services compose atomically.
+
+    Engines hide bound parameters in errors and logs: they hold password hashes, push handles and
+    addresses, and a 500's log line must not carry them.
+    """
 
     def __init__(
         self,
@@ -123,6 +127,7 @@ class Database:
                 pool_timeout=pool_timeout_s,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                hide_parameters=True,
             )
         self.dialect = self.engine.dialect.name
         # Told how long each unit of work waited for its pooled connection (the metrics set it).
@@ -276,8 +281,9 @@ class PrebuiltPage:
     """
 
     def __init__(self, statement: sa.Select[Any]) -> None:
-        self._page = statement.limit(sa.bindparam("page_limit", type_=sa.Integer)).offset(
-            sa.bindparam("page_offset", type_=sa.Integer)
+        # 64-bit: the last page a client may ask for starts beyond a 32-bit offset.
+        self._page = statement.limit(sa.bindparam("page_limit", type_=sa.BigInteger)).offset(
+            sa.bindparam("page_offset", type_=sa.BigInteger)
         )
         self._count = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
 
@@ -301,6 +307,7 @@ def _sqlite_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

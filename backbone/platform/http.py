@@ -3,21 +3,26 @@
 Envelopes and the status mapping of domain errors, case-insensitive literal path segments,
 case-insensitive JSON property and query names, lenient base64 input, paging, and the
 middleware every API process shares (timing headers, bearer authentication, body limits).
+Every text a request brings (path fields, query, JSON, forms) passes `refuse_unstorable` here,
+so no route can hand the database a string it cannot store.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import falcon
 import orjson
 from falcon.routing import CompiledRouter
+from gunicorn.http.errors import NoMoreData, ParseException
 
 from backbone.platform.auth import Principal
 from backbone.platform.crypto import is_valid_address
@@ -152,6 +157,12 @@ def _handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Except
     _send_error(resp, 500, "error.platform.unexpected", "An unexpected error occurred.")
 
 
+def _handle_unreadable_body(req: falcon.Request, resp: falcon.Response, error: Exception, _: Any) -> None:
+    # gunicorn raises these while the app reads a chunked body that is malformed or broken off.
+    message = f"'$': The request body cannot be read ({type(error).__name__})."
+    _send_error(resp, 400, "error.platform.inputCannotBeParsed", message)
+
+
 def _handle_database_unavailable(
     req: falcon.Request, resp: falcon.Response, error: Exception, _: Any
 ) -> None:
@@ -270,18 +281,46 @@ class RequestTelemetry:
 
 
 class BodyLimit:
-    """Refuse bodies that announce more than the limit before reading them."""
+    """Refuse bodies that announce more than the limit before reading them.
+
+    A chunked body announces nothing; `read_body` counts it against the same limit.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.content_length is not None and req.content_length > self.max_bytes:
-            raise DomainError(
-                "error.platform.requestBodyTooLarge",
-                f"The request body is larger than the maximum of {self.max_bytes} bytes.",
-            )
+            raise body_too_large(self.max_bytes)
         req.context.max_body_bytes = self.max_bytes
+
+
+def body_too_large(max_bytes: int) -> DomainError:
+    # 400 as in the original (Kestrel's BadHttpRequestException), which the official client reads.
+    return DomainError(
+        "error.platform.requestBodyTooLarge",
+        f"The request body is larger than the maximum of {max_bytes} bytes.",
+    )
+
+
+class StorableText:
+    """Refuse path fields and query parameters holding text the database cannot store.
+
+    Last in every app's middleware, so an unauthenticated request is still told 401 first.
+    """
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        if resource is None:
+            return  # no route: 404, and nothing reads the request
+        for name, value in params.items():
+            if isinstance(value, str):
+                refuse_unstorable(value, name)
+        for name, values in req.params.items():
+            refuse_unstorable(name, name)
+            for value in values if isinstance(values, list) else [values]:
+                refuse_unstorable(value, name)
 
 
 class BearerAuthentication:
@@ -324,7 +363,7 @@ def optional_principal(req: falcon.Request) -> Principal | None:
 
 def create_app(*, middleware: Iterable[Any], router: CaseInsensitiveRouter | None = None) -> App:
     """Create a Falcon app with the backbone's router, error mapping and JSON handling."""
-    app: App = falcon.App(middleware=list(middleware), router=router or CaseInsensitiveRouter())
+    app: App = falcon.App(middleware=[*middleware, StorableText()], router=router or CaseInsensitiveRouter())
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = False
     json_handler = falcon.media.JSONHandler(
@@ -336,12 +375,74 @@ def create_app(*, middleware: Iterable[Any], router: CaseInsensitiveRouter | Non
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_error_handler(unavailable, _handle_database_unavailable)
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
+    app.add_error_handler(ParseException, _handle_unreadable_body)
+    app.add_error_handler(NoMoreData, _handle_unreadable_body)
     app.add_error_handler(Unauthenticated, _handle_unauthenticated)
     app.add_error_handler(DomainError, _handle_domain_error)
     return app
 
 
 # --- input ----------------------------------------------------------------------------------
+
+# NUL: PostgreSQL's text types cannot hold it. Unpaired surrogates: UTF-8 cannot encode them, so
+# neither the database driver nor orjson (answers) accepts them. Other control characters are
+# stored and answered (escaped) on both databases, as the original does (docs/decisions.md, Edges).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def refuse_unstorable(value: str, name: str) -> None:
+    """Refuse text the database cannot store (400 `invalidPropertyValue`, the same on every database)."""
+    # `in` and `isascii` run at memory speed; the pattern only scans text that needs it.
+    if "\x00" in value or (not value.isascii() and _UNSTORABLE.search(value)):
+        shown = name.replace("\x00", "\\u0000")
+        raise InvalidPropertyValue(f"'{shown}' must not contain NUL characters or unpaired surrogates.")
+
+
+def _refuse_unstorable_json(document: Any) -> None:
+    # A loop, not recursion: a body may nest as deep as orjson allows.
+    pending: list[tuple[Any, str]] = [(document, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            refuse_unstorable(value, path or "$")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                refuse_unstorable(str(key), name)
+                pending.append((item, name))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{position}]") for position, item in enumerate(value))
+
+
+def read_body(req: falcon.Request) -> bytes:
+    """The whole body, also a chunked one (no Content-Length), within the request body limit."""
+    limit: int | None = getattr(req.context, "max_body_bytes", None)
+    if req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+        # Only a chunked body may be read without a length: the server ends it at its last chunk.
+        stream: Any = req.stream
+    else:
+        stream = req.bounded_stream
+    raw: bytes = stream.read(limit + 1 if limit else -1)
+    if limit and len(raw) > limit:
+        raise body_too_large(limit)
+    return raw
+
+
+def read_form(req: falcon.Request) -> dict[str, str]:
+    """Read an `application/x-www-form-urlencoded` body (the last value of a repeated name wins)."""
+    return {name: values[-1] for name, values in read_form_fields(req).items()}
+
+
+def read_form_fields(req: falcon.Request) -> dict[str, list[str]]:
+    """Read an `application/x-www-form-urlencoded` body with every value of each name, in order
+    (chunked bodies too, within the body limit)."""
+    text = read_body(req).decode("utf-8", errors="replace")
+    fields = parse_qs(text, keep_blank_values=True)
+    for name, values in fields.items():
+        refuse_unstorable(name, name)
+        for value in values:
+            refuse_unstorable(value, name)
+    return fields
 
 
 def read_json(req: falcon.Request, *, required: bool = False) -> JsonObject:
@@ -352,17 +453,13 @@ def read_json(req: falcon.Request, *, required: bool = False) -> JsonObject:
 def read_json_members(req: falcon.Request) -> dict[str, Any]:
     """Read a required body that is a JSON object whose property names are data (a map, such as
     feature flags): the names are kept as sent, case included."""
-    return _read_json_object(req, required=True)
+    members = _read_json_object(req, required=True)
+    _refuse_unstorable_json(members)
+    return members
 
 
 def _read_json_object(req: falcon.Request, *, required: bool) -> dict[str, Any]:
-    limit = getattr(req.context, "max_body_bytes", None)
-    raw = req.bounded_stream.read(limit + 1 if limit else -1)
-    if limit and len(raw) > limit:
-        raise DomainError(
-            "error.platform.requestBodyTooLarge",
-            f"The request body is larger than the maximum of {limit} bytes.",
-        )
+    raw = read_body(req)
     if not raw.strip():
         if required:
             raise InvalidInput("'$': A non-empty request body is required.")
@@ -380,9 +477,15 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an 
 
 
 class JsonObject:
-    """Typed, case-insensitive access to a JSON object, with the backbone's error messages."""
+    """Typed, case-insensitive access to a JSON object, with the backbone's error messages.
+
+    A root object (no `path`) is client input: every key and string in it is checked once, here,
+    whether or not a responder reads it.
+    """
 
     def __init__(self, data: dict[str, Any], path: str = "") -> None:
+        if not path:
+            _refuse_unstorable_json(data)
         self._data = {str(key).lower(): value for key, value in data.items()}
         self._path = path
 

@@ -8,9 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors
+from gunicorn.workers.gthread import ThreadWorker
 from opentelemetry.sdk.trace import TracerProvider
 
+from backbone.platform.http import JSON, error_body
 from backbone.platform.metrics import enable_multiprocess, mark_worker_dead
 from backbone.platform.tracing import install_tracer_provider
 from backbone.settings import Settings
@@ -33,6 +37,64 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return self._factory()
 
 
+# The longest request line gunicorn accepts short of "unlimited": the original's Kestrel allows
+# 8,192 bytes (MaxRequestLineSize), gunicorn's default of 4,094 capped `?ids=` lists at ~160 ids.
+MAX_REQUEST_LINE_BYTES = 8190
+
+# Requests gunicorn refuses while parsing, before any app sees them: (kinds, status, reason, code,
+# message). They get the error envelope as well; anything else keeps gunicorn's own answer.
+_PARSE_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str, str], ...] = (
+    (
+        (errors.LimitRequestLine,),
+        414,
+        "URI Too Long",
+        "error.platform.requestLineTooLong",
+        f"The request line is longer than {MAX_REQUEST_LINE_BYTES} bytes.",
+    ),
+    (
+        (errors.LimitRequestHeaders,),
+        431,
+        "Request Header Fields Too Large",
+        "error.platform.requestHeadersTooLarge",
+        "A request header field or the request headers are too large.",
+    ),
+    (
+        (
+            errors.InvalidRequestLine,
+            errors.InvalidRequestMethod,
+            errors.InvalidHTTPVersion,
+            errors.InvalidHeader,
+            errors.InvalidHeaderName,
+            errors.ObsoleteFolding,
+        ),
+        400,
+        "Bad Request",
+        "error.platform.invalidRequest",
+        "The request is not valid HTTP.",
+    ),
+)
+
+
+class EnvelopeThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, answering the requests it cannot parse in the error envelope."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: Exception) -> None:
+        for kinds, status, reason, code, message in _PARSE_REFUSALS:
+            if isinstance(exc, kinds):
+                self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+                body = error_body(code, message)
+                head = (
+                    f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {JSON}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                )
+                try:
+                    util.write_nonblock(client, head.encode("latin-1") + body)
+                except OSError:
+                    self.log.debug("Failed to send error message.")
+                return
+        super().handle_error(req, client, addr, exc)
+
+
 def gunicorn_options(
     *, host: str, port: int, workers: int, threads: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -41,11 +103,12 @@ def gunicorn_options(
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": f"{EnvelopeThreadWorker.__module__}.{EnvelopeThreadWorker.__name__}",
         "keepalive": 5,
         "timeout": 60,
         "graceful_timeout": 10,
         "backlog": 2048,
+        "limit_request_line": MAX_REQUEST_LINE_BYTES,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",

@@ -4,6 +4,10 @@ Both servers run under gunicorn with identical settings on this machine. `wrk` d
 alternately (bare, route, bare, route, ...) after a warm-up; each pair gives a ratio, and the
 median ratio with its min/max is what we quote (see ../shared/design/benchmarks.md).
 
+`--only Login` times logins with an unknown username against known ones, one request at a
+time on one connection (`testbed/bench/login_timing.py`): whether the answer's time tells which
+usernames exist.
+
 The telemetry case compares one authenticated read on four backbones that differ only in their
 telemetry: none, metrics only (the default), and metrics with traces exported over OTLP/HTTP to a
 loopback sink at sampling 1.0 and 0.1. It alternates them in rounds and quotes each as a ratio
@@ -36,6 +40,7 @@ from pathlib import Path
 from backbone.platform.encoding import b64url
 from backbone.settings import Settings
 from loadtests.client import DATAWALLET_HEADER, ConsumerApiClient
+from testbed.bench import login_timing
 from testbed.bench.otlp_sink import running_sink
 from testbed.bench.telemetry_cpu import measure as measure_telemetry_cpu
 from testbed.bench.telemetry_cpu import print_figures as print_telemetry_cpu
@@ -89,6 +94,7 @@ class VariantFigures:
 
 
 TELEMETRY_CASE = "Telemetry: GET /api/v2/Messages"
+LOGIN_CASE = "Login timing: unknown and known usernames"
 CPU_REQUESTS = 1000
 
 
@@ -149,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         server_args = ["--workers", str(args.workers), "--threads", str(args.threads)]
-        # Tokens of the prepared identity must outlive the whole run.
-        env = {"BACKBONE_VAR_DIR": str(scratch / "var"), "BACKBONE_JWT_LIFETIME_S": "3600"}
+        # Tokens of the prepared identity must outlive the whole run; the login timing's wrong
+        # passwords must not lock its device out.
+        env = {
+            "BACKBONE_VAR_DIR": str(scratch / "var"),
+            "BACKBONE_JWT_LIFETIME_S": "3600",
+            "BACKBONE_MAX_FAILED_LOGINS": "1000",
+        }
         if args.database_url:
             env.update(BACKBONE_DATABASE_URL=args.database_url, BACKBONE_ENVIRONMENT="development")
         backbone = stack.enter_context(
@@ -166,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         _print_header(args, wrk)
         figures = [_measure(case, backbone, bare, wrk, scratch) for case in cases]
+        logins = None
+        if not args.only or any(o in LOGIN_CASE for o in args.only):
+            logins = login_timing.measure(backbone, rounds=wrk.pairs)
         telemetry = telemetry_cpu = None
         if not args.only or any(o in TELEMETRY_CASE for o in args.only):
             telemetry = _measure_telemetry(backbone, server_args, env, wrk, scratch)
@@ -174,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             telemetry_cpu = measure_telemetry_cpu(scratch, requests=CPU_REQUESTS, rounds=wrk.pairs)
     if figures:
         _print_figures(figures)
+    if logins is not None:
+        login_timing.print_figures(logins, Settings().password_hash_iterations)
     if telemetry_cpu is not None:
         print_telemetry_cpu(telemetry_cpu, CPU_REQUESTS)
     if args.json:
@@ -181,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         if telemetry is not None:
             ratios = {name: telemetry.ratios(name) for name in telemetry.rps}
             results.append({**asdict(telemetry), "ratios": ratios})
+        if logins is not None:
+            ratios = {f"{a} / {b}": logins.ratios(a, b) for a, b in login_timing.RATIOS}
+            results.append({"name": LOGIN_CASE, **asdict(logins), "ratios": ratios})
         args.json.write_text(json.dumps(results, indent=2))
-    failed = any(figure.route_errors for figure in figures)
+    failed = any(figure.route_errors for figure in figures) or bool(logins and logins.unexpected)
     if telemetry is not None:
         # A traced variant whose sink got nothing measured no export at all: not a valid figure.
         failed = failed or any(telemetry.errors.values()) or not all(n for n, _ in telemetry.exports.values())

@@ -6,6 +6,8 @@ import base64
 import struct
 from datetime import timedelta
 
+import jwt
+
 from backbone.platform.auth import PasswordHasher, Principal, TokenIssuer
 from backbone.platform.clock import ManualClock
 
@@ -52,3 +54,23 @@ def test_tokens_signed_with_another_key_or_altered_are_refused() -> None:
     header, payload, signature = token.split(".")
     assert TokenIssuer(b"k" * 32, 300, clock).verify(f"{header}.{payload}x.{signature}") is None
     assert TokenIssuer(b"k" * 32, 300, clock).verify("garbage") is None
+
+
+def test_an_unmatchable_hash_has_the_configured_cost_and_matches_nothing() -> None:
+    hasher = PasswordHasher(iterations=1_234)
+    stored = hasher.unmatchable_hash()
+    marker, prf, iterations, salt_length = struct.unpack(">BIII", base64.b64decode(stored)[:13])
+    assert (marker, prf, iterations, salt_length) == (1, 2, 1_234, 16)
+    assert len(base64.b64decode(stored)) == len(base64.b64decode(hasher.hash("x")))
+    assert not hasher.verify("", stored)
+    assert not hasher.verify("x", stored)
+    assert hasher.unmatchable_hash() != stored
+
+
+def test_a_signed_token_whose_claims_are_not_what_the_backbone_issues_is_refused() -> None:
+    clock = ManualClock()
+    issuer = TokenIssuer(b"k" * 32, 300, clock)
+    good = jwt.decode(issuer.issue(PRINCIPAL).access_token, options={"verify_signature": False})
+    for claims in ({"nmshd_address": [PRINCIPAL.address]}, {"device_id": None}, {"exp": True}, {"name": 5}):
+        forged = jwt.encode({**good, **claims}, b"k" * 32, algorithm="HS256")
+        assert issuer.verify(forged) is None, claims

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 import falcon
 
@@ -33,6 +32,7 @@ from backbone.platform.http import (
     dumps,
     no_content,
     principal_of,
+    read_form,
     read_json,
     send,
     send_page,
@@ -156,7 +156,7 @@ class TokenResource:
         tags=("Authentication",),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        form = _read_form(req)
+        form = read_form(req)
         if form.get("grant_type") != "password" or not form.get("username") or not form.get("password"):
             raise DomainError(
                 "error.platform.validation.authentication.invalidOAuthRequest",
@@ -176,11 +176,6 @@ class TokenResource:
         resp.data = dumps(
             {"access_token": token.access_token, "token_type": "Bearer", "expires_in": token.expires_in_s}
         )
-
-
-def _read_form(req: falcon.Request) -> dict[str, str]:
-    raw = req.bounded_stream.read(64 * 1024).decode("utf-8", errors="replace")
-    return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
 
 
 def read_new_identity(body: JsonObject, *, with_client_secret: bool) -> NewIdentity:

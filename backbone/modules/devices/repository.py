@@ -616,19 +616,36 @@ class IdentityRepository:
             deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
         )
 
-    def count_failed_login(self, connection: Connection, device_id: str) -> int:
-        """Add one failed login atomically and return the new count."""
+    def start_login_attempt(
+        self, connection: Connection, device_id: str, now: datetime, max_attempts: int
+    ) -> bool:
+        """Count a login attempt before its password is checked; False if it may not be made.
+
+        One statement, so concurrent attempts are counted one by one: once `max_attempts` since
+        the last success are counted (checked or in flight), further ones are refused unchecked.
+        The first attempt after a lockout ended starts the count afresh.
+        """
+        lockout_over = devices.c.lockout_end.is_not(None)
         statement = (
             devices.update()
-            .where(devices.c.id == device_id)
-            .values(access_failed_count=devices.c.access_failed_count + 1)
-            .returning(devices.c.access_failed_count)
+            .where(
+                devices.c.id == device_id,
+                sa.or_(devices.c.lockout_end.is_(None), devices.c.lockout_end <= now),
+                sa.or_(devices.c.access_failed_count < max_attempts, lockout_over),
+            )
+            .values(
+                access_failed_count=sa.case((lockout_over, 1), else_=devices.c.access_failed_count + 1),
+                lockout_end=None,
+            )
         )
-        return int(connection.execute(statement).scalar_one())
+        return bool(connection.execute(statement).rowcount == 1)
 
-    def lock_out(self, connection: Connection, device_id: str, until: datetime) -> None:
+    def lock_out(self, connection: Connection, device_id: str, until: datetime, max_attempts: int) -> None:
+        """Lock the device unless a successful login reset its count meanwhile."""
         connection.execute(
-            devices.update().where(devices.c.id == device_id).values(access_failed_count=0, lockout_end=until)
+            devices.update()
+            .where(devices.c.id == device_id, devices.c.access_failed_count >= max_attempts)
+            .values(access_failed_count=0, lockout_end=until)
         )
 
     def record_login(self, connection: Connection, device_id: str, at: datetime) -> None:

@@ -602,7 +602,11 @@ class DeviceService:
 
 
 class LoginService:
-    """The password grant of `/connect/token`, with the original's lockout rules."""
+    """The password grant of `/connect/token`, with the original's lockout rules.
+
+    Attempts are counted before their password is checked, so however many arrive at once, at
+    most `max_failed_logins` passwords are checked before the device is locked out.
+    """
 
     def __init__(
         self,
@@ -626,6 +630,7 @@ class LoginService:
         self._clock = clock
         self._max_failed_logins = max_failed_logins
         self._lockout = lockout
+        self._unknown_user_hash = hasher.unmatchable_hash()
 
     def issue_token(self, client_id: str, client_secret: str, username: str, password: str) -> IssuedToken:
         client = self._clients.authenticate(client_id, client_secret)
@@ -634,19 +639,22 @@ class LoginService:
         invalid_grant = LoginFailed("invalid_grant", "The username/password couple is invalid.")
         with self._db.read() as connection:
             credentials = self._identities.credentials(connection, username) if username.strip() else None
-        if credentials is None:
-            raise invalid_grant
-        device = credentials.device
         now = self._clock.now()
-        if credentials.lockout_end is not None and credentials.lockout_end > now:
+        ends_at = credentials.deletion_grace_period_ends_at if credentials else None
+        if credentials is None or (ends_at is not None and ends_at <= now):
+            # As long as a real check, so the answer's timing does not tell which usernames exist.
+            self._hasher.verify(password, self._unknown_user_hash)
+            raise invalid_grant
+        device, max_attempts = credentials.device, self._max_failed_logins
+        with self._db.transaction() as connection:
+            may_try = self._identities.start_login_attempt(connection, device.id, now, max_attempts)
+        if not may_try:
             raise LoginFailed(
                 "access_denied", "The user is temporarily locked out, please try again in a few minutes."
             )
         if not self._hasher.verify(password, credentials.password_hash):
-            self._record_failure(device.id)
-            raise invalid_grant
-        ends_at = credentials.deletion_grace_period_ends_at
-        if ends_at is not None and ends_at <= now:
+            with self._db.transaction() as connection:
+                self._identities.lock_out(connection, device.id, now + self._lockout, max_attempts)
             raise invalid_grant
         with self._db.transaction() as connection:
             self._identities.record_login(connection, device.id, now)
@@ -654,9 +662,3 @@ class LoginService:
                 self._outbox.add(BackupDeviceUsed(identity_address=device.identity_address))
         principal = Principal(device.identity_address, device.id, device.username, client.client_id)
         return self._issuer.issue(principal)
-
-    def _record_failure(self, device_id: str) -> None:
-        with self._db.transaction() as connection:
-            failures = self._identities.count_failed_login(connection, device_id)
-            if failures >= self._max_failed_logins:
-                self._identities.lock_out(connection, device_id, self._clock.now() + self._lockout)
