@@ -17,7 +17,7 @@ from backbone.wiring import Services
 from loadtests.keys import IdentityKey, challenge_text
 from tests.helpers.admin import AdminClient
 from tests.helpers.api import PASSWORD, assert_error, identity_body, login, onboard
-from tests.helpers.peers import CONTENT, password_query, relate, send_message
+from tests.helpers.peers import CONTENT, password_query, relate, send_message, sync
 
 DEVICE = "error.platform.validation.device."
 QFD = QUEUED_FOR_DELETION_TIER_ID
@@ -666,12 +666,24 @@ def test_an_operator_starts_a_deletion_the_owner_sees_and_can_cancel(
         bob.address
     ]
 
+    assert [kind for kind, _ in sync(bob)][-1] == "PeerToBeDeleted"
+
     # The owner sees it without a creating device, and cancels it as its own.
     own = alice.get("/api/v2/Identities/Self/DeletionProcesses").json["result"]
     assert [(p["id"], p["createdByDevice"]) for p in own] == [(process["id"], None)]
     cancelled = alice.put(f"/api/v2/Identities/Self/DeletionProcesses/{process['id']}/Cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert admin.get(f"/api/v1/Identities/{alice.address}").json["result"]["tierId"] != QFD
+    # The owner's devices learn of the operator's start from an external event (no sync runs while
+    # the identity is to be deleted, so it comes with the next sync); the owner's own start raises
+    # none: its device already knows.
+    assert [event for event in sync(alice) if event[0] == "IdentityDeletionProcessStarted"] == [
+        ("IdentityDeletionProcessStarted", {"deletionProcessId": process["id"]})
+    ]
+    started_by_owner = alice.post("/api/v2/Identities/Self/DeletionProcesses", json={})
+    assert started_by_owner.status_code == 201, started_by_owner.text
+    alice.put(f"/api/v2/Identities/Self/DeletionProcesses/{started_by_owner.json['result']['id']}/Cancel")
+    assert "IdentityDeletionProcessStarted" not in [kind for kind, _ in sync(alice)]
 
     assert_error(
         admin.post(base, json={"lengthOfGracePeriodInDays": -1}),

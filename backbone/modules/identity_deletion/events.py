@@ -15,6 +15,15 @@ class IdentityToBeDeleted(DomainEvent):
 
 
 @dataclass(frozen=True)
+class IdentityDeletionProcessStarted(DomainEvent):
+    """Someone other than the identity (an operator) started its deletion: the identity learns it
+    from an external event. Its own start raises none: its device already knows."""
+
+    identity_address: str
+    deletion_process_id: str
+
+
+@dataclass(frozen=True)
 class IdentityDeletionCancelled(DomainEvent):
     identity_address: str
 

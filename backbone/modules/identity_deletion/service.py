@@ -11,6 +11,7 @@ from backbone.modules.identity_deletion import model
 from backbone.modules.identity_deletion.events import (
     IdentityDeleted,
     IdentityDeletionCancelled,
+    IdentityDeletionProcessStarted,
     IdentityToBeDeleted,
 )
 from backbone.modules.identity_deletion.model import (
@@ -91,6 +92,10 @@ class DeletionProcessService:
                     identity_address=address, grace_period_ends_at=process.grace_period_ends_at
                 )
             )
+            if device_id is None:
+                self._outbox.add(
+                    IdentityDeletionProcessStarted(identity_address=address, deletion_process_id=process.id)
+                )
         return process
 
     def list_processes(self, caller: Principal) -> list[DeletionProcess]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from backbone.modules.files.events import FileOwnershipClaimed, FileOwnershipLocked
+from backbone.modules.identity_deletion.events import IdentityDeletionProcessStarted
 from backbone.modules.messages.events import MessageCreated
 from backbone.modules.relationships.events import (
     PeerDeleted,
@@ -168,6 +169,13 @@ class ExternalEventHandlers:
             context=event.relationship_id,
         )
 
+    def identity_deletion_process_started(self, event: IdentityDeletionProcessStarted) -> None:
+        self._sync.create_external_event(
+            event.identity_address,
+            ExternalEventType.IdentityDeletionProcessStarted,
+            {"deletionProcessId": event.deletion_process_id},
+        )
+
     def peer_feature_flags_changed(self, event: PeerFeatureFlagsChanged) -> None:
         self._sync.create_external_event(
             event.notified_identity_address,
@@ -197,6 +205,7 @@ def synchronization_handlers(
         on(MODULE, TokenLocked, handlers.token_locked),
         on(MODULE, FileOwnershipClaimed, handlers.file_ownership_claimed),
         on(MODULE, FileOwnershipLocked, handlers.file_ownership_locked),
+        on(MODULE, IdentityDeletionProcessStarted, handlers.identity_deletion_process_started),
         on(MODULE, PeerToBeDeleted, handlers.peer_to_be_deleted),
         on(MODULE, PeerDeletionCancelled, handlers.peer_deletion_cancelled),
         on(MODULE, PeerDeleted, handlers.peer_deleted),
