@@ -27,8 +27,20 @@ def nearest_rank(values: np.ndarray, percentiles: Sequence[float]) -> np.ndarray
     values = values[~np.isnan(values)]
     if values.size == 0:
         return np.full(len(percentiles), math.nan)
-    found: np.ndarray = np.quantile(values, np.asarray(percentiles) / 100, method="inverted_cdf")
-    return found
+    indexes = _ranks(np.array([values.size]), percentiles)[0] - 1
+    # A partial sort around the ranks only: a run's ten million latencies need no full sort.
+    chosen: np.ndarray = np.partition(values, indexes)[indexes]
+    return chosen
+
+
+def _ranks(counts: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
+    """Return the 1-based nearest rank of each percentile for each count: ceil(n p / 100), at least 1.
+
+    (NumPy's `quantile(..., method="inverted_cdf")` rounds 0.999 x 10,000 up to rank 9991; this
+    agrees with exact arithmetic for every n up to 20,000 and the SLO percentiles.)
+    """
+    exact = np.outer(counts, np.asarray(percentiles, dtype=np.float64)) / 100
+    return np.maximum(np.ceil(exact).astype(np.int64), 1)
 
 
 def grouped_nearest_rank(
@@ -48,9 +60,9 @@ def grouped_nearest_rank(
     result = np.full((groups, len(percentiles)), math.nan)
     maxima = np.full(groups, math.nan)
     present = counts > 0
-    for column, percentile in enumerate(percentiles):
-        ranks = np.maximum(np.ceil(counts * percentile / 100).astype(np.int64), 1)
-        result[present, column] = sorted_values[starts[present] + ranks[present] - 1]
+    ranks = _ranks(counts, percentiles)
+    for column in range(len(percentiles)):
+        result[present, column] = sorted_values[starts[present] + ranks[present, column] - 1]
     maxima[present] = sorted_values[ends[present] - 1]
     return counts, result, maxima
 

@@ -85,6 +85,15 @@ def test_nearest_rank_is_the_smallest_value_with_p_percent_at_or_below() -> None
     assert math.isnan(latency.nearest_rank(np.array([]), [50])[0])
 
 
+def test_nearest_rank_takes_the_exact_rank_where_floating_point_would_round_up() -> None:
+    values = np.arange(1.0, 10_001.0)
+    np.random.default_rng(1).shuffle(values)
+    # 99.9 % of 10,000 is rank 9,990 exactly.
+    assert latency.nearest_rank(values, [99.9, 99.0]).tolist() == [9990.0, 9900.0]
+    _, grouped, _ = latency.grouped_nearest_rank(np.zeros(10_000, dtype=np.int64), values, 1, [99.9, 99.0])
+    assert grouped.tolist() == [[9990.0, 9900.0]]
+
+
 def test_grouped_nearest_rank_matches_per_group_percentiles() -> None:
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 3, 1000)
