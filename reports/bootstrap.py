@@ -113,12 +113,18 @@ def run_blocks(
     t0_s: float,
     duration_s: float,
 ) -> RunBlocks:
-    """Summarise one run's requests per route (`codes` index `keys`) and block of seconds since `t0_s`."""
-    seconds_total = max(1, math.ceil(duration_s - 1e-9))
+    """Summarise one run's requests per route (`codes` index `keys`) and block of seconds since `t0_s`.
+
+    The seconds are those in which requests were sent, up to `duration_s`: a run's drain after its
+    last start has no arrivals, and its empty blocks would pass for noise in the throughput.
+    """
+    start_s = np.asarray(start_s, dtype=np.float64)
+    sending_s = math.floor(float(start_s.max()) - t0_s) + 1 if start_s.size else 1
+    seconds_total = max(1, min(math.ceil(duration_s - 1e-9), sending_s))
     block_s = block_length_s(seconds_total)
     blocks_n = math.ceil(seconds_total / block_s)
     seconds = np.minimum(block_s, seconds_total - np.arange(blocks_n) * block_s).astype(np.float64)
-    second = np.clip(np.floor(np.asarray(start_s, dtype=np.float64) - t0_s), 0, seconds_total - 1)
+    second = np.clip(np.floor(start_s - t0_s), 0, seconds_total - 1)
     block = second.astype(np.int64) // block_s
     bins = latency_bins(latency_s)
     failed = ~np.asarray(ok, dtype=bool)

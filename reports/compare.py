@@ -861,7 +861,8 @@ def _change_charts(comparison: Comparison) -> list[str]:
             found.append(
                 interval_chart(
                     f"change-{name}",
-                    f"Change of {name} per route with its interval (dashed: the threshold)",
+                    f"Change of {name} per route with its interval (red: regression, green: improvement, "
+                    "dashed: the threshold)",
                     [f"{row['method']} {row['route']}" for row in rows.to_dict("records")],
                     rows[["change", "low", "high"]].to_numpy(np.float64),
                     [str(verdict) for verdict in rows["verdict"]],
@@ -890,7 +891,7 @@ def interval_chart(
     """
     finite = changes[np.isfinite(changes)]
     reach = max(float(np.abs(finite).max(initial=0.0)), threshold) * 1.1 or 0.1
-    width, top = charts.WIDTH, 24
+    width, top = charts.WIDTH, 28
     height = top + ROW_HEIGHT * len(labels) + 8
     plot_w = width - LABEL_WIDTH - charts.RIGHT
 
@@ -904,16 +905,17 @@ def interval_chart(
         f'<rect class="plot" x="{LABEL_WIDTH}" y="{top - 6}" width="{plot_w}" height="{height - top}" '
         'fill="#fff" stroke="#ccc"/>',
     ]
-    for value, dash in (
-        (0.0, ""),
-        (threshold, ' stroke-dasharray="6 4"'),
-        (-threshold, ' stroke-dasharray="6 4"'),
-    ):
+    for value in (-threshold, threshold):
         x = sx(value)
         parts.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 6}" y2="{height - 2}" stroke="#888"{dash}/>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 6}" y2="{height - 2}" stroke="#888" '
+            'stroke-dasharray="6 4"/>'
         )
-        parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle">{value * 100:+g} %</text>')
+    parts.append(f'<line x1="{sx(0):.1f}" x2="{sx(0):.1f}" y1="{top - 6}" y2="{height - 2}" stroke="#444"/>')
+    for value, anchor in ((-reach, "start"), (0.0, "middle"), (reach, "end")):
+        parts.append(
+            f'<text x="{sx(value):.1f}" y="{top - 10}" text-anchor="{anchor}">{_change(value)}</text>'
+        )
     for index, (label, (change, low, high), verdict) in enumerate(zip(labels, changes, found, strict=True)):
         y = top + ROW_HEIGHT * index + ROW_HEIGHT / 2
         colour = VERDICT_COLOURS.get(verdict, "#555")
