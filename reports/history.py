@@ -228,7 +228,8 @@ def headline(run_dir: Path) -> tuple[str, str]:
     return slo.split(":", 2)[1].strip() if slo else "", validity.split(":", 2)[1].strip() if validity else ""
 
 
-def _run_entry(path: Path) -> Entry:
+def run_entry(path: Path) -> Entry:
+    """The history's entry of one run directory (ManifestError when its manifest cannot be read)."""
     manifest = read_manifest(path)
     slo, validity = headline(path)
     return Entry(
@@ -247,7 +248,7 @@ def _run_entry(path: Path) -> Entry:
 
 def _repeats_entry(path: Path) -> Entry:
     group = read_repeats(path)
-    members = [_run_entry(path / run) for run in group.runs if is_run(path / run)]
+    members = [run_entry(path / run) for run in group.runs if is_run(path / run)]
     first = members[0] if members else None
     return Entry(
         kind="repeats",
@@ -308,7 +309,7 @@ _KINDS: tuple[tuple[Callable[[Path], bool], Callable[[Path], Entry]], ...] = (
     (is_repeat_group, _repeats_entry),
     (is_capacity, _capacity_entry),
     (lambda path: (path / COMPARISON_JSON).is_file(), _comparison_entry),
-    (is_run, _run_entry),
+    (is_run, run_entry),
 )
 
 

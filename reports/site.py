@@ -21,7 +21,7 @@ import pandas as pd
 
 from reports import charts, latency
 from reports.charts import Line
-from reports.history import HISTORY_HEADER, Entry, History, entry_rows, read_capacity, scan
+from reports.history import HISTORY_HEADER, Entry, History, entry_rows, read_capacity, run_entry, scan
 from reports.manifest import read_manifest
 from reports.render import STYLE
 from reports.rundir import REQUEST_COLUMNS, REQUESTS, read_table
@@ -62,20 +62,7 @@ def _runs_with_members(history: History) -> list[Entry]:
     """Every run: the runs at the top and those inside repeats, oldest first."""
     runs = list(history.of_kind("run"))
     for group in history.of_kind("repeats"):
-        for member in group.members:
-            path = history.results_dir / member
-            manifest = read_manifest(path)
-            runs.append(
-                Entry(
-                    kind="run",
-                    entry_id=manifest.run_id,
-                    path=path,
-                    started_at_s=manifest.started_at_s,
-                    profile=manifest.profile.name,
-                    scenario=manifest.scenario.name,
-                    report=f"{member}/report.html",
-                )
-            )
+        runs += [run_entry(history.results_dir / member) for member in group.members]
     return sorted(runs, key=lambda entry: (entry.started_at_s or 0.0, entry.entry_id))
 
 

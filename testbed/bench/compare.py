@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 from reports import bootstrap
+from testbed.bench.report import print_machine
 
 TARGET_S = 60.0
 
@@ -57,12 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if options.keep is None:
             shutil.rmtree(directory, ignore_errors=True)
-    load = os.getloadavg()[0]
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}")
-    print(
-        f"versions: Python {platform.python_version()}, pandas {version('pandas')}, "
-        f"numpy {version('numpy')}, pyarrow {version('pyarrow')}"
-    )
+    print_machine()
     print(
         f"runs: 2 x {options.requests:,} requests over {options.duration_s} s, 10 routes; generated in "
         f"{generated_s:.1f} s; {bootstrap.REPLICATES} bootstrap replicates per route and side"
