@@ -42,7 +42,10 @@ def run_repeated(args: argparse.Namespace, run_once: Callable[[argparse.Namespac
     for number in range(1, args.repeat + 1):
         print(f"testbed run: repeat {number} of {args.repeat} into {group}", file=sys.stderr)
         before = _run_dirs(group)
-        status = run_once(argparse.Namespace(**{**vars(args), "results": group}))
+        try:
+            status = run_once(argparse.Namespace(**{**vars(args), "results": group}))
+        except KeyboardInterrupt:  # outside the experiment (its report rendering): the run lets it through
+            status = 130
         statuses.append(status)
         runs += sorted(_run_dirs(group) - before)
         if group.is_dir():
