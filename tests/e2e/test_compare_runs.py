@@ -1,7 +1,7 @@
 """`testbed compare` on real runs of `stage`: two repeats of one experiment are no regression at a
 generous threshold, a database pool of one and one worker per node is a regression of the write route.
 
-Both sides run the smoke scenario at 240 starts/s (180 challenge creations, a write, and 60 tag
+Both sides run the smoke scenario at 200 starts/s (150 challenge creations, a write, and 50 tag
 reads per second) for 15 s through stage's gateway, with the pool's overflow off so that
 `database.pool_size` is the number of connections a worker has. The baseline's two nodes have two
 workers with three connections each; the candidate's one worker with one connection, for its four
@@ -22,7 +22,7 @@ from tests.e2e.test_testbed_run import run_testbed
 from tests.helpers.services import unavailable
 
 STAGE_SMOKE = [
-    *("run", "--profile", "stage", "--scenario", "smoke", "--duration", "15", "--multiplier", "12"),
+    *("run", "--profile", "stage", "--scenario", "smoke", "--duration", "15", "--multiplier", "10"),
     *("--option", "database.max_overflow=0"),
 ]
 CANDIDATE_OPTIONS = ["--option", "database.pool_size=1", "--option", "nodes.workers=1"]
