@@ -364,7 +364,7 @@ def _scenario(result: Result) -> tuple[str, str]:
 def compare(baseline: Result, candidate: Result, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
     """Compare two results (NotComparable when they cannot be)."""
     check_comparable(baseline, candidate)
-    differences = tuple(manifest_differences(_manifest(baseline), _manifest(candidate)))
+    differences = tuple(manifest_differences(baseline.manifest, candidate.manifest))
     if isinstance(baseline, CapacityResult) and isinstance(candidate, CapacityResult):
         return Comparison(
             baseline=baseline.search_id,
@@ -401,10 +401,6 @@ def compare(baseline: Result, candidate: Result, threshold: float = DEFAULT_THRE
         repeats=(len(baseline.runs), len(candidate.runs)),
         notes=tuple(notes),
     )
-
-
-def _manifest(result: Result) -> RunManifest | None:
-    return result.manifest
 
 
 FIGURE_COLUMNS = [
