@@ -93,6 +93,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "notes" / "todo.txt").write_text("keep me")
     os.utime(root / "notes", (now - 90 * DAY_S, now - 90 * DAY_S))
     (root / "README.txt").write_text("keep me too")
+    # A run directory of an older format: named as unreadable, never listed, never removed.
+    (root / "old-format").mkdir()
+    (root / "old-format" / "manifest.json").write_text(json.dumps({"run_id": "old-format"}))
+    os.utime(root / "old-format", (now - 90 * DAY_S, now - 90 * DAY_S))
     return root
 
 
@@ -121,6 +125,8 @@ def test_the_history_lists_every_kind_oldest_first(results: Path) -> None:
     assert capacity.capacity == "400.0 requests/s at x4, limited by node"
     repeats = history.entries[3]
     assert repeats.members == ("new-repeats/repeat-a", "new-repeats/repeat-b")
+    (unreadable,) = history.unreadable
+    assert "old-format/manifest.json: no format_version" in unreadable
 
 
 def test_pruning_removes_exactly_what_is_older_and_nothing_else(results: Path) -> None:
@@ -132,6 +138,7 @@ def test_pruning_removes_exactly_what_is_older_and_nothing_else(results: Path) -
     assert {path.name for path in results.iterdir()} == before - {"old-capacity", "old-compare", "old-run"}
     assert (results / "notes" / "todo.txt").read_text() == "keep me"
     assert (results / "README.txt").is_file()
+    assert (results / "old-format" / "manifest.json").is_file()
     assert (results / "new-repeats" / "repeat-a" / "report.html").is_file()
 
 
