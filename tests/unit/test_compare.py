@@ -63,6 +63,7 @@ def test_a_ten_percent_shift_over_2000_samples_is_a_regression_at_five_percent()
     assert "too few to compare" in judged.loc["p99.9", "note"]
 
 
+@pytest.mark.slow
 def test_two_samples_of_one_distribution_show_no_significant_change_in_95_of_100_seeds() -> None:
     quiet = 0
     for seed in range(100):
