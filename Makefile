@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare clean
 
 setup: $(STAMP)
 
@@ -61,3 +61,6 @@ clean:
 
 bench-report: setup
 	$(BIN)/python -m testbed.bench.report $(BENCH_ARGS)
+
+bench-compare: setup
+	$(BIN)/python -m testbed.bench.compare $(BENCH_ARGS)

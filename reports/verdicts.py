@@ -221,3 +221,29 @@ def validity_problems(
     # Each row has the fields of FlowStarts, under the same names.
     starts = cast(Iterable[FlowStarts], flows.rename(columns={"flow": "name"}).itertuples(index=False))
     return problems + schedule_problems(starts)
+
+
+# The comparison of two results (reports/compare.py): one verdict per figure.
+
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+NO_CHANGE = "no significant change"
+NOT_JUDGED = "not judged"
+
+
+def judge_change(change: float, low: float, high: float, threshold: float, *, higher_is_worse: bool) -> str:
+    """Return REGRESSION, IMPROVEMENT or NO_CHANGE for a relative change with its interval.
+
+    A regression is a change whose whole interval lies on the worse side of 0 and whose point
+    estimate is worse than `threshold` (0.05: 5 %); an improvement the same the other way; anything
+    else is no significant change, whatever the two numbers say. NOT_JUDGED without an estimate.
+    """
+    if math.isnan(change) or math.isnan(low) or math.isnan(high):
+        return NOT_JUDGED
+    up = low > 0 and change > threshold
+    down = high < 0 and change < -threshold
+    if up:
+        return REGRESSION if higher_is_worse else IMPROVEMENT
+    if down:
+        return IMPROVEMENT if higher_is_worse else REGRESSION
+    return NO_CHANGE

@@ -23,6 +23,16 @@ TARGET_S = 60.0
 TARGET_BYTES = 4 * 2**30
 
 
+def print_machine() -> None:
+    """Print the machine (with its load: a shared machine's wall times include waiting) and versions."""
+    load = os.getloadavg()[0]
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}")
+    print(
+        f"versions: Python {platform.python_version()}, pandas {version('pandas')}, "
+        f"numpy {version('numpy')}, pyarrow {version('pyarrow')}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate, render, print the figures; exit 1 when a target is missed."""
     parser = argparse.ArgumentParser(prog="python -m testbed.bench.report", description=__doc__)
@@ -54,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if options.keep is None:
             shutil.rmtree(directory, ignore_errors=True)
-    load = os.getloadavg()[0]
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}")
-    print(
-        f"versions: Python {platform.python_version()}, pandas {version('pandas')}, "
-        f"numpy {version('numpy')}, pyarrow {version('pyarrow')}"
-    )
+    print_machine()
     print(
         f"run: {options.requests:,} requests over {options.duration_s} s, 10 routes, 2 nodes; "
         f"{size / 2**20:.0f} MiB on disk, generated in {generated_s:.1f} s"

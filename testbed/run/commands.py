@@ -31,6 +31,7 @@ from testbed.landscape.cpu import CpuPlanError, plan_cpus
 from testbed.processes import REPOSITORY
 from testbed.run.experiment import Experiment, Pool, RunError
 from testbed.run.launched import LaunchedLandscape
+from testbed.run.repeat import run_repeated
 
 RESULTS_DIR = REPOSITORY / "results"
 WORK_DIR = REPOSITORY / "var" / "runs"
@@ -82,7 +83,14 @@ def add_run_commands(commands: Any) -> None:
     run.add_argument(
         "--results", type=Path, default=RESULTS_DIR, help=f"where runs go (default {RESULTS_DIR})"
     )
-    run.set_defaults(run=run_command)
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the same experiment N times, grouped in results/<group-id>/ (default 1)",
+    )
+    run.set_defaults(run=lambda args: run_repeated(args, run_command))
     report = commands.add_parser("report", help="(re-)render the report of a run directory")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.set_defaults(run=lambda args: _report(args.run_dir))
