@@ -12,7 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 from backbone import migrations, operator_commands
+from backbone.platform import dialects
 from backbone.platform.db import Database
 from backbone.platform.rabbitmq import RabbitMqEventBus
 from backbone.platform.serving import GunicornServer, gunicorn_options, telemetry_hooks
@@ -113,6 +116,15 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argpa
     deletion.set_defaults(command=_identity_deletion)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations and seed the default tiers")
+    migrate.add_argument(
+        "--sql",
+        action="store_true",
+        help="print every module's migrations as SQL instead of applying them (connects to nothing)",
+    )
+    migrate.add_argument(
+        "--database-url",
+        help="with --sql: the dialect to write, e.g. mssql+pyodbc://... (default BACKBONE_DATABASE_URL)",
+    )
     migrate.set_defaults(command=_migrate)
     operator_commands.add_operator_commands(commands)
     return parser, commands
@@ -181,8 +193,33 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.database_url and not args.sql:
+        print(
+            "backbone: --database-url goes with --sql (migrations apply to BACKBONE_DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.sql:
+        return _print_migration_sql(args.database_url or settings.database_url)
     _prepare_database(settings, migrate=True)
     log.info("database migrated: %s", settings.describe()["database"])
+    return 0
+
+
+def _print_migration_sql(database_url: str) -> int:
+    try:
+        kind = dialects.kind_of(database_url)
+    except (ArgumentError, NoSuchModuleError) as error:
+        print(f"backbone: --database-url: not a database URL SQLAlchemy knows: {error}", file=sys.stderr)
+        return 2
+    if kind == dialects.SQLITE:
+        # Alembic alters SQLite tables by copying them, which needs the live table to copy.
+        print(
+            "backbone: migrate --sql writes PostgreSQL or SQL Server; SQLite migrates only live",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(migrations.render_sql(database_url))
     return 0
 
 

@@ -87,6 +87,7 @@ relationships = sa.Table(
         unique=True,
         sqlite_where=sa.text(f"status IN ({_BLOCKING_CODES})"),
         postgresql_where=sa.text(f"status IN ({_BLOCKING_CODES})"),
+        mssql_where=sa.text(f"status IN ({_BLOCKING_CODES})"),
     ),
 )
 
@@ -246,8 +247,8 @@ _STATUS_OF = sa.select(relationships.c.status).where(relationships.c.id == sa.bi
 class RelationshipRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._locked_template = db.for_update(_TEMPLATE)
-        self._locked_relationship = db.for_update(_RELATIONSHIP)
+        self._locked_template = db.for_update(_TEMPLATE, relationship_templates)
+        self._locked_relationship = db.for_update(_RELATIONSHIP, relationships)
 
     # --- templates ------------------------------------------------------------------------
 

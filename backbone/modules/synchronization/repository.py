@@ -62,9 +62,9 @@ datawallet_modifications = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     id_column("created_by_device", nullable=False),
     sa.Column("datawallet_version", sa.Integer, nullable=False),
-    sa.Column("object_identifier", sa.String(100), nullable=False),
-    sa.Column("payload_category", sa.String(50)),
-    sa.Column("collection", sa.String(50), nullable=False),
+    sa.Column("object_identifier", sa.Unicode(100), nullable=False),
+    sa.Column("payload_category", sa.Unicode(50)),
+    sa.Column("collection", sa.Unicode(50), nullable=False),
     sa.Column("type", sa.SmallInteger, nullable=False),
     sa.Column("encrypted_payload", sa.LargeBinary),
     sa.UniqueConstraint("owner", "index"),
@@ -90,6 +90,7 @@ sync_runs = sa.Table(
         unique=True,
         sqlite_where=sa.text("finalized_at IS NULL"),
         postgresql_where=sa.text("finalized_at IS NULL"),
+        mssql_where=sa.text("finalized_at IS NULL"),
     ),
 )
 
