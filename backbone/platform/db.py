@@ -21,8 +21,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from backbone.platform import dialects
 from backbone.platform.dialects import InsertOnConflict
 
-# What repositories without a `Database` at hand use: rows locked until commit, inserts that skip
-# an existing key.
+# What repositories without a `Database` at hand use: conditions as values, inserts that skip an
+# existing key, rows locked until commit.
+from backbone.platform.dialects import flag as flag
 from backbone.platform.dialects import insert_ignoring_conflicts as insert_ignoring_conflicts
 from backbone.platform.dialects import locked as locked
 

@@ -96,6 +96,12 @@ def locked(statement: sa.Select[Any], table: sa.Table, *, skip_locked: bool = Fa
     return statement.with_for_update(skip_locked=skip_locked).with_hint(table, hint, SQL_SERVER)
 
 
+def flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """A condition as a selectable value, 1 or 0: SQL Server selects no bare predicate
+    (`SELECT x IS NULL` and `SELECT EXISTS (...)` are PostgreSQL's and SQLite's only)."""
+    return sa.case((condition, 1), else_=0)
+
+
 class InsertOnConflict(Generative, Executable, ClauseElement):
     """An INSERT that, when the key exists, does nothing or updates the named columns.
 

@@ -490,7 +490,7 @@ class IdentityRepository:
 
     def has_backup_device(self, connection: Connection, address: str) -> bool:
         statement = sa.select(devices.c.id).where(
-            devices.c.identity_address == address, devices.c.is_backup_device.is_(True), _NOT_DELETED
+            devices.c.identity_address == address, devices.c.is_backup_device, _NOT_DELETED
         )
         return connection.execute(statement.limit(1)).first() is not None
 
@@ -576,7 +576,7 @@ class IdentityRepository:
         """Turn a backup device into a normal one; return whether this call did it (first login)."""
         statement = (
             devices.update()
-            .where(devices.c.id == device_id, devices.c.is_backup_device.is_(True))
+            .where(devices.c.id == device_id, devices.c.is_backup_device)
             .values(is_backup_device=False)
         )
         return connection.execute(statement).rowcount == 1

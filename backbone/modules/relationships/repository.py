@@ -158,8 +158,8 @@ def _relationship(row: Any, entries: Sequence[AuditLogEntry]) -> Relationship:
 def _participant(address: Any) -> Any:
     """Relationships the identity takes part in and has not decomposed."""
     return sa.or_(
-        sa.and_(relationships.c.from_address == address, relationships.c.from_has_decomposed.is_(False)),
-        sa.and_(relationships.c.to_address == address, relationships.c.to_has_decomposed.is_(False)),
+        sa.and_(relationships.c.from_address == address, sa.not_(relationships.c.from_has_decomposed)),
+        sa.and_(relationships.c.to_address == address, sa.not_(relationships.c.to_has_decomposed)),
     )
 
 
