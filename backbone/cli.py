@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from backbone import migrations, operator_commands
 from backbone.platform import dialects
-from backbone.platform.db import Database
+from backbone.platform.db import Database, DatabaseUnreachable
 from backbone.platform.rabbitmq import RabbitMqEventBus
 from backbone.platform.serving import GunicornServer, gunicorn_options, telemetry_hooks
 from backbone.settings import Settings, SettingsError
@@ -174,8 +174,16 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
     """Migrate (when asked) and seed, before any worker forks; refuse an outdated schema."""
     if settings.database_kind == "sqlite":
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
+        db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    except ImportError as error:
+        # pyodbc loads unixODBC's driver manager when it is imported.
+        raise SystemExit(
+            f"backbone: the {settings.database_kind} driver cannot be loaded ({error}); SQL Server needs "
+            "unixODBC and an ODBC driver (Debian: unixodbc, tdsodbc)"
+        ) from None
+    try:
+        db.ping()
         if migrate:
             migrations.upgrade(db.engine)
         elif missing := migrations.pending(db.engine):
@@ -188,6 +196,8 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
             seed(services)
         finally:
             services.bus.close()
+    except DatabaseUnreachable as error:
+        raise SystemExit(f"backbone: {error}") from None
     finally:
         db.dispose()
 

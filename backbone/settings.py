@@ -98,7 +98,10 @@ class Settings:
 
     @property
     def database_kind(self) -> str:
-        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+        """sqlite, postgresql or sqlserver."""
+        if self.database_url.startswith("postgresql"):
+            return "postgresql"
+        return "sqlserver" if self.database_url.startswith("mssql") else "sqlite"
 
     @classmethod
     def from_process_env(cls) -> Settings:
@@ -110,6 +113,11 @@ class Settings:
         """Build settings from `BACKBONE_*` variables, reporting every problem at once."""
         read = _Reader(environ)
         database_url = _normalise_database_url(read.text("DATABASE_URL", ""))
+        if database_url and not database_url.startswith(DATABASE_SCHEMES):
+            read.problem(
+                f"{PREFIX}DATABASE_URL: '{_redact_url(database_url)}' must start with "
+                + ", ".join(DATABASE_SCHEMES)
+            )
         environment = read.choice(
             "ENVIRONMENT", DEVELOPMENT if not database_url else PRODUCTION, (DEVELOPMENT, PRODUCTION)
         )
@@ -313,6 +321,9 @@ class _Reader:
             raise SettingsError(self._problems)
 
 
+# SQLite, PostgreSQL through psycopg 3, SQL Server through pyodbc (an ODBC driver such as FreeTDS
+# or Microsoft's named by `?driver=`).
+DATABASE_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "mssql+pyodbc://")
 TRACES_EXPORTERS = ("none", "console", "otlp")
 TRACES_SAMPLERS = (
     "always_on",

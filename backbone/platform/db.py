@@ -229,11 +229,24 @@ class Database:
         return dialects.locked(statement, table)
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
+        """Raise `DatabaseUnreachable` (one line, no password) unless the server answers now."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except DATABASE_UNAVAILABLE as error:
+            raise DatabaseUnreachable(self.engine.url, error) from error
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class DatabaseUnreachable(Exception):
+    """The database server did not answer; the message names it (without password) and the driver's
+    first line of why, for a log line or a command's error."""
+
+    def __init__(self, url: sa.URL, error: Exception) -> None:
+        reason = " ".join(str(getattr(error, "orig", None) or error).split("\n", 1)[0].split())
+        super().__init__(f"cannot reach the database {url.render_as_string(hide_password=True)}: {reason}")
 
 
 @contextmanager
