@@ -18,6 +18,7 @@ from backbone import migrations, operator_commands
 from backbone.platform import dialects
 from backbone.platform.db import Database, DatabaseUnreachable
 from backbone.platform.rabbitmq import RabbitMqEventBus
+from backbone.platform.servicebus import AzureServiceBusEventBus
 from backbone.platform.serving import GunicornServer, gunicorn_options, telemetry_hooks
 from backbone.settings import Settings, SettingsError
 from backbone.wiring import build_services, seed
@@ -60,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pika narrates every connection step, and logs a broker that is away as errors with
     # tracebacks; the bus adapter logs each such failure itself, once, in one line.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # The Service Bus SDK logs each retry of an absent namespace with its stack; the same holds.
+    logging.getLogger("azure").setLevel(logging.CRITICAL)
     command: Command = args.command
     return command(settings, args)
 
@@ -259,7 +262,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     services = build_services(settings)
     worker = Worker(services, relay_interval_s=args.relay_interval_s)
-    if isinstance(services.bus, RabbitMqEventBus):
+    if isinstance(services.bus, (RabbitMqEventBus, AzureServiceBusEventBus)):
         worker.add_consumer(services.bus.consume, health_check=services.bus.ping)
         worker.health.add("consumers", services.bus.consumers_ping)
     stop = threading.Event()
