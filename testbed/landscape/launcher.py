@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from scenarios.landscape import LandscapeProfile, connection_budget_problem
+from scenarios.landscape import REMOTE_ONLY_KINDS, LandscapeProfile, connection_budget_problem
 from testbed.landscape.cpu import CpuPlan, cgroup_v2_base, confine, make_cpu_cgroup, unique_cgroup_name
 from testbed.landscape.gateway import GatewayPorts, haproxy_config, haproxy_executable
 from testbed.landscape.process_groups import MARKER, started_at_s
@@ -107,6 +107,16 @@ class Launcher:
             raise KeyboardInterrupt
 
     def _check_tools(self) -> None:
+        remote = [
+            f'{table}.kind = "{kind}"'
+            for table, kind in REMOTE_ONLY_KINDS.items()
+            if getattr(self.profile, table).kind == kind
+        ]
+        if remote:
+            raise LandscapeError(
+                f"the profile {self.profile.name} names {' and '.join(remote)}: such a landscape runs "
+                "elsewhere, testbed up starts local processes only and no SQL Server or Service Bus runs here"
+            )
         missing = []
         if self.profile.gateway.instances and haproxy_executable() is None:
             missing.append("haproxy (apt-get install haproxy)")
