@@ -133,10 +133,7 @@ class InsertOnConflict(Generative, Executable, ClauseElement):
         self.table = table
         self.key = list(key)
         self.updated = list(updated)
-        self.values = {
-            name: sa.bindparam(name, value, type_=table.c[name].type)
-            for name, value in (values or {}).items()
-        }
+        self.values = {name: _parameter(name, value, table) for name, value in (values or {}).items()}
         self.returned: list[sa.ColumnElement[Any]] = []
 
     @property
@@ -149,6 +146,17 @@ class InsertOnConflict(Generative, Executable, ClauseElement):
         statement = self._generate()
         statement.returned = [*self.returned, *columns]
         return statement
+
+
+def _parameter(name: str, value: Any, table: sa.Table) -> sa.BindParameter[Any]:
+    """A value as a parameter of its column's type; a parameter given (its value comes with the
+    execution) keeps its name."""
+    column_type = table.c[name].type
+    if isinstance(value, sa.BindParameter):
+        if value.required:
+            return sa.bindparam(value.key, type_=column_type)
+        return sa.bindparam(value.key, value.value, type_=column_type)
+    return sa.bindparam(name, value, type_=column_type)
 
 
 def insert_ignoring_conflicts(table: sa.Table, key: Sequence[str] = ()) -> InsertOnConflict:
@@ -208,8 +216,9 @@ def _merge(element: InsertOnConflict, compiler: SQLCompiler, **kw: Any) -> str:
         else sa.bindparam(name, type_=element.table.c[name].type, required=True)
         for name in names
     ]
-    # Each parameter is named after its column (`:owner AS owner`).
-    source = ", ".join(f":{name} AS {quote(name)}" for name in names)
+    source = ", ".join(
+        f":{parameter.key} AS {quote(name)}" for parameter, name in zip(parameters, names, strict=True)
+    )
     lines = [
         f"MERGE INTO {compiler.preparer.format_table(element.table)} WITH (HOLDLOCK) AS target",
         f"USING (SELECT {source}) AS source",

@@ -56,6 +56,17 @@ def test_an_upsert_updates_all_but_the_key_and_the_kept_columns() -> None:
     assert statement.compile(dialect=SQL_SERVER).construct_params() == {"owner": "a", "value": 1, "note": "x"}
 
 
+def test_an_upsert_built_once_takes_its_values_with_each_execution() -> None:
+    statement = dialects.upsert(TABLE, ["owner"], {name: sa.bindparam(name) for name in ("owner", "value")})
+
+    merged = statement.compile(dialect=SQL_SERVER)
+    upserted = statement.compile(dialect=postgresql.dialect())
+
+    assert "USING (SELECT ? AS owner, ? AS value) AS source" in str(merged)
+    assert merged.construct_params({"owner": "a", "value": 2}) == {"owner": "a", "value": 2}
+    assert "VALUES (%(owner)s::VARCHAR, %(value)s::BIGINT) ON CONFLICT (owner)" in str(upserted)
+
+
 def test_insert_or_touch_rewrites_the_key_to_lock_the_row() -> None:
     statement = dialects.insert_or_touch(TABLE, "owner")
 
