@@ -12,9 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 from backbone import migrations, operator_commands
-from backbone.platform.db import Database
+from backbone.platform import dialects
+from backbone.platform.db import Database, DatabaseUnreachable
 from backbone.platform.rabbitmq import RabbitMqEventBus
+from backbone.platform.servicebus import AzureServiceBusEventBus
 from backbone.platform.serving import GunicornServer, gunicorn_options, telemetry_hooks
 from backbone.settings import Settings, SettingsError
 from backbone.wiring import build_services, seed
@@ -57,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pika narrates every connection step, and logs a broker that is away as errors with
     # tracebacks; the bus adapter logs each such failure itself, once, in one line.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # The Service Bus SDK logs each retry of an absent namespace with its stack; the same holds.
+    logging.getLogger("azure").setLevel(logging.CRITICAL)
     command: Command = args.command
     return command(settings, args)
 
@@ -113,6 +119,15 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argpa
     deletion.set_defaults(command=_identity_deletion)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations and seed the default tiers")
+    migrate.add_argument(
+        "--sql",
+        action="store_true",
+        help="print every module's migrations as SQL instead of applying them (connects to nothing)",
+    )
+    migrate.add_argument(
+        "--database-url",
+        help="with --sql: the dialect to write, e.g. mssql+pyodbc://... (default BACKBONE_DATABASE_URL)",
+    )
     migrate.set_defaults(command=_migrate)
     operator_commands.add_operator_commands(commands)
     return parser, commands
@@ -162,8 +177,16 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
     """Migrate (when asked) and seed, before any worker forks; refuse an outdated schema."""
     if settings.database_kind == "sqlite":
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
+        db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    except ImportError as error:
+        # pyodbc loads unixODBC's driver manager when it is imported.
+        raise SystemExit(
+            f"backbone: the {settings.database_kind} driver cannot be loaded ({error}); SQL Server needs "
+            "unixODBC and an ODBC driver (Debian: unixodbc, tdsodbc)"
+        ) from None
+    try:
+        db.ping()
         if migrate:
             migrations.upgrade(db.engine)
         elif missing := migrations.pending(db.engine):
@@ -176,13 +199,40 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
             seed(services)
         finally:
             services.bus.close()
+    except DatabaseUnreachable as error:
+        raise SystemExit(f"backbone: {error}") from None
     finally:
         db.dispose()
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.database_url and not args.sql:
+        print(
+            "backbone: --database-url goes with --sql (migrations apply to BACKBONE_DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.sql:
+        return _print_migration_sql(args.database_url or settings.database_url)
     _prepare_database(settings, migrate=True)
     log.info("database migrated: %s", settings.describe()["database"])
+    return 0
+
+
+def _print_migration_sql(database_url: str) -> int:
+    try:
+        kind = dialects.kind_of(database_url)
+    except (ArgumentError, NoSuchModuleError) as error:
+        print(f"backbone: --database-url: not a database URL SQLAlchemy knows: {error}", file=sys.stderr)
+        return 2
+    if kind == dialects.SQLITE:
+        # Alembic alters SQLite tables by copying them, which needs the live table to copy.
+        print(
+            "backbone: migrate --sql writes PostgreSQL or SQL Server; SQLite migrates only live",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(migrations.render_sql(database_url))
     return 0
 
 
@@ -212,7 +262,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     services = build_services(settings)
     worker = Worker(services, relay_interval_s=args.relay_interval_s)
-    if isinstance(services.bus, RabbitMqEventBus):
+    if isinstance(services.bus, (RabbitMqEventBus, AzureServiceBusEventBus)):
         worker.add_consumer(services.bus.consume, health_check=services.bus.ping)
         worker.health.add("consumers", services.bus.consumers_ping)
     stop = threading.Event()

@@ -19,6 +19,7 @@ _DOMAIN = re.compile(r"^(?:[a-z0-9-]+\.)*[a-z]{2,}$")
 _NOTIFICATION_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _AMQP_NAME = re.compile(r"^[A-Za-z0-9._-]{0,100}$")
+_SERVICEBUS_NAME = re.compile(r"^[A-Za-z0-9._/-]{1,260}$")
 
 
 class SettingsError(Exception):
@@ -82,6 +83,16 @@ class Settings:
     rabbitmq_consumer_threads: int = 2
     rabbitmq_connect_timeout_s: float = 2.0
     rabbitmq_reconnect_max_s: float = 10.0
+    # Azure Service Bus: the namespace's connection string holds its key (never logged).
+    servicebus_connection_string: str = field(default="", repr=False)
+    servicebus_topic: str = "default"
+    # False where the topic and subscriptions are provisioned otherwise (the emulator's config,
+    # infrastructure code) or the key lacks the Manage right.
+    servicebus_manage_topology: bool = True
+    servicebus_max_handler_attempts: int = 5
+    servicebus_prefetch: int = 10
+    servicebus_retry_total: int = 2
+    servicebus_retry_backoff_max_s: float = 10.0
     # Codes `POST /api/v2/Notifications` accepts (the original's configured notification texts).
     notification_codes: tuple[str, ...] = ()
     # What `BACKBONE_APPS_FILE` says about the apps (onboarding page, .well-known, public references).
@@ -102,7 +113,10 @@ class Settings:
 
     @property
     def database_kind(self) -> str:
-        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+        """sqlite, postgresql or sqlserver."""
+        if self.database_url.startswith("postgresql"):
+            return "postgresql"
+        return "sqlserver" if self.database_url.startswith("mssql") else "sqlite"
 
     @classmethod
     def from_process_env(cls) -> Settings:
@@ -113,7 +127,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from `BACKBONE_*` variables, reporting every problem at once."""
         read = _Reader(environ)
-        database_url = _normalise_database_url(read.text("DATABASE_URL", ""))
+        database_url = _read_database_url(read)
         environment = read.choice(
             "ENVIRONMENT", DEVELOPMENT if not database_url else PRODUCTION, (DEVELOPMENT, PRODUCTION)
         )
@@ -161,7 +175,7 @@ class Settings:
             environ, read, "OTEL_TRACES_SAMPLER", "parentbased_always_on", TRACES_SAMPLERS
         )
         traces_sampler_arg = _otel_ratio(environ, read, "OTEL_TRACES_SAMPLER_ARG")
-        bus = read.choice("BUS", "inprocess", ("inprocess", "rabbitmq"))
+        bus = read.choice("BUS", "inprocess", ("inprocess", "rabbitmq", "azureservicebus"))
         rabbitmq_url = read.text("RABBITMQ_URL", "amqp://127.0.0.1:5672/%2F")
         if not rabbitmq_url.startswith(("amqp://", "amqps://")):
             read.problem(
@@ -175,6 +189,9 @@ class Settings:
         ):
             if not _AMQP_NAME.match(value) or (name == "RABBITMQ_EXCHANGE" and not value):
                 read.problem(f"{PREFIX}{name}: '{value}' must be up to 100 of a-z A-Z 0-9 . _ -")
+        servicebus_connection_string, servicebus_topic = _read_servicebus(
+            read, required=bus == "azureservicebus"
+        )
         settings = cls(
             environment=environment,
             database_url=database_url or f"sqlite:///{var_dir / 'backbone.sqlite3'}",
@@ -226,6 +243,13 @@ class Settings:
             rabbitmq_consumer_threads=read.integer("RABBITMQ_CONSUMER_THREADS", 2, 1, 64),
             rabbitmq_connect_timeout_s=read.number("RABBITMQ_CONNECT_TIMEOUT_S", 2.0, 0.1, 60.0),
             rabbitmq_reconnect_max_s=read.number("RABBITMQ_RECONNECT_MAX_S", 10.0, 0.1, 600.0),
+            servicebus_connection_string=servicebus_connection_string,
+            servicebus_topic=servicebus_topic,
+            servicebus_manage_topology=read.boolean("SERVICEBUS_MANAGE_TOPOLOGY", True),
+            servicebus_max_handler_attempts=read.integer("SERVICEBUS_MAX_HANDLER_ATTEMPTS", 5, 1, 2000),
+            servicebus_prefetch=read.integer("SERVICEBUS_PREFETCH", 10, 1, 1000),
+            servicebus_retry_total=read.integer("SERVICEBUS_RETRY_TOTAL", 2, 0, 20),
+            servicebus_retry_backoff_max_s=read.number("SERVICEBUS_RETRY_BACKOFF_MAX_S", 10.0, 0.1, 600.0),
             notification_codes=notification_codes,
             apps=_apps(read),
         )
@@ -246,13 +270,15 @@ class Settings:
             "traces": f"{self.traces_exporter} ({self.traces_sampler}, {self.traces_sampler_arg})",
             "blob_store": self.blob_store
             + (f" {self.s3_endpoint}/{self.s3_bucket}" if self.blob_store == "s3" else f" {self.blob_path}"),
-            "bus": self.bus
-            + (
-                f" {_redact_url(self.rabbitmq_url)} exchange {self.rabbitmq_exchange}"
-                if self.bus == "rabbitmq"
-                else ""
-            ),
+            "bus": self.bus + self._bus_description(),
         }
+
+    def _bus_description(self) -> str:
+        if self.bus == "rabbitmq":
+            return f" {_redact_url(self.rabbitmq_url)} exchange {self.rabbitmq_exchange}"
+        if self.bus == "azureservicebus":
+            return f" {servicebus_endpoint(self.servicebus_connection_string)} topic {self.servicebus_topic}"
+        return ""
 
 
 class _Reader:
@@ -318,6 +344,9 @@ class _Reader:
             raise SettingsError(self._problems)
 
 
+# SQLite, PostgreSQL through psycopg 3, SQL Server through pyodbc (an ODBC driver such as FreeTDS
+# or Microsoft's named by `?driver=`).
+DATABASE_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "mssql+pyodbc://")
 TRACES_EXPORTERS = ("none", "console", "otlp")
 TRACES_SAMPLERS = (
     "always_on",
@@ -370,6 +399,55 @@ def _normalise_database_url(url: str) -> str:
         if url.startswith(plain):
             return "postgresql+psycopg://" + url[len(plain) :]
     return url
+
+
+def _read_database_url(read: _Reader) -> str:
+    database_url = _normalise_database_url(read.text("DATABASE_URL", ""))
+    if database_url and not database_url.startswith(DATABASE_SCHEMES):
+        read.problem(
+            f"{PREFIX}DATABASE_URL: '{_redact_url(database_url)}' must start with "
+            + ", ".join(DATABASE_SCHEMES)
+        )
+    return database_url
+
+
+def _read_servicebus(read: _Reader, *, required: bool) -> tuple[str, str]:
+    """The Service Bus connection string (checked when the bus is chosen) and topic."""
+    connection_string = read.text("SERVICEBUS_CONNECTION_STRING", "")
+    if required and (problem := _servicebus_connection_string_problem(connection_string)):
+        read.problem(f"{PREFIX}SERVICEBUS_CONNECTION_STRING {problem}")
+    topic = read.text("SERVICEBUS_TOPIC", "default")
+    if not _SERVICEBUS_NAME.match(topic):
+        read.problem(f"{PREFIX}SERVICEBUS_TOPIC: '{topic}' must be 1-260 of a-z A-Z 0-9 . _ - /")
+    return connection_string, topic
+
+
+def _servicebus_parts(connection_string: str) -> dict[str, str]:
+    parts = {}
+    for part in connection_string.split(";"):
+        name, separator, value = part.partition("=")
+        if separator:
+            parts[name.strip().lower()] = value.strip()
+    return parts
+
+
+def servicebus_endpoint(connection_string: str) -> str:
+    """The namespace a Service Bus connection string names, without its key (for logs)."""
+    return _servicebus_parts(connection_string).get("endpoint", "(no endpoint)")
+
+
+def _servicebus_connection_string_problem(connection_string: str) -> str | None:
+    """What is wrong with a Service Bus connection string (never quoting it: it holds the key)."""
+    if not connection_string:
+        return "is required with BACKBONE_BUS=azureservicebus"
+    parts = _servicebus_parts(connection_string)
+    if not parts.get("endpoint", "").startswith("sb://"):
+        return "must name the namespace as Endpoint=sb://..."
+    if not (
+        ("sharedaccesskeyname" in parts and "sharedaccesskey" in parts) or "sharedaccesssignature" in parts
+    ):
+        return "must carry SharedAccessKeyName and SharedAccessKey, or a SharedAccessSignature"
+    return None
 
 
 def _redact_url(url: str) -> str:

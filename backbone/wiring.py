@@ -74,6 +74,7 @@ from backbone.platform.metrics import Metrics
 from backbone.platform.modules import AddRoutes, ModuleConfig
 from backbone.platform.push import LogPushNotifier, PushNotifier
 from backbone.platform.rabbitmq import RabbitMqEventBus, RabbitMqOptions
+from backbone.platform.servicebus import AzureServiceBusEventBus, ServiceBusOptions
 from backbone.platform.tracing import Tracing
 from backbone.settings import Settings
 
@@ -181,7 +182,7 @@ def build_services(
     health.add("database", db.ping)
     health.add("bus", bus.ping)
     health.add("blobs", blobs.ping)
-    if isinstance(bus, RabbitMqEventBus):
+    if isinstance(bus, (RabbitMqEventBus, AzureServiceBusEventBus)):
         # Not critical in the APIs: events wait in the outbox while the broker is away.
         health.add("bus", bus.ping, critical=False)
 
@@ -336,7 +337,8 @@ def count_business_events(metrics: Metrics) -> Callable[[PublishedEvent], None]:
 
 
 def build_event_bus(settings: Settings, inbox: Inbox, registry: CollectorRegistry) -> EventBus:
-    """The bus the settings choose: in-process (default) or RabbitMQ (its metrics in `registry`)."""
+    """The bus the settings choose: in-process (default), RabbitMQ or Azure Service Bus (a broker's
+    metrics in `registry`)."""
     if settings.bus == "rabbitmq":
         return RabbitMqEventBus(
             RabbitMqOptions(
@@ -348,6 +350,20 @@ def build_event_bus(settings: Settings, inbox: Inbox, registry: CollectorRegistr
                 consumer_threads=settings.rabbitmq_consumer_threads,
                 connect_timeout_s=settings.rabbitmq_connect_timeout_s,
                 reconnect_max_s=settings.rabbitmq_reconnect_max_s,
+            ),
+            inbox,
+            BusMetrics(registry),
+        )
+    if settings.bus == "azureservicebus":
+        return AzureServiceBusEventBus(
+            ServiceBusOptions(
+                connection_string=settings.servicebus_connection_string,
+                topic=settings.servicebus_topic,
+                manage_topology=settings.servicebus_manage_topology,
+                max_handler_attempts=settings.servicebus_max_handler_attempts,
+                prefetch=settings.servicebus_prefetch,
+                retry_total=settings.servicebus_retry_total,
+                retry_backoff_max_s=settings.servicebus_retry_backoff_max_s,
             ),
             inbox,
             BusMetrics(registry),

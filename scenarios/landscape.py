@@ -27,9 +27,13 @@ from scenarios.reader import ConfigError, ConfigReader, parse_toml, show
 
 PROFILES_DIR = Path(__file__).resolve().parent / "landscapes"
 ENVIRONMENTS = ("development", "production")
-DATABASE_KINDS = ("sqlite", "postgresql")
+DATABASE_KINDS = ("sqlite", "postgresql", "sqlserver")
 DATABASE_SERVERS = ("private", "external")
-BUS_KINDS = ("inprocess", "rabbitmq")
+BUS_KINDS = ("inprocess", "rabbitmq", "azureservicebus")
+BROKER_KINDS = ("rabbitmq", "azureservicebus")
+# Landscapes that run elsewhere (a SQL Server, an Azure namespace): profiles may name them, the
+# local launcher starts none of them.
+REMOTE_ONLY_KINDS = {"database": "sqlserver", "bus": "azureservicebus"}
 BLOB_STORE_KINDS = ("local", "s3")
 LOOPBACK_NAMES = ("localhost",)
 # Settings the launcher derives from the profile's own tables; a profile sets them there, once.
@@ -40,6 +44,7 @@ _OWNED_SETTINGS = {
     "DB_MAX_OVERFLOW": "database.max_overflow",
     "BUS": "bus.kind",
     "RABBITMQ_URL": "bus.url",
+    "SERVICEBUS_CONNECTION_STRING": "bus.url",
     "BLOB_STORE": "blob_store.kind",
     "S3_ENDPOINT": "blob_store.kind",
     "S3_ACCESS_KEY": "blob_store.kind",
@@ -429,8 +434,18 @@ def _database(table: dict[str, Any], read: ConfigReader) -> DatabaseProfile:
                     'is only for server = "private"; an external server is configured (and budgeted) '
                     "by its operator",
                 )
-    url_kind = "postgresql" if database.kind == "postgresql" and database.server == "external" else "sqlite"
-    _check_server_url(read, "database", url_kind, database.url)
+    if database.server == "private":
+        if database.kind == "sqlserver":
+            read.problem(
+                "database.server", '"private" is only for kind = "postgresql" (SQL Server runs elsewhere)'
+            )
+        if database.kind == "postgresql" and database.url:
+            read.problem(
+                "database.url",
+                'is only for kind = "postgresql" and server = "external" (a private server is started by up)',
+            )
+    if not (database.kind == "postgresql" and database.server == "private"):
+        _check_server_url(read, "database", database.kind, database.url)
     return database
 
 
@@ -455,26 +470,40 @@ def _bus(table: dict[str, Any], read: ConfigReader) -> BusProfile:
     return bus
 
 
-# The tables whose `url` names a server: the kind that needs it, the URL schemes it takes, what
-# the URL must be, and why the other kind has none.
-_SERVER_URLS = {
-    "database": (
-        "postgresql",
-        ("postgresql://", "postgres://"),
-        'the server\'s URL, postgresql://user@host:port/database (or server = "private")',
-        ' and server = "external" (SQLite lives in the run directory; a private server is started by up)',
-    ),
-    "bus": ("rabbitmq", ("amqp://", "amqps://"), "the broker's amqp://user:password@host:port/", ""),
+# The tables whose `url` names a server: per server kind, the URL schemes it takes and what the URL
+# must be; and why the local kind has none.
+_SERVER_URLS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "database": {
+        "postgresql": (
+            ("postgresql://", "postgres://"),
+            'the server\'s URL, postgresql://user@host:port/database (or server = "private")',
+        ),
+        "sqlserver": (
+            ("mssql+pyodbc://",),
+            "the server's URL, mssql+pyodbc://user:password@host:port/database?driver=FreeTDS",
+        ),
+    },
+    "bus": {
+        "rabbitmq": (("amqp://", "amqps://"), "the broker's amqp://user:password@host:port/"),
+        "azureservicebus": (
+            ("Endpoint=sb://",),
+            "the namespace's connection string, Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...",
+        ),
+    },
 }
+_LOCAL_KIND_NOTE = {"database": " (SQLite lives in the run directory)", "bus": ""}
 
 
 def _check_server_url(read: ConfigReader, table: str, kind: str, url: str) -> None:
-    """A table's `url` names its server: required for the server kind, refused for the local one."""
-    server_kind, schemes, needs, elsewhere = _SERVER_URLS[table]
-    if kind == server_kind and not url.startswith(schemes):
-        read.problem(f"{table}.url", f'with kind = "{server_kind}" must be {needs}')
-    if kind != server_kind and url:
-        read.problem(f"{table}.url", f'is only for kind = "{server_kind}"{elsewhere}')
+    """A table's `url` names its server: required for a server kind, refused for the local one."""
+    servers = _SERVER_URLS[table]
+    if kind in servers:
+        schemes, needs = servers[kind]
+        if not url.startswith(schemes):
+            read.problem(f"{table}.url", f'with kind = "{kind}" must be {needs}')
+    elif url:
+        kinds = " or ".join(f'"{server_kind}"' for server_kind in servers)
+        read.problem(f"{table}.url", f"is only for kind = {kinds}{_LOCAL_KIND_NOTE[table]}")
 
 
 def _blob_store(table: dict[str, Any], read: ConfigReader) -> BlobStoreProfile:
@@ -504,13 +533,13 @@ def _worker(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> Worke
 
 
 def _worker_replicas(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> int:
-    """Event handler processes: 1 by default with RabbitMQ, none with the in-process bus."""
+    """Event handler processes: 1 by default with a broker, none with the in-process bus."""
     if "replicas" not in table:
-        return 1 if bus.kind == "rabbitmq" else 0
+        return 1 if bus.kind in BROKER_KINDS else 0
     replicas = read.integer(table, "worker", "replicas", 0, minimum=0, maximum=64)
-    if bus.kind == "rabbitmq" and replicas == 0:
+    if bus.kind in BROKER_KINDS and replicas == 0:
         read.problem(
-            "worker.replicas", 'must be >= 1 with bus.kind = "rabbitmq" (nothing handles the events)'
+            "worker.replicas", f'must be >= 1 with bus.kind = "{bus.kind}" (nothing handles the events)'
         )
     if bus.kind == "inprocess" and replicas > 0:
         read.problem(

@@ -25,8 +25,31 @@ from tests.helpers.services import (
     throwaway_postgres_database,
     unavailable,
 )
+from tests.helpers.t_sql import StatementRecorder
 
 S3_TEST_BUCKET = "backbone-tests"
+
+# Every statement the backbone runs on PostgreSQL in this session, for the SQL Server check that
+# runs after all other tests (tests/integration/test_sql_server_sql.py).
+STATEMENTS_RUN_ON_POSTGRESQL = StatementRecorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    STATEMENTS_RUN_ON_POSTGRESQL.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    STATEMENTS_RUN_ON_POSTGRESQL.uninstall()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked `after_all_others` last, in their order: they check what the others did."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all_others") is not None)
+
+
+@pytest.fixture(scope="session")
+def statements_run_on_postgresql() -> StatementRecorder:
+    return STATEMENTS_RUN_ON_POSTGRESQL
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from alembic import command
@@ -26,6 +27,16 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
+
+
+def render_sql(database_url: str) -> str:
+    """The whole chain, every module's branch up to its head, as SQL for the URL's dialect,
+    rendered without connecting (nor loading a database driver)."""
+    output = io.StringIO()
+    config = alembic_config(database_url)
+    config.output_buffer = output
+    command.upgrade(config, "heads", sql=True)
+    return output.getvalue()
 
 
 def pending(engine: Engine) -> set[str]:

@@ -1,7 +1,7 @@
 """Metrics of the event bus, named after the OpenTelemetry messaging conventions as Prometheus shows them.
 
-Label `messaging_system` is always `rabbitmq` here; `messaging_destination_name` is the exchange
-(publishing) or the queue (consuming).
+Label `messaging_system` is `rabbitmq` or `servicebus`; `messaging_destination_name` is the
+exchange or topic (publishing) or the queue or subscription (consuming).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The SQL database: engine, transactions, and the few places where SQLite and PostgreSQL differ."""
+"""The SQL database: engine, transactions, and the statements whose SQL differs by dialect
+(rendered by `platform/dialects.py`, the one place that knows SQLite, PostgreSQL and SQL Server)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as Connection  # the unit of work's handle, for services
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from backbone.platform import dialects
+from backbone.platform.dialects import InsertOnConflict
+
+# What repositories without a `Database` at hand use: conditions as values, inserts that skip an
+# existing key, rows locked until commit.
+from backbone.platform.dialects import flag as flag
+from backbone.platform.dialects import insert_ignoring_conflicts as insert_ignoring_conflicts
+from backbone.platform.dialects import locked as locked
 
 # The database cannot answer now (server away, pool exhausted, lock wait over): requests get 503
 # and event handlers try again later, instead of a 500 that passes an outage off as a bug.
@@ -34,10 +43,13 @@ metadata = sa.MetaData(
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Store aware UTC datetimes; SQLite keeps them naive, PostgreSQL as timestamptz."""
+    """Store aware UTC datetimes: timestamptz on PostgreSQL, naive UTC on SQLite and SQL Server."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        return dialects.datetime_type(dialect)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -45,7 +57,7 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if dialects.stores_naive_utc(dialect) else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -128,14 +140,11 @@ class Database:
                 pool_pre_ping=True,
                 pool_recycle=1800,
                 hide_parameters=True,
+                **dialects.engine_options(url),
             )
         self.dialect = self.engine.dialect.name
         # Told how long each unit of work waited for its pooled connection (the metrics set it).
         self.connection_wait_observer: Callable[[float], None] | None = None
-
-    @property
-    def is_postgresql(self) -> bool:
-        return self.dialect == "postgresql"
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -193,21 +202,18 @@ class Database:
             raise RuntimeError("no open transaction")
         return unit.connection
 
-    def insert_ignoring_conflicts(self, table: sa.Table, index_elements: Sequence[str]) -> Any:
+    def insert_ignoring_conflicts(self, table: sa.Table, index_elements: Sequence[str]) -> InsertOnConflict:
         """Build an INSERT that silently skips rows violating the given unique key."""
-        dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+        return dialects.insert_ignoring_conflicts(table, index_elements)
 
-    def insert_or_touch(self, table: sa.Table, key: str) -> Any:
+    def insert_or_touch(self, table: sa.Table, key: str) -> InsertOnConflict:
         """Build an INSERT of `{key: value}` (given when executed) that, on conflict, rewrites the
         key to itself.
 
-        The no-op update makes PostgreSQL lock the existing row, so the statement both creates
-        a missing row and takes its lock in one round trip.
+        The no-op update makes PostgreSQL (and SQL Server's MERGE) lock the existing row, so the
+        statement both creates a missing row and takes its lock in one round trip.
         """
-        dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
-        statement = dialect_insert(table)
-        return statement.on_conflict_do_update(index_elements=[key], set_={key: statement.excluded[key]})
+        return dialects.insert_or_touch(table, key)
 
     def upsert(
         self,
@@ -216,27 +222,36 @@ class Database:
         values: dict[str, Any],
         *,
         keep: Sequence[str] = (),
-    ) -> Any:
+    ) -> InsertOnConflict:
         """Build an INSERT of `values` that, on a conflict of the key, updates the row instead.
 
         The key columns and those named in `keep` retain their stored values on update.
         """
-        dialect_insert = postgresql.insert if self.is_postgresql else sqlite.insert
-        statement = dialect_insert(table).values(values)
-        unchanged = {*index_elements, *keep}
-        updates = {name: statement.excluded[name] for name in values if name not in unchanged}
-        return statement.on_conflict_do_update(index_elements=list(index_elements), set_=updates)
+        return dialects.upsert(table, index_elements, values, keep=keep)
 
-    def for_update(self, statement: sa.Select[Any]) -> sa.Select[Any]:
-        """Lock the selected rows until commit (SQLite already holds the database write lock)."""
-        return statement.with_for_update() if self.is_postgresql else statement
+    def for_update(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
+        """Lock the rows of `table` selected until commit (SQLite already holds the write lock)."""
+        return dialects.locked(statement, table)
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
+        """Raise `DatabaseUnreachable` (one line, no password) unless the server answers now."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except DATABASE_UNAVAILABLE as error:
+            raise DatabaseUnreachable(self.engine.url, error) from error
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class DatabaseUnreachable(Exception):
+    """The database server did not answer; the message names it (without password) and the driver's
+    first line of why, for a log line or a command's error."""
+
+    def __init__(self, url: sa.URL, error: Exception) -> None:
+        reason = " ".join(str(getattr(error, "orig", None) or error).split("\n", 1)[0].split())
+        super().__init__(f"cannot reach the database {url.render_as_string(hide_password=True)}: {reason}")
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 
 from backbone.platform.clock import Clock
-from backbone.platform.db import Database, UtcDateTime, metadata
+from backbone.platform.db import Database, UtcDateTime, locked, metadata
 from backbone.platform.encoding import format_datetime, parse_datetime
 from backbone.platform.ids import Ids
 from backbone.platform.metrics import Metrics
@@ -37,7 +37,7 @@ outbox_events = sa.Table(
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("name", sa.String(100), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("payload", sa.UnicodeText, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("traceparent", sa.String(55)),
     sa.Column("claimed_until", UtcDateTime),
@@ -47,6 +47,7 @@ outbox_events = sa.Table(
         "created_at",
         sqlite_where=sa.text("published_at IS NULL"),
         postgresql_where=sa.text("published_at IS NULL"),
+        mssql_where=sa.text("published_at IS NULL"),
     ),
 )
 
@@ -409,8 +410,7 @@ class Outbox:
             .order_by(outbox_events.c.created_at)
             .limit(batch)
         )
-        if self._db.is_postgresql:
-            candidates = candidates.with_for_update(skip_locked=True)
+        candidates = locked(candidates, outbox_events, skip_locked=True)
         with self._db.transaction() as connection:
             rows = connection.execute(
                 outbox_events.update()

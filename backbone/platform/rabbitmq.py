@@ -29,6 +29,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exchange_type import ExchangeType
 from pika.spec import Basic, BasicProperties
 
+from backbone.platform.backoff import Backoff
 from backbone.platform.bus_metrics import BusMetrics
 from backbone.platform.db import DATABASE_UNAVAILABLE
 from backbone.platform.events import BusUnavailable, Handler, Inbox, PublishedEvent
@@ -75,34 +76,6 @@ class RabbitMqOptions:
     @property
     def dead_letter_queue(self) -> str:
         return f"deadletterqueue.{self.exchange}"
-
-
-class Backoff:
-    """Doubling wait between connection attempts, reset by a success."""
-
-    def __init__(self, min_s: float, max_s: float, now: Callable[[], float] = time.monotonic) -> None:
-        self._min_s = min_s
-        self._max_s = max_s
-        self._now = now
-        self._delay_s = 0.0
-        self._next_attempt = 0.0
-        self._lock = threading.Lock()
-
-    def ready(self) -> bool:
-        return self._now() >= self._next_attempt
-
-    def remaining_s(self) -> float:
-        return max(0.0, self._next_attempt - self._now())
-
-    def failed(self) -> None:
-        with self._lock:
-            self._delay_s = min(max(self._delay_s * 2, self._min_s), self._max_s)
-            self._next_attempt = self._now() + self._delay_s
-
-    def succeeded(self) -> None:
-        with self._lock:
-            self._delay_s = 0.0
-            self._next_attempt = 0.0
 
 
 class RabbitMqEventBus:

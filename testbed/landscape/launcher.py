@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scenarios.landscape import LandscapeProfile, connection_budget_problem
+from scenarios.landscape import REMOTE_ONLY_KINDS, LandscapeProfile, connection_budget_problem
 from testbed.landscape import budgets
 from testbed.landscape.budgets import AFFINITY, BudgetError, CpuGroup
 from testbed.landscape.cpu import CpuPlan, confine
@@ -124,6 +124,16 @@ class Launcher:
             raise KeyboardInterrupt
 
     def _check_tools(self) -> None:
+        remote = [
+            f'{table}.kind = "{kind}"'
+            for table, kind in REMOTE_ONLY_KINDS.items()
+            if getattr(self.profile, table).kind == kind
+        ]
+        if remote:
+            raise LandscapeError(
+                f"the profile {self.profile.name} names {' and '.join(remote)}: such a landscape runs "
+                "elsewhere, testbed up starts local processes only and no SQL Server or Service Bus runs here"
+            )
         missing = []
         if self.profile.gateway.instances and haproxy_executable() is None:
             missing.append("haproxy (apt-get install haproxy)")

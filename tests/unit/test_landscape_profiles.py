@@ -17,6 +17,7 @@ from scenarios.landscape import (
     load_profile,
     parse_profile,
 )
+from testbed.cli import main as run_testbed
 from testbed.landscape.commands import add_landscape_commands
 from testbed.landscape.cpu import CpuPlanError, plan_cpus
 from testbed.landscape.gateway import GatewayPorts, haproxy_config
@@ -111,9 +112,9 @@ def test_every_problem_is_reported_at_once_with_file_and_key() -> None:
         "nodes.count: must be an integer in 1..64, got 0",
         "nodes.workers: must be an integer in 1..256, got 1.5",
         "nodes.cpu_limit: must be a number >= 0.01, got -2",
-        "database.kind: must be one of sqlite, postgresql, got 'oracle'",
+        "database.kind: must be one of sqlite, postgresql, sqlserver, got 'oracle'",
         "database.pool_size: must be an integer in 1..1000, got 0",
-        "bus.kind: must be one of inprocess, rabbitmq, got 'kafka'",
+        "bus.kind: must be one of inprocess, rabbitmq, azureservicebus, got 'kafka'",
         "BACKBONE_LOG_LEVEL: 'LOUD' is not one of",
         "backbone.DATABASE_URL: is set by the profile's database.url",
         "backbone.lower: setting names are upper case",
@@ -323,3 +324,63 @@ def test_overrides_are_held_to_the_profiles_rules() -> None:
     assert "nodes.workers: must be an integer in 1..256, got 0" in problems
     assert "nodes.colour" in problems
     assert "backbone.DB_POOL_SIZE: is set by the profile's database.pool_size" in problems
+
+
+SQL_SERVER_AND_SERVICE_BUS = (
+    'name = "azure"\n[database]\nkind = "sqlserver"\n'
+    'url = "mssql+pyodbc://backbone:pw@sql.example.org:1433/backbone?driver=FreeTDS"\n'
+    "[nodes]\ncount = 2\n[gateway]\ninstances = 1\n"
+    '[bus]\nkind = "azureservicebus"\n'
+    'url = "Endpoint=sb://backbone.servicebus.windows.net/;SharedAccessKeyName=b;SharedAccessKey=k"\n'
+)
+SERVICE_BUS = (
+    '[bus]\nkind = "azureservicebus"\nurl = "Endpoint=sb://x/;SharedAccessKeyName=a;SharedAccessKey=b"'
+)
+
+
+def test_a_profile_may_name_sql_server_and_service_bus_for_a_landscape_elsewhere() -> None:
+    profile = parse(SQL_SERVER_AND_SERVICE_BUS)
+
+    assert profile.database.kind == "sqlserver"
+    assert profile.bus.kind == "azureservicebus"
+    assert profile.worker_replicas == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[database]\nkind = "sqlserver"',
+            'database.url: with kind = "sqlserver" must be the server\'s URL, mssql',
+        ),
+        (
+            '[bus]\nkind = "azureservicebus"',
+            'bus.url: with kind = "azureservicebus" must be the namespace\'s',
+        ),
+        (f"{SERVICE_BUS}\n[worker]\nreplicas = 0", 'must be >= 1 with bus.kind = "azureservicebus"'),
+        (
+            '[database]\nurl = "mssql+pyodbc://h/d"',
+            'database.url: is only for kind = "postgresql" or "sqlserver"',
+        ),
+    ],
+)
+def test_sql_server_and_service_bus_need_their_server(text: str, expected: str) -> None:
+    problems = problems_of(f'name = "x"\n{text}\n')
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_up_refuses_a_landscape_that_runs_elsewhere_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "azure.toml"
+    profile.write_text(SQL_SERVER_AND_SERVICE_BUS)
+
+    code = run_testbed(["up", "--profile", str(profile), "--state", str(tmp_path / "state.json")])
+
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1
+    assert error.startswith(
+        'testbed: the profile azure names database.kind = "sqlserver" and bus.kind = "azureservicebus": '
+    )
+    assert error.endswith("testbed up starts local processes only and no SQL Server or Service Bus runs here")
+    assert not (tmp_path / "state.json").exists()

@@ -25,23 +25,23 @@ def upgrade() -> None:
         sa.Column("expires_at", UtcDateTime),
         sa.Column("severity", sa.SmallInteger, nullable=False),
         sa.Column("is_silent", sa.Boolean, nullable=False),
-        sa.Column("iql_query", sa.Text),
+        sa.Column("iql_query", sa.UnicodeText),
         sa.PrimaryKeyConstraint("id", name="pk_announcements"),
     )
     op.create_table(
         "announcement_texts",
         sa.Column("announcement_id", sa.String(20), nullable=False),
         sa.Column("language", sa.String(2), nullable=False),
-        sa.Column("title", sa.Text, nullable=False),
-        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("title", sa.UnicodeText, nullable=False),
+        sa.Column("body", sa.UnicodeText, nullable=False),
         sa.PrimaryKeyConstraint("announcement_id", "language", name="pk_announcement_texts"),
     )
     op.create_table(
         "announcement_actions",
         sa.Column("announcement_id", sa.String(20), nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
-        sa.Column("display_name", sa.Text, nullable=False),
-        sa.Column("link", sa.Text, nullable=False),
+        sa.Column("display_name", sa.UnicodeText, nullable=False),
+        sa.Column("link", sa.UnicodeText, nullable=False),
         sa.PrimaryKeyConstraint("announcement_id", "position", name="pk_announcement_actions"),
     )
     op.create_table(

@@ -21,7 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "tiers",
         sa.Column("id", sa.String(20), nullable=False),
-        sa.Column("name", sa.String(30), nullable=False),
+        sa.Column("name", sa.Unicode(30), nullable=False),
         sa.Column("can_be_used_as_default_for_client", sa.Boolean, nullable=False),
         sa.Column("can_be_manually_assigned", sa.Boolean, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_tiers"),
@@ -30,7 +30,7 @@ def upgrade() -> None:
     op.create_table(
         "oauth_clients",
         sa.Column("client_id", sa.String(200), nullable=False),
-        sa.Column("display_name", sa.String(200), nullable=False),
+        sa.Column("display_name", sa.Unicode(200), nullable=False),
         sa.Column("client_secret_hash", sa.String(200), nullable=False),
         sa.Column("default_tier_id", sa.String(20), nullable=False),
         sa.Column("max_identities", sa.Integer),

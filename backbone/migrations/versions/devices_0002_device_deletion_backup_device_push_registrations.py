@@ -17,6 +17,8 @@ branch_labels = None
 depends_on = None
 
 _ONE_BACKUP_DEVICE = "is_backup_device AND deleted_at IS NULL"
+# A filtered index compares a bit column with a value; it takes no bare boolean.
+_ONE_BACKUP_DEVICE_ON_SQL_SERVER = "is_backup_device = 1 AND deleted_at IS NULL"
 
 
 def upgrade() -> None:
@@ -29,6 +31,7 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text(_ONE_BACKUP_DEVICE),
         postgresql_where=sa.text(_ONE_BACKUP_DEVICE),
+        mssql_where=sa.text(_ONE_BACKUP_DEVICE_ON_SQL_SERVER),
     )
     op.create_table(
         "pns_registrations",

@@ -48,6 +48,7 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text(_OPEN_PROCESS_STATUSES),
         postgresql_where=sa.text(_OPEN_PROCESS_STATUSES),
+        mssql_where=sa.text(_OPEN_PROCESS_STATUSES),
     )
     op.create_table(
         "identity_deletion_process_audit_log",
@@ -57,9 +58,9 @@ def upgrade() -> None:
         sa.Column("message_key", sa.String(50), nullable=False),
         sa.Column("old_status", sa.SmallInteger),
         sa.Column("new_status", sa.SmallInteger),
-        sa.Column("identity_address_hash", sa.LargeBinary, nullable=False),
-        sa.Column("device_id_hash", sa.LargeBinary),
-        sa.Column("additional_data", sa.Text),
+        sa.Column("identity_address_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("device_id_hash", sa.LargeBinary(32)),
+        sa.Column("additional_data", sa.UnicodeText),
         sa.PrimaryKeyConstraint("id", name="pk_identity_deletion_process_audit_log"),
     )
     op.create_index(

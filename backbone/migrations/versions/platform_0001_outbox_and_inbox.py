@@ -22,7 +22,7 @@ def upgrade() -> None:
         "outbox_events",
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
-        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("payload", sa.UnicodeText, nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("traceparent", sa.String(55)),
         sa.Column("claimed_until", UtcDateTime),
@@ -35,6 +35,7 @@ def upgrade() -> None:
         ["created_at"],
         sqlite_where=sa.text("published_at IS NULL"),
         postgresql_where=sa.text("published_at IS NULL"),
+        mssql_where=sa.text("published_at IS NULL"),
     )
     op.create_table(
         "inbox_handled_events",

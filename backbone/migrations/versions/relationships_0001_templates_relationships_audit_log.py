@@ -75,6 +75,7 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text(_BLOCKING),
         postgresql_where=sa.text(_BLOCKING),
+        mssql_where=sa.text(_BLOCKING),
     )
     op.create_table(
         "relationship_audit_log",

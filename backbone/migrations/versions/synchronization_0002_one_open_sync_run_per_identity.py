@@ -23,6 +23,7 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text("finalized_at IS NULL"),
         postgresql_where=sa.text("finalized_at IS NULL"),
+        mssql_where=sa.text("finalized_at IS NULL"),
     )
 
 

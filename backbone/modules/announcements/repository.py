@@ -26,7 +26,7 @@ announcements = sa.Table(
     sa.Column("expires_at", UtcDateTime),
     sa.Column("severity", sa.SmallInteger, nullable=False),
     sa.Column("is_silent", sa.Boolean, nullable=False),
-    sa.Column("iql_query", sa.Text),
+    sa.Column("iql_query", sa.UnicodeText),
 )
 
 announcement_texts = sa.Table(
@@ -34,8 +34,8 @@ announcement_texts = sa.Table(
     metadata,
     id_column("announcement_id", primary_key=True),
     sa.Column("language", sa.String(2), primary_key=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("title", sa.UnicodeText, nullable=False),
+    sa.Column("body", sa.UnicodeText, nullable=False),
 )
 
 announcement_actions = sa.Table(
@@ -44,8 +44,8 @@ announcement_actions = sa.Table(
     id_column("announcement_id", primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True),
     # {"<language>": "<text>"}, as JSON text (the original keeps it as a JSON column).
-    sa.Column("display_name", sa.Text, nullable=False),
-    sa.Column("link", sa.Text, nullable=False),
+    sa.Column("display_name", sa.UnicodeText, nullable=False),
+    sa.Column("link", sa.UnicodeText, nullable=False),
 )
 
 announcement_recipients = sa.Table(

@@ -30,6 +30,7 @@ from backbone.platform.db import (
     address_column,
     fetch_page,
     id_column,
+    locked,
     metadata,
     violation_raises,
 )
@@ -39,7 +40,7 @@ tiers = sa.Table(
     "tiers",
     metadata,
     id_column(primary_key=True),
-    sa.Column("name", sa.String(30), nullable=False, unique=True),
+    sa.Column("name", sa.Unicode(30), nullable=False, unique=True),
     sa.Column("can_be_used_as_default_for_client", sa.Boolean, nullable=False),
     sa.Column("can_be_manually_assigned", sa.Boolean, nullable=False),
 )
@@ -48,7 +49,7 @@ oauth_clients = sa.Table(
     "oauth_clients",
     metadata,
     sa.Column("client_id", sa.String(200), primary_key=True),
-    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("display_name", sa.Unicode(200), nullable=False),
     sa.Column("client_secret_hash", sa.String(200), nullable=False),
     id_column("default_tier_id", nullable=False),
     sa.Column("max_identities", sa.Integer),
@@ -98,6 +99,7 @@ devices = sa.Table(
         unique=True,
         sqlite_where=sa.text("is_backup_device AND deleted_at IS NULL"),
         postgresql_where=sa.text("is_backup_device AND deleted_at IS NULL"),
+        mssql_where=sa.text("is_backup_device = 1 AND deleted_at IS NULL"),
     ),
 )
 
@@ -485,9 +487,7 @@ class IdentityRepository:
 
     def find_for_update(self, connection: Connection, address: str) -> Identity | None:
         """Read an identity and lock its row until commit (SQLite holds the write lock anyway)."""
-        statement = sa.select(identities).where(identities.c.address == address)
-        if connection.dialect.name == "postgresql":
-            statement = statement.with_for_update()
+        statement = locked(sa.select(identities).where(identities.c.address == address), identities)
         row = connection.execute(statement).first()
         return None if row is None else _identity(row)
 
@@ -556,7 +556,7 @@ class IdentityRepository:
 
     def has_backup_device(self, connection: Connection, address: str) -> bool:
         statement = sa.select(devices.c.id).where(
-            devices.c.identity_address == address, devices.c.is_backup_device.is_(True), _NOT_DELETED
+            devices.c.identity_address == address, devices.c.is_backup_device, _NOT_DELETED
         )
         return connection.execute(statement.limit(1)).first() is not None
 
@@ -659,7 +659,7 @@ class IdentityRepository:
         """Turn a backup device into a normal one; return whether this call did it (first login)."""
         statement = (
             devices.update()
-            .where(devices.c.id == device_id, devices.c.is_backup_device.is_(True))
+            .where(devices.c.id == device_id, devices.c.is_backup_device)
             .values(is_backup_device=False)
         )
         return connection.execute(statement).rowcount == 1

@@ -101,7 +101,7 @@ class FileRepository:
         connection.execute(_INSERT_FILE, {name: getattr(file, name) for name in _INSERTED_COLUMNS})
 
     def find(self, connection: Connection, file_id: str, *, lock: bool = False) -> File | None:
-        statement = self._db.for_update(_FILE_BY_ID) if lock else _FILE_BY_ID
+        statement = self._db.for_update(_FILE_BY_ID, file_metadata) if lock else _FILE_BY_ID
         row = connection.execute(statement, {"file_id": file_id}).first()
         return None if row is None else _file(row)
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from backbone.modules.identity_deletion.model import (
@@ -23,7 +22,15 @@ from backbone.modules.identity_deletion.model import (
     DeletionProcessStatus,
     only_one_active_deletion_process_allowed,
 )
-from backbone.platform.db import UtcDateTime, address_column, id_column, metadata, violation_raises
+from backbone.platform.db import (
+    UtcDateTime,
+    address_column,
+    id_column,
+    insert_ignoring_conflicts,
+    locked,
+    metadata,
+    violation_raises,
+)
 
 _OPEN_PROCESS_STATUSES = (
     f"status IN ({DeletionProcessStatus.Active.value}, {DeletionProcessStatus.Deleting.value})"
@@ -53,6 +60,7 @@ identity_deletion_processes = sa.Table(
         unique=True,
         sqlite_where=sa.text(_OPEN_PROCESS_STATUSES),
         postgresql_where=sa.text(_OPEN_PROCESS_STATUSES),
+        mssql_where=sa.text(_OPEN_PROCESS_STATUSES),
     ),
 )
 
@@ -66,9 +74,9 @@ identity_deletion_process_audit_log = sa.Table(
     sa.Column("message_key", sa.String(50), nullable=False),
     sa.Column("old_status", sa.SmallInteger),
     sa.Column("new_status", sa.SmallInteger),
-    sa.Column("identity_address_hash", sa.LargeBinary, nullable=False),
-    sa.Column("device_id_hash", sa.LargeBinary),
-    sa.Column("additional_data", sa.Text),
+    sa.Column("identity_address_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("device_id_hash", sa.LargeBinary(32)),
+    sa.Column("additional_data", sa.UnicodeText),
     sa.Index("ix_identity_deletion_process_audit_log_identity_address_hash", "identity_address_hash"),
 )
 
@@ -79,6 +87,8 @@ deleted_usernames = sa.Table(
     sa.Column("username_hash", sa.LargeBinary(32), primary_key=True),
     sa.Column("deleted_at", UtcDateTime, nullable=False),
 )
+# A deletion retried after an error records the same usernames again.
+_RECORD_DELETED_USERNAME = insert_ignoring_conflicts(deleted_usernames)
 
 _processes = identity_deletion_processes
 _log = identity_deletion_process_audit_log
@@ -122,8 +132,8 @@ class DeletionProcessRepository:
         statement = sa.select(_processes).where(
             _processes.c.id == process_id, _processes.c.identity_address == address
         )
-        if lock and connection.dialect.name == "postgresql":
-            statement = statement.with_for_update()
+        if lock:
+            statement = locked(statement, _processes)
         row = connection.execute(statement).first()
         return None if row is None else _deletion_process(row)
 
@@ -252,9 +262,7 @@ class DeletionProcessRepository:
     ) -> None:
         for username in usernames:
             connection.execute(
-                _insert_ignoring_existing(connection, deleted_usernames).values(
-                    username_hash=_username_hash(username), deleted_at=at
-                )
+                _RECORD_DELETED_USERNAME, {"username_hash": _username_hash(username), "deleted_at": at}
             )
 
     def username_deleted_at(self, connection: Connection, username: str) -> datetime | None:
@@ -267,9 +275,3 @@ class DeletionProcessRepository:
 
 def _username_hash(username: str) -> bytes:
     return hashlib.sha256(username.strip().upper().encode("utf-8")).digest()
-
-
-def _insert_ignoring_existing(connection: Connection, table: sa.Table) -> Any:
-    """An INSERT that skips a row whose primary key exists (a deletion retried after an error)."""
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing()

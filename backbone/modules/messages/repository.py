@@ -74,14 +74,12 @@ def _visible_to(address: str) -> Any:
     recipient = message_recipients
     sent = sa.and_(
         messages.c.created_by == address,
-        sa.exists().where(
-            recipient.c.message_id == messages.c.id, recipient.c.decomposed_by_sender.is_(False)
-        ),
+        sa.exists().where(recipient.c.message_id == messages.c.id, sa.not_(recipient.c.decomposed_by_sender)),
     )
     received = sa.exists().where(
         recipient.c.message_id == messages.c.id,
         recipient.c.address == address,
-        recipient.c.decomposed_by_recipient.is_(False),
+        sa.not_(recipient.c.decomposed_by_recipient),
     )
     return sa.or_(sent, received)
 
@@ -263,8 +261,8 @@ class MessageRepository:
             message_recipients.update()
             .where(
                 of_relationship,
-                message_recipients.c.decomposed_by_recipient.is_(True),
-                message_recipients.c.decomposed_by_sender.is_(True),
+                message_recipients.c.decomposed_by_recipient,
+                message_recipients.c.decomposed_by_sender,
             )
             .values(address=anonymous)
         )

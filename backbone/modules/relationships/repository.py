@@ -88,6 +88,7 @@ relationships = sa.Table(
         unique=True,
         sqlite_where=sa.text(f"status IN ({_BLOCKING_CODES})"),
         postgresql_where=sa.text(f"status IN ({_BLOCKING_CODES})"),
+        mssql_where=sa.text(f"status IN ({_BLOCKING_CODES})"),
     ),
 )
 
@@ -158,8 +159,8 @@ def _relationship(row: Any, entries: Sequence[AuditLogEntry]) -> Relationship:
 def _participant(address: Any) -> Any:
     """Relationships the identity takes part in and has not decomposed."""
     return sa.or_(
-        sa.and_(relationships.c.from_address == address, relationships.c.from_has_decomposed.is_(False)),
-        sa.and_(relationships.c.to_address == address, relationships.c.to_has_decomposed.is_(False)),
+        sa.and_(relationships.c.from_address == address, sa.not_(relationships.c.from_has_decomposed)),
+        sa.and_(relationships.c.to_address == address, sa.not_(relationships.c.to_has_decomposed)),
     )
 
 
@@ -274,8 +275,8 @@ _ALLOCATORS_OF_TEMPLATES_OF = (
 class RelationshipRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._locked_template = db.for_update(_TEMPLATE)
-        self._locked_relationship = db.for_update(_RELATIONSHIP)
+        self._locked_template = db.for_update(_TEMPLATE, relationship_templates)
+        self._locked_relationship = db.for_update(_RELATIONSHIP, relationships)
 
     # --- templates ------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from backbone.platform.db import (
     PrebuiltPage,
     UtcDateTime,
     address_column,
+    flag,
     id_column,
     metadata,
     violation_raises,
@@ -62,9 +63,9 @@ datawallet_modifications = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     id_column("created_by_device", nullable=False),
     sa.Column("datawallet_version", sa.Integer, nullable=False),
-    sa.Column("object_identifier", sa.String(100), nullable=False),
-    sa.Column("payload_category", sa.String(50)),
-    sa.Column("collection", sa.String(50), nullable=False),
+    sa.Column("object_identifier", sa.Unicode(100), nullable=False),
+    sa.Column("payload_category", sa.Unicode(50)),
+    sa.Column("collection", sa.Unicode(50), nullable=False),
     sa.Column("type", sa.SmallInteger, nullable=False),
     sa.Column("encrypted_payload", sa.LargeBinary),
     sa.UniqueConstraint("owner", "index"),
@@ -90,6 +91,7 @@ sync_runs = sa.Table(
         unique=True,
         sqlite_where=sa.text("finalized_at IS NULL"),
         postgresql_where=sa.text("finalized_at IS NULL"),
+        mssql_where=sa.text("finalized_at IS NULL"),
     ),
 )
 
@@ -192,7 +194,7 @@ def _unsynced(owner: Any, max_sync_errors: int = MAX_SYNC_ERRORS_PER_EVENT) -> A
     return sa.and_(
         external_events.c.owner == owner,
         external_events.c.sync_run_id.is_(None),
-        external_events.c.is_delivery_blocked.is_(False),
+        sa.not_(external_events.c.is_delivery_blocked),
         external_events.c.sync_error_count < max_sync_errors,
     )
 
@@ -212,13 +214,15 @@ _DATAWALLET = sa.select(datawallets).where(datawallets.c.owner == _OWNER)
 # openness is NULL without a run.
 _POLL = sa.select(
     datawallets.c.version,
-    sa.select(sync_runs.c.finalized_at.is_(None))
+    sa.select(flag(sync_runs.c.finalized_at.is_(None)))
     .where(sync_runs.c.created_by == _OWNER)
     .order_by(sync_runs.c.index.desc())
     .limit(1)
     .scalar_subquery()
     .label("latest_run_open"),
-    _UNSYNCED_EVENT_EXISTS_BY_MAX_ERRORS[MAX_SYNC_ERRORS_PER_EVENT].exists().label("unsynced_events_exist"),
+    flag(_UNSYNCED_EVENT_EXISTS_BY_MAX_ERRORS[MAX_SYNC_ERRORS_PER_EVENT].exists()).label(
+        "unsynced_events_exist"
+    ),
 ).where(datawallets.c.owner == _OWNER)
 
 # The statements of the other hot paths: sync runs, external events, datawallet pushes.
@@ -266,7 +270,7 @@ def _blocked_events_about(context: Any) -> Any:
         external_events.c.owner.in_(_OWNERS),
         external_events.c.type == sa.bindparam("event_type"),
         external_events.c.context == context,
-        external_events.c.is_delivery_blocked.is_(True),
+        external_events.c.is_delivery_blocked,
     )
 
 

@@ -65,6 +65,7 @@ def _token(row: Any) -> Token:
 class TokenRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._allocate = db.insert_ignoring_conflicts(token_allocations, ["token_id", "allocated_by"])
 
     def add(self, connection: Connection, token: Token) -> None:
         connection.execute(
@@ -84,7 +85,7 @@ class TokenRepository:
     def find(self, connection: Connection, token_id: str, *, lock: bool = False) -> Token | None:
         statement = sa.select(tokens).where(tokens.c.id == token_id)
         if lock:
-            statement = self._db.for_update(statement)
+            statement = self._db.for_update(statement, tokens)
         row = connection.execute(statement).first()
         return None if row is None else _token(row)
 
@@ -97,11 +98,14 @@ class TokenRepository:
     def allocate(
         self, connection: Connection, token_id: str, address: str, device_id: str, at: datetime
     ) -> None:
-        statement = self._db.insert_ignoring_conflicts(token_allocations, ["token_id", "allocated_by"])
         connection.execute(
-            statement.values(
-                token_id=token_id, allocated_by=address, allocated_by_device=device_id, allocated_at=at
-            )
+            self._allocate,
+            {
+                "token_id": token_id,
+                "allocated_by": address,
+                "allocated_by_device": device_id,
+                "allocated_at": at,
+            },
         )
 
     def count_failed_access(self, connection: Connection, token_id: str) -> int:
