@@ -343,7 +343,7 @@ def test_a_profile_may_name_sql_server_and_service_bus_for_a_landscape_elsewhere
 
     assert profile.database.kind == "sqlserver"
     assert profile.bus.kind == "azureservicebus"
-    assert profile.worker_replicas == 1
+    assert profile.worker.replicas == 1
 
 
 @pytest.mark.parametrize(
