@@ -107,7 +107,7 @@ def _fcm(reader: _CredentialReader, value: Any, path: str) -> Mapping[str, Servi
         if found is not None:
             accounts[name] = _service_account(reader, *found)
     apps = _apps(reader, section, "Apps", "ServiceAccountName", accounts)
-    return {app: account for app, name in apps.items() if (account := accounts.get(name)) is not None}
+    return {app: chosen for app, name in apps.items() if (chosen := accounts.get(name)) is not None}
 
 
 def _service_account(reader: DocumentReader, text: str, where: str) -> ServiceAccount | None:
