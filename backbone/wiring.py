@@ -133,6 +133,7 @@ class Services:
     admin_routes: list[AddRoutes]
 
     def close(self) -> None:
+        self.push.close()
         self.bus.close()
         self.db.dispose()
 

@@ -88,6 +88,10 @@ class PushService:
         with self._db.read() as connection:
             return {r.device_id: r.platform.value for r in self._registrations.every(connection)}
 
+    def close(self) -> None:
+        """Close the connections to the push services."""
+        self._notifier.close()
+
     def send_test_notification(self, caller: Principal, data: Any) -> int:
         """Push `Test` with the caller's data to every registered device of the caller's identity."""
         return self.to_identity(caller.address, Notification(TEST, {"data": data}))

@@ -86,6 +86,10 @@ class PushConnector(Protocol):
         """The app ids this connector has credentials for; None: it takes any."""
         ...
 
+    def close(self) -> None:
+        """Close its connections to the push service."""
+        ...
+
 
 class PushNotifier(Protocol):
     """The port: deliver a batch of notifications, each to its device's platform."""
@@ -97,6 +101,8 @@ class PushNotifier(Protocol):
     def supported_app_ids(self, platform: str) -> frozenset[str] | None:
         """The app ids a registration for `platform` may name; None: any."""
         ...
+
+    def close(self) -> None: ...
 
 
 class LogConnector:
@@ -122,6 +128,9 @@ class LogConnector:
 
     def supported_app_ids(self) -> frozenset[str] | None:
         return None
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class PushConnectors:
@@ -156,6 +165,14 @@ class PushConnectors:
             log.exception("push %s to device %s failed", notification.name, notification.device_id)
             return PushOutcome.failed
 
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+        for connector in self._connectors.values():
+            connector.close()
+
     def _executor(self) -> ThreadPoolExecutor:
         # Made on first use, so a process that forks after building the services (gunicorn) starts
         # its threads in the worker.
@@ -177,3 +194,6 @@ class InMemoryPushNotifier:
 
     def supported_app_ids(self, platform: str) -> frozenset[str] | None:
         return None
+
+    def close(self) -> None:
+        """Nothing to close."""

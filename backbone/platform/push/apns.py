@@ -103,6 +103,9 @@ class ApnsConnector:
     def supported_app_ids(self) -> frozenset[str] | None:
         return frozenset(self._keys)
 
+    def close(self) -> None:
+        self._http.close()
+
     def send(self, notification: PushNotification) -> PushOutcome:
         key = self._keys.get(notification.app_id)
         if key is None:

@@ -69,6 +69,12 @@ class LazyHttpClient:
                 self._client = httpx.Client(http2=True, timeout=self._options.timeout_s, verify=context)
             return self._client
 
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
 
 def quiet_http_client_logs() -> None:
     """httpx logs every request's URL at INFO, and an APNs URL ends in the device's token."""
@@ -101,15 +107,16 @@ class Delivery:
                 self._metrics.sent.labels(notification.name, self._platform).inc()
             else:
                 self._metrics.send_errors.labels(notification.name, self._platform, verdict.reason).inc()
-        if verdict.outcome is PushOutcome.failed:
-            log.warning(
-                "push %s to device %s (%s, app %s) failed: %s",
-                notification.name,
-                notification.device_id,
-                self._platform,
-                notification.app_id,
-                verdict.reason,
-            )
+        level = logging.WARNING if verdict.outcome is PushOutcome.failed else logging.DEBUG
+        log.log(
+            level,
+            "push %s to device %s (%s, app %s): %s",
+            notification.name,
+            notification.device_id,
+            self._platform,
+            notification.app_id,
+            verdict.outcome.value + (f" ({verdict.reason})" if verdict.reason else ""),
+        )
         return verdict.outcome
 
     def _with_retries(self, attempt: Callable[[], Verdict]) -> Verdict:

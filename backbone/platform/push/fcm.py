@@ -132,6 +132,9 @@ class FcmConnector:
     def supported_app_ids(self) -> frozenset[str] | None:
         return frozenset(self._accounts)
 
+    def close(self) -> None:
+        self._http.close()
+
     def send(self, notification: PushNotification) -> PushOutcome:
         account = self._accounts.get(notification.app_id)
         if account is None:
