@@ -103,12 +103,14 @@ class FakeApns(FakePushService):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await _lifespan(receive, send)
+            await _lifespan(receive, send)
+            return
         headers, body = _headers(scope), await _body(receive)
         problem = self._check(scope, headers)
         if problem:
             self._problem(problem)
-            return await _respond(send, Answer(403, {"reason": "InvalidProviderToken"}))
+            await _respond(send, Answer(403, {"reason": "InvalidProviderToken"}))
+            return
         token = headers["authorization"].removeprefix("bearer ")
         self.provider_tokens.add(token)
         self.received.append(
@@ -169,14 +171,17 @@ class FakeFcm(FakePushService):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await _lifespan(receive, send)
+            await _lifespan(receive, send)
+            return
         headers, body = _headers(scope), await _body(receive)
         if scope["path"] == "/token":
-            return await self._token(send, body)
+            await self._token(send, body)
+            return
         problem = self._check(scope, headers)
         if problem:
             self._problem(problem)
-            return await _respond(send, Answer(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}}))
+            await _respond(send, Answer(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}}))
+            return
         message = json.loads(body)
         self.received.append(
             Received(scope["server"][1], scope["path"], scope["http_version"], headers, message)
@@ -188,7 +193,8 @@ class FakeFcm(FakePushService):
         form = {name: values[0] for name, values in parse_qs(body.decode()).items()}
         if form.get("grant_type") != JWT_BEARER_GRANT:
             self._problem(f"grant_type {form.get('grant_type')!r}")
-            return await _respond(send, Answer(400, {"error": "unsupported_grant_type"}))
+            await _respond(send, Answer(400, {"error": "unsupported_grant_type"}))
+            return
         try:
             header = jwt.get_unverified_header(form["assertion"])
             claims = jwt.decode(
@@ -201,10 +207,12 @@ class FakeFcm(FakePushService):
             )
         except (KeyError, jwt.PyJWTError) as error:
             self._problem(f"assertion refused: {error!r}")
-            return await _respond(send, Answer(400, {"error": "invalid_grant"}))
+            await _respond(send, Answer(400, {"error": "invalid_grant"}))
+            return
         if header.get("kid") != self.key_id or claims["scope"] != SCOPE:
             self._problem(f"assertion header {header} or scope {claims['scope']!r} wrong")
-            return await _respond(send, Answer(400, {"error": "invalid_scope"}))
+            await _respond(send, Answer(400, {"error": "invalid_scope"}))
+            return
         self.assertions.append(claims)
         token = "ya29." + secrets.token_urlsafe(32)
         self.access_tokens.append(token)

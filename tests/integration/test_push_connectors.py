@@ -175,7 +175,8 @@ def push(
     assert "push" in logged, "the check reads the test's log lines"
     leaked = [secret[:12] + "..." for secret in landscape.secrets + sent if secret in logged]
     assert leaked == [], "credentials in the log"
-    assert fcm.problems == [] and apns.problems == []
+    assert fcm.problems == []
+    assert apns.problems == []
 
 
 def register(account: Account, platform: str, handle: str, **fields: Any) -> str:
@@ -421,10 +422,10 @@ def test_registrations_name_a_configured_app_and_the_test_route_needs_a_body(pus
     error = assert_error(refused, 400, "error.platform.unsupportedAppId")
     assert APP in error["message"]
     # `dummy` only logs: any app id.
-    assert (
-        account.put(REGISTER, json={"platform": "dummy", "handle": "0123456789", "appId": "any"}).status_code
-        == 200
-    )
+    dummy = account.put(REGISTER, json={"platform": "dummy", "handle": "0123456789", "appId": "any"})
+    assert dummy.status_code == 200
+    assert account.post(SEND_TEST, json={}).status_code == 204
+    assert push.metric("enmeshed_push_notifications_sent_total", event_name="Test", platform="dummy") == 1
     assert_error(account.post(SEND_TEST), 400, "error.platform.inputCannotBeParsed")
     assert_error(account.post(SEND_TEST, body="null"), 400, "error.platform.inputCannotBeParsed")
     assert push.api.simulate_post(SEND_TEST, json={}).status_code == 401
