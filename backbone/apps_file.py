@@ -25,7 +25,8 @@ from backbone.platform.languages import LANGUAGE_CODES
 # An http(s) URL of an image or the image itself as a data URL (the original's rule).
 _IMAGE_URL = re.compile(r"^(https?://\S+|data:image/[a-zA-Z+]+;base64,[A-Za-z0-9+/=]+)$")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-_NOTIFICATION_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# `notification_<code>` is the APNs collapse id of the push, which may have at most 64 bytes.
+_NOTIFICATION_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,51}$")
 # Devices whose language a notification has no text in get this one (the original's default).
 FALLBACK_LANGUAGE = "en"
 DEFAULT_NO_LINK_TEXT = "This app is not officially available in this store yet. Please check back later."
