@@ -355,28 +355,7 @@ def read_json_members(req: falcon.Request) -> dict[str, Any]:
     return _read_json_object(req, required=True)
 
 
-# What `_read_json_value` returns for an empty body that is not required.
-_NO_BODY = object()
-
-
-def read_json_value(req: falcon.Request) -> Any:
-    """Read a required body that may be any JSON value but null."""
-    value = _read_json_value(req, required=True)
-    if value is None:
-        raise InvalidInput("'$': The request body must not be null.")
-    return value
-
-
 def _read_json_object(req: falcon.Request, *, required: bool) -> dict[str, Any]:
-    value = _read_json_value(req, required=required)
-    if value is _NO_BODY:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput("'$': The request body must be a JSON object.")
-    return value
-
-
-def _read_json_value(req: falcon.Request, *, required: bool) -> Any:
     limit = getattr(req.context, "max_body_bytes", None)
     raw = req.bounded_stream.read(limit + 1 if limit else -1)
     if limit and len(raw) > limit:
@@ -387,14 +366,35 @@ def _read_json_value(req: falcon.Request, *, required: bool) -> Any:
     if not raw.strip():
         if required:
             raise InvalidInput("'$': A non-empty request body is required.")
-        return _NO_BODY
+        return {}
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidInput(f"'$': The request body is not valid JSON ({error.msg}).") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("'$': The request body must be a JSON object.")
+    return value
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "an array"}
+
+
+def read_json_value(req: falcon.Request) -> Any:
+    """Read a required body that may be any JSON value but null."""
+    limit = getattr(req.context, "max_body_bytes", None)
+    raw = req.bounded_stream.read(limit + 1 if limit else -1)
+    if limit and len(raw) > limit:
+        raise DomainError(
+            "error.platform.requestBodyTooLarge",
+            f"The request body is larger than the maximum of {limit} bytes.",
+        )
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"'$': The request body is not valid JSON ({error.msg}).") from None
+    if value is None:
+        raise InvalidInput("'$': The request body must be a JSON value other than null.")
+    return value
 
 
 class JsonObject:
