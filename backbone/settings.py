@@ -263,6 +263,10 @@ class Settings:
                 if self.bus == "rabbitmq"
                 else ""
             ),
+            "push": ", ".join(
+                f"{platform} {len(apps)} app(s)" if apps is not None else f"{platform} log only"
+                for platform, apps in (("fcm", self.push.fcm), ("apns", self.push.apns))
+            ),
         }
 
 

@@ -75,6 +75,12 @@ def test_credential_files_are_read_beside_the_push_file(tmp_path: Path) -> None:
     assert problems == []
     assert providers.fcm is not None
     assert set(providers.fcm) == {"a"}
+    settings = Settings.from_env({"BACKBONE_PUSH_FILE": str(tmp_path / "push.json")})
+    assert settings.describe()["push"] == "fcm 1 app(s), apns 1 app(s)"
+    # Neither the settings nor what they tell of themselves show a key.
+    shown = repr(settings) + str(settings.describe())
+    assert pem(EC_KEY).splitlines()[1] not in shown
+    assert pem(RSA_KEY).splitlines()[1] not in shown
 
 
 def test_a_disabled_provider_only_logs_and_its_credentials_are_not_read() -> None:
