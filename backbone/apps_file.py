@@ -4,7 +4,9 @@ A JSON file with the original's configuration sections, so an operator can carry
 `AppOnboarding` (the apps the `/r/{referenceId}` page links to), `WellKnownEndpoints` (the app
 associations of `/.well-known/apple-app-site-association` and `/.well-known/assetlinks.json`) and
 `PublicRelationshipTemplateReferences` (per OAuth client id, what
-`GET /api/poc/PublicRelationshipTemplateReferences` lists). Every section is optional; property
+`GET /api/poc/PublicRelationshipTemplateReferences` lists) and `Notifications` (the codes
+`POST /api/v2/Notifications` accepts, with the texts the devices show, per language). Every
+section is optional; property
 names match case-insensitively, as the original's configuration binding does. The settings read
 the file once and report every problem in it together with their own.
 """
@@ -13,15 +15,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-_T = TypeVar("_T")
+from backbone.config_document import DocumentReader, Section
+from backbone.platform.languages import LANGUAGE_CODES
+
 # An http(s) URL of an image or the image itself as a data URL (the original's rule).
 _IMAGE_URL = re.compile(r"^(https?://\S+|data:image/[a-zA-Z+]+;base64,[A-Za-z0-9+/=]+)$")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+# `notification_<code>` is the APNs collapse id of the push, which may have at most 64 bytes.
+_NOTIFICATION_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,51}$")
+# Devices whose language a notification has no text in get this one (the original's default).
+FALLBACK_LANGUAGE = "en"
 DEFAULT_NO_LINK_TEXT = "This app is not officially available in this store yet. Please check back later."
 
 
@@ -86,6 +93,21 @@ class PublicTemplateReference:
 
 
 @dataclass(frozen=True)
+class NotificationTranslation:
+    language: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class ConfiguredNotification:
+    """A notification identities may send to their peers' devices, with its texts per language."""
+
+    code: str
+    translations: tuple[NotificationTranslation, ...]
+
+
+@dataclass(frozen=True)
 class Apps:
     """The file's sections; None (or empty) where the file has none."""
 
@@ -93,6 +115,7 @@ class Apps:
     well_known: WellKnownEndpoints | None = None
     # (client id, its references), in the file's order.
     public_template_references: tuple[tuple[str, tuple[PublicTemplateReference, ...]], ...] = ()
+    notifications: tuple[ConfiguredNotification, ...] = ()
 
     def public_template_references_of(self, client_id: str) -> tuple[PublicTemplateReference, ...]:
         """What the app of an OAuth client lists as public templates (nothing if not configured)."""
@@ -112,87 +135,23 @@ def read_apps_file(path: Path) -> tuple[Apps, list[str]]:
 
 def apps_from_document(document: Any) -> tuple[Apps, list[str]]:
     """Check the file's parsed JSON; return what it says and every problem found."""
-    reader = _Reader()
+    reader = DocumentReader()
     root = reader.section(
-        document, "$", ("AppOnboarding", "WellKnownEndpoints", "PublicRelationshipTemplateReferences")
+        document,
+        "$",
+        ("AppOnboarding", "WellKnownEndpoints", "PublicRelationshipTemplateReferences", "Notifications"),
     )
     apps = Apps(
         onboarding=reader.optional(root, "AppOnboarding", _onboarding),
         well_known=reader.optional(root, "WellKnownEndpoints", _well_known),
         public_template_references=reader.optional(root, "PublicRelationshipTemplateReferences", _references)
         or (),
+        notifications=reader.optional(root, "Notifications", _notifications) or (),
     )
     return apps, reader.problems
 
 
-@dataclass(frozen=True)
-class _Section:
-    """An object of the file: its properties by their known names, and where it is."""
-
-    values: dict[str, Any]
-    path: str
-
-    def at(self, name: str) -> str:
-        return f"{self.path}.{name}"
-
-
-class _Reader:
-    """Walk the document, collecting problems instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def section(self, value: Any, path: str, known: tuple[str, ...]) -> _Section:
-        """An object whose keys match `known` case-insensitively; other keys are refused (typos)."""
-        if not isinstance(value, dict):
-            self.problems.append(f"{path} must be an object")
-            return _Section({}, path)
-        names = {name.lower(): name for name in known}
-        found: dict[str, Any] = {}
-        for key, item in value.items():
-            name = names.get(key.lower())
-            if name is None:
-                self.problems.append(f"{path}.{key} is not known (known: {', '.join(known)})")
-            else:
-                found[name] = item
-        return _Section(found, path)
-
-    def optional(self, section: _Section, name: str, read: Callable[[_Reader, Any, str], _T]) -> _T | None:
-        value = section.values.get(name)
-        return None if value is None else read(self, value, section.at(name))
-
-    def text(
-        self,
-        section: _Section,
-        name: str,
-        *,
-        default: str | None = None,
-        pattern: re.Pattern[str] | None = None,
-    ) -> str:
-        value = section.values.get(name, default)
-        if not isinstance(value, str) or not value.strip():
-            self.problems.append(f"{section.at(name)} must be a non-empty string")
-            return ""
-        if pattern is not None and not pattern.match(value):
-            self.problems.append(f"{section.at(name)}: '{value[:60]}' does not match {pattern.pattern}")
-        return value
-
-    def texts(self, section: _Section, name: str) -> tuple[str, ...]:
-        value = section.values.get(name)
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-            self.problems.append(f"{section.at(name)} must be a list of non-empty strings")
-            return ()
-        return tuple(value)
-
-    def items(self, section: _Section, name: str) -> list[tuple[Any, str]]:
-        value = section.values.get(name)
-        if not isinstance(value, list):
-            self.problems.append(f"{section.at(name)} must be a list")
-            return []
-        return [(item, f"{section.at(name)}[{position}]") for position, item in enumerate(value)]
-
-
-def _store(reader: _Reader, value: Any, path: str) -> AppStore:
+def _store(reader: DocumentReader, value: Any, path: str) -> AppStore:
     section = reader.section(value, path, ("AppLink", "NoLinkText"))
     link = section.values.get("AppLink")
     if link is not None and not (isinstance(link, str) and re.match(r"^https?://\S+$", link)):
@@ -203,7 +162,7 @@ def _store(reader: _Reader, value: Any, path: str) -> AppStore:
     )
 
 
-def _colors(reader: _Reader, value: Any, path: str) -> ColorScheme:
+def _colors(reader: DocumentReader, value: Any, path: str) -> ColorScheme:
     names = ("Background", "Primary", "Secondary", "OnPrimary", "OnSecondary")
     section = reader.section(value, path, names)
     defaults = ColorScheme()
@@ -216,7 +175,7 @@ def _colors(reader: _Reader, value: Any, path: str) -> ColorScheme:
     return ColorScheme(background, primary, secondary, on_primary, on_secondary)
 
 
-def _app(reader: _Reader, value: Any, path: str) -> OnboardingApp:
+def _app(reader: DocumentReader, value: Any, path: str) -> OnboardingApp:
     section = reader.section(
         value,
         path,
@@ -249,7 +208,7 @@ def _app(reader: _Reader, value: Any, path: str) -> OnboardingApp:
     )
 
 
-def _onboarding(reader: _Reader, value: Any, path: str) -> AppOnboarding:
+def _onboarding(reader: DocumentReader, value: Any, path: str) -> AppOnboarding:
     section = reader.section(value, path, ("Apps", "DefaultAppId"))
     apps = tuple(_app(reader, item, item_path) for item, item_path in reader.items(section, "Apps"))
     ids = [app.id for app in apps]
@@ -261,7 +220,7 @@ def _onboarding(reader: _Reader, value: Any, path: str) -> AppOnboarding:
     return AppOnboarding(apps=apps, default_app_id=default_app_id)
 
 
-def _well_known(reader: _Reader, value: Any, path: str) -> WellKnownEndpoints:
+def _well_known(reader: DocumentReader, value: Any, path: str) -> WellKnownEndpoints:
     section = reader.section(value, path, ("AppleAppSiteAssociations", "AndroidAssetLinks"))
     links = []
     for item, item_path in reader.items(section, "AndroidAssetLinks"):
@@ -273,7 +232,7 @@ def _well_known(reader: _Reader, value: Any, path: str) -> WellKnownEndpoints:
 
 
 def _references(
-    reader: _Reader, value: Any, path: str
+    reader: DocumentReader, value: Any, path: str
 ) -> tuple[tuple[str, tuple[PublicTemplateReference, ...]], ...]:
     if not isinstance(value, dict):
         reader.problems.append(f"{path} must be an object of client ids")
@@ -281,7 +240,7 @@ def _references(
     result = []
     for client_id in value:
         read = []
-        for item, item_path in reader.items(_Section(value, path), client_id):
+        for item, item_path in reader.items(Section(value, path), client_id):
             reference = reader.section(item, item_path, ("Title", "Description", "TruncatedReference"))
             read.append(
                 PublicTemplateReference(
@@ -292,3 +251,29 @@ def _references(
             )
         result.append((client_id, tuple(read)))
     return tuple(result)
+
+
+def _notifications(reader: DocumentReader, value: Any, path: str) -> tuple[ConfiguredNotification, ...]:
+    section = reader.section(value, path, ("Texts",))
+    found: list[ConfiguredNotification] = []
+    for item, item_path in reader.items(section, "Texts"):
+        text = reader.section(item, item_path, ("Code", "Translations"))
+        code = reader.text(text, "Code", pattern=_NOTIFICATION_CODE)
+        translations = []
+        for language, translation, translation_path in reader.named(text, "Translations"):
+            if language not in LANGUAGE_CODES:
+                reader.problems.append(
+                    f"{translation_path}: '{language[:10]}' is not a two-letter language code"
+                )
+            words = reader.section(translation, translation_path, ("Title", "Body"))
+            translations.append(
+                NotificationTranslation(language, reader.text(words, "Title"), reader.text(words, "Body"))
+            )
+        if "Translations" in text.values and FALLBACK_LANGUAGE not in {t.language for t in translations}:
+            reader.problems.append(
+                f"{text.at('Translations')} must have '{FALLBACK_LANGUAGE}' (other languages fall back to it)"
+            )
+        if code in {notification.code for notification in found}:
+            reader.problems.append(f"{text.at('Code')}: '{code}' is used twice")
+        found.append(ConfiguredNotification(code, tuple(translations)))
+    return tuple(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from backbone.modules.push_notifications.consumer_api import TEST_NOTIFICATION_ROUTE
 from backbone.platform.health import HealthResource
 from backbone.platform.http import App, BearerAuthentication, BodyLimit, RequestTelemetry, create_app, send
 from backbone.platform.metrics import MetricsResource
@@ -22,8 +23,9 @@ from backbone.wiring import Services, build_services
 
 MAJOR_VERSION = "7"
 OPENAPI_PATH = "/docs/v2/openapi.json"
-# Infrastructure routes, not part of the API the document describes.
-HIDDEN_ROUTES = ("/health", "/metrics")
+# Infrastructure routes, not part of the API the document describes, and the route the original
+# hides from its document too (for trying out a push registration).
+HIDDEN_ROUTES = ("/health", "/metrics", TEST_NOTIFICATION_ROUTE)
 BEARER = Security(
     schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
     requirement=lambda resource, method: (

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from backbone.apps_file import Apps, read_apps_file
+from backbone.platform.push import apns, fcm
+from backbone.push_file import PushProviders, read_push_file
 
 PREFIX = "BACKBONE_"
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 _T = TypeVar("_T")
 _DOMAIN = re.compile(r"^(?:[a-z0-9-]+\.)*[a-z]{2,}$")
-_NOTIFICATION_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _AMQP_NAME = re.compile(r"^[A-Za-z0-9._-]{0,100}$")
 _SERVICEBUS_NAME = re.compile(r"^[A-Za-z0-9._/-]{1,260}$")
@@ -93,10 +95,19 @@ class Settings:
     servicebus_prefetch: int = 10
     servicebus_retry_total: int = 2
     servicebus_retry_backoff_max_s: float = 10.0
-    # Codes `POST /api/v2/Notifications` accepts (the original's configured notification texts).
-    notification_codes: tuple[str, ...] = ()
-    # What `BACKBONE_APPS_FILE` says about the apps (onboarding page, .well-known, public references).
+    # What `BACKBONE_APPS_FILE` says about the apps (onboarding page, .well-known, public
+    # references, the notifications identities may send each other).
     apps: Apps = field(default_factory=Apps)
+    # The push connectors' credentials (`BACKBONE_PUSH_FILE`); without, every platform only logs.
+    push: PushProviders = field(default_factory=PushProviders)
+    push_timeout_s: float = 5.0
+    push_max_attempts: int = 3
+    push_max_retry_wait_s: float = 10.0
+    push_concurrency: int = 8
+    push_fcm_url: str = fcm.DEFAULT_URL
+    push_apns_production_url: str = apns.PRODUCTION_URL
+    push_apns_development_url: str = apns.DEVELOPMENT_URL
+    push_ca_file: Path | None = None
 
     @property
     def development(self) -> bool:
@@ -158,14 +169,6 @@ class Settings:
             if "://" in s3_endpoint or "/" in s3_endpoint:
                 read.problem(
                     f"{PREFIX}S3_ENDPOINT: '{s3_endpoint}' must be host:port (BACKBONE_S3_SECURE picks https)"
-                )
-        notification_codes = tuple(
-            code.strip() for code in read.text("NOTIFICATION_CODES", "").split(",") if code.strip()
-        )
-        for code in notification_codes:
-            if not _NOTIFICATION_CODE.match(code):
-                read.problem(
-                    f"{PREFIX}NOTIFICATION_CODES: '{code}' is not a code (1-100 of A-Z a-z 0-9 _ . -)"
                 )
         if not _BUCKET.match(s3_bucket):
             read.problem(f"{PREFIX}S3_BUCKET: '{s3_bucket}' is not a valid bucket name (3-63 of a-z 0-9 . -)")
@@ -250,8 +253,16 @@ class Settings:
             servicebus_prefetch=read.integer("SERVICEBUS_PREFETCH", 10, 1, 1000),
             servicebus_retry_total=read.integer("SERVICEBUS_RETRY_TOTAL", 2, 0, 20),
             servicebus_retry_backoff_max_s=read.number("SERVICEBUS_RETRY_BACKOFF_MAX_S", 10.0, 0.1, 600.0),
-            notification_codes=notification_codes,
             apps=_apps(read),
+            push=_push(read),
+            push_timeout_s=read.number("PUSH_TIMEOUT_S", 5.0, 0.1, 60.0),
+            push_max_attempts=read.integer("PUSH_MAX_ATTEMPTS", 3, 1, 10),
+            push_max_retry_wait_s=read.number("PUSH_MAX_RETRY_WAIT_S", 10.0, 0.0, 600.0),
+            push_concurrency=read.integer("PUSH_CONCURRENCY", 8, 1, 256),
+            push_fcm_url=read.https_url("PUSH_FCM_URL", fcm.DEFAULT_URL),
+            push_apns_production_url=read.https_url("PUSH_APNS_PRODUCTION_URL", apns.PRODUCTION_URL),
+            push_apns_development_url=read.https_url("PUSH_APNS_DEVELOPMENT_URL", apns.DEVELOPMENT_URL),
+            push_ca_file=_ca_file(read),
         )
         read.finish()
         return settings
@@ -271,6 +282,10 @@ class Settings:
             "blob_store": self.blob_store
             + (f" {self.s3_endpoint}/{self.s3_bucket}" if self.blob_store == "s3" else f" {self.blob_path}"),
             "bus": self.bus + self._bus_description(),
+            "push": ", ".join(
+                f"{platform} {len(apps)} app(s)" if apps is not None else f"{platform} log only"
+                for platform, apps in (("fcm", self.push.fcm), ("apns", self.push.apns))
+            ),
         }
 
     def _bus_description(self) -> str:
@@ -314,6 +329,13 @@ class _Reader:
             return False
         self.problem(f"{PREFIX}{name}: '{raw}' is not true or false")
         return default
+
+    def https_url(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if not re.match(r"^https://[^/\s]+(/\S*)?$", value):
+            self.problem(f"{PREFIX}{name}: '{value}' is not an https URL")
+            return default
+        return value
 
     def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
         return self._bounded(name, default, minimum, maximum, int, "an integer")
@@ -367,6 +389,29 @@ def _apps(read: _Reader) -> Apps:
     for problem in problems:
         read.problem(f"{PREFIX}APPS_FILE: {problem}")
     return apps
+
+
+def _push(read: _Reader) -> PushProviders:
+    """The push file's credentials, when one is named; its problems join the others."""
+    path = read.text("PUSH_FILE", "")
+    if not path:
+        return PushProviders()
+    providers, problems = read_push_file(Path(path))
+    for problem in problems:
+        read.problem(f"{PREFIX}PUSH_FILE: {problem}")
+    return providers
+
+
+def _ca_file(read: _Reader) -> Path | None:
+    path = read.text("PUSH_CA_FILE", "")
+    if not path:
+        return None
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as error:
+        read.problem(f"{PREFIX}PUSH_CA_FILE: {path} holds no CA certificate in PEM ({error})")
+        return None
+    return Path(path)
 
 
 def _otel_choice(

@@ -72,7 +72,11 @@ from backbone.platform.health import HealthChecks
 from backbone.platform.ids import Ids
 from backbone.platform.metrics import Metrics
 from backbone.platform.modules import AddRoutes, ModuleConfig
-from backbone.platform.push import LogPushNotifier, PushNotifier
+from backbone.platform.push import LogConnector, PushConnector, PushConnectors, PushNotifier
+from backbone.platform.push.apns import ApnsConnector
+from backbone.platform.push.delivery import DeliveryOptions
+from backbone.platform.push.fcm import FcmConnector
+from backbone.platform.push.metrics import PushMetrics
 from backbone.platform.rabbitmq import RabbitMqEventBus, RabbitMqOptions
 from backbone.platform.servicebus import AzureServiceBusEventBus, ServiceBusOptions
 from backbone.platform.tracing import Tracing
@@ -130,6 +134,7 @@ class Services:
     admin_routes: list[AddRoutes]
 
     def close(self) -> None:
+        self.push.close()
         self.bus.close()
         self.db.dispose()
 
@@ -260,9 +265,10 @@ def build_services(
     )
     push_notifications = include_push_notifications(
         config,
-        notifier=push_notifier or LogPushNotifier(),
+        notifier=push_notifier or build_push_connectors(settings, PushMetrics(metrics_registry)),
         identity_is_active=lambda address: identities.is_active(address) is True,
         relationship_between=relationships.relationships.youngest_between,
+        communication_languages=devices.devices.communication_languages,
     )
     identity_deletion = include_identity_deletion(config, identities=identities, push=push_notifications.push)
 
@@ -369,6 +375,29 @@ def build_event_bus(settings: Settings, inbox: Inbox, registry: CollectorRegistr
             BusMetrics(registry),
         )
     return InProcessEventBus(inbox)
+
+
+def build_push_connectors(settings: Settings, metrics: PushMetrics) -> PushConnectors:
+    """The connector of each push platform: FCM and APNs where the push file has their
+    credentials; `dummy` and every platform without credentials only log."""
+    options = DeliveryOptions(
+        timeout_s=settings.push_timeout_s,
+        max_attempts=settings.push_max_attempts,
+        max_retry_wait_s=settings.push_max_retry_wait_s,
+        ca_file=settings.push_ca_file,
+    )
+    connectors: dict[str, PushConnector] = {"dummy": LogConnector(metrics)}
+    if settings.push.fcm is not None:
+        connectors["fcm"] = FcmConnector(settings.push.fcm, options, metrics, base_url=settings.push_fcm_url)
+    if settings.push.apns is not None:
+        connectors["apns"] = ApnsConnector(
+            settings.push.apns,
+            options,
+            metrics,
+            production_url=settings.push_apns_production_url,
+            development_url=settings.push_apns_development_url,
+        )
+    return PushConnectors(connectors, fallback=LogConnector(), concurrency=settings.push_concurrency)
 
 
 def build_blob_store(settings: Settings) -> BlobStore:

@@ -476,6 +476,18 @@ def _read_json_object(req: falcon.Request, *, required: bool) -> dict[str, Any]:
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "an array"}
 
 
+def read_json_value(req: falcon.Request) -> Any:
+    """Read a required body that may be any JSON value but null."""
+    try:
+        value = orjson.loads(read_body(req))
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"'$': The request body is not valid JSON ({error.msg}).") from None
+    if value is None:
+        raise InvalidInput("'$': The request body must be a JSON value other than null.")
+    _refuse_unstorable_json(value)
+    return value
+
+
 class JsonObject:
     """Typed, case-insensitive access to a JSON object, with the backbone's error messages.
 

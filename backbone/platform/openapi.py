@@ -202,7 +202,8 @@ def build_document(
 ) -> Schema:
     """Build the OpenAPI 3.1 document of every route of `app`, except the `hidden` templates.
 
-    Hidden are only routes that are not part of the API: infrastructure (health, metrics) and pages.
+    Hidden are only routes that are not part of the API (infrastructure: health, metrics; pages)
+    and those the original hides from its document.
     """
     router = app._router
     if not isinstance(router, CaseInsensitiveRouter):

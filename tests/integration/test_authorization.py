@@ -87,6 +87,9 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("PUT", "/api/v2/Devices/Self"): OwnOnly("changes the caller's device"),
     ("PUT", "/api/v2/Devices/Self/Password"): OwnOnly("changes the calling device's password"),
     ("PUT", "/api/v2/Devices/Self/PushNotifications"): OwnOnly("registers the calling device for push"),
+    ("POST", "/api/v2/Devices/Self/PushNotifications/SendTestNotification"): OwnOnly(
+        "pushes to the caller's own registered devices only"
+    ),
     ("DELETE", "/api/v2/Devices/Self/PushNotifications"): OwnOnly(
         "removes the calling device's registration"
     ),

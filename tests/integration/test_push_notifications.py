@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from falcon import testing
 
+from backbone.apps_file import Apps, ConfiguredNotification, NotificationTranslation
 from backbone.consumer_api import create_consumer_app
 from backbone.platform.clock import ManualClock
-from backbone.platform.push import InMemoryPushNotifier, LogPushNotifier, PushNotification
+from backbone.platform.push import InMemoryPushNotifier, LogConnector, PushNotification
 from backbone.wiring import Services, build_services, seed
 from tests.helpers.api import Account, assert_error, onboard
 from tests.helpers.peers import relate, send_message
@@ -32,7 +34,8 @@ def pushed() -> InMemoryPushNotifier:
 def push_services(
     database_url: str, tmp_path: Path, clock: ManualClock, pushed: InMemoryPushNotifier
 ) -> Iterator[Services]:
-    settings = settings_for_tests(database_url, tmp_path, notification_codes=("NewOffer",))
+    offer = ConfiguredNotification("NewOffer", (NotificationTranslation("en", "New offer", "Have a look."),))
+    settings = settings_for_tests(database_url, tmp_path, apps=Apps(notifications=(offer,)))
     built = build_services(settings, clock=clock, push_notifier=pushed)
     seed(built)
     yield built
@@ -105,8 +108,18 @@ def test_the_log_adapter_names_the_notification_and_device_but_never_the_handle(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.INFO):
-        LogPushNotifier().send(
-            PushNotification("ExternalEventCreated", "DVCaaaaaaaaaaaaaaaaa", "fcm", HANDLE, "app")
+        LogConnector().send(
+            PushNotification(
+                name="ExternalEventCreated",
+                device_id="DVCaaaaaaaaaaaaaaaaa",
+                identity_address="did:e:localhost:dids:0123456789abcdef012345",
+                device_push_identifier="DPIaaaaaaaaaaaaaaaaa",
+                platform="fcm",
+                handle=HANDLE,
+                app_id="app",
+                environment="Production",
+                sent_at=datetime(2025, 1, 1, tzinfo=UTC),
+            )
         )
     assert "ExternalEventCreated" in caplog.text
     assert "DVCaaaaaaaaaaaaaaaaa" in caplog.text

@@ -80,7 +80,7 @@ def test_every_problem_is_reported_at_once() -> None:
     )
     assert problems == [
         "$.AppOnbaording is not known (known: AppOnboarding, WellKnownEndpoints, "
-        "PublicRelationshipTemplateReferences)",
+        "PublicRelationshipTemplateReferences, Notifications)",
         "$.AppOnboarding.Apps[0].GooglePlayStore is required",
         "$.AppOnboarding.Apps[0].IconUrl: 'ftp://icon' does not match "
         r"^(https?://\S+|data:image/[a-zA-Z+]+;base64,[A-Za-z0-9+/=]+)$",
@@ -144,3 +144,31 @@ def test_the_page_offers_the_asked_app_or_the_default_and_the_visitors_stores() 
     unknown = onboarding_page(onboarding(), "eu.example.nine", android)
     assert unknown.app is None
     assert [a.id for a in unknown.apps] == ["eu.example.one", "eu.example.two"]
+
+
+def test_notification_texts_have_codes_and_languages_and_an_english_text() -> None:
+    translations = {"en": {"Title": "Offer", "Body": "Look."}, "de": {"title": "Angebot", "body": "Schauen."}}
+    apps, problems = apps_from_document(
+        {"Notifications": {"Texts": [{"Code": "Offer", "Translations": translations}]}}
+    )
+    assert problems == []
+    [offer] = apps.notifications
+    assert offer.code == "Offer"
+    assert [(t.language, t.title) for t in offer.translations] == [
+        ("en", "Offer"),
+        ("de", "Angebot"),
+    ]
+
+    texts = [
+        {"Code": "Offer", "Translations": {"de": {"Title": "Angebot", "Body": "Schauen."}}},
+        {"Code": "Offer", "Translations": {"en": {"Title": "Offer"}, "xx": {"Title": "?", "Body": "?"}}},
+        {"Code": "x" * 52, "Translations": {"en": {"Title": "Long", "Body": "Too long."}}},
+    ]
+    _, problems = apps_from_document({"Notifications": {"Texts": texts}})
+    assert problems == [
+        "$.Notifications.Texts[0].Translations must have 'en' (other languages fall back to it)",
+        "$.Notifications.Texts[1].Translations.en.Body must be a non-empty string",
+        "$.Notifications.Texts[1].Translations.xx: 'xx' is not a two-letter language code",
+        "$.Notifications.Texts[1].Code: 'Offer' is used twice",
+        f"$.Notifications.Texts[2].Code: '{'x' * 52}' does not match ^[A-Za-z0-9_.-]{{1,51}}$",
+    ]

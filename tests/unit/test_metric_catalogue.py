@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from backbone.platform.metrics import Metrics
+from backbone.platform.push.metrics import PushMetrics
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<type>[a-z]+)(?: \(sum\))? \|(?P<labels>[^|]*)\|")
@@ -28,7 +30,8 @@ def defined() -> dict[str, tuple[str, tuple[str, ...]]]:
     metrics = Metrics()
     metrics.watch_outbox(lambda limit: 0)
     found = {}
-    for value in vars(metrics).values():
+    # The push connectors' metrics live in the registry the worker serves too.
+    for value in [*vars(metrics).values(), *vars(PushMetrics(CollectorRegistry())).values()]:
         if isinstance(value, MetricWrapperBase):
             kind = value._type
             name = value._name + ("_total" if kind == "counter" else "")

@@ -147,6 +147,12 @@ def _device(row: Any) -> Device:
     )
 
 
+# Asked before every push (the texts' language): built once.
+_LANGUAGES_OF_DEVICES = sa.select(devices.c.id, devices.c.communication_language).where(
+    devices.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+# Ids per statement: well below SQLite's and PostgreSQL's limits on bound parameters.
+_IDS_PER_STATEMENT = 500
 _IDENTITY_BY_ADDRESS = sa.select(identities).where(identities.c.address == sa.bindparam("address"))
 # The columns of the fields operators filter and order the identity list by (`IDENTITY_LIST_FIELDS`).
 _IDENTITY_FIELDS: dict[str, Any] = {
@@ -569,6 +575,14 @@ class IdentityRepository:
         connection.execute(
             devices.update().where(devices.c.id == device_id).values(password_hash=password_hash)
         )
+
+    def communication_languages(self, connection: Connection, device_ids: Sequence[str]) -> dict[str, str]:
+        languages: dict[str, str] = {}
+        for start in range(0, len(device_ids), _IDS_PER_STATEMENT):
+            chunk = list(device_ids[start : start + _IDS_PER_STATEMENT])
+            for device_id, language in connection.execute(_LANGUAGES_OF_DEVICES, {"ids": chunk}):
+                languages[device_id] = language
+        return languages
 
     def set_communication_language(self, connection: Connection, device_id: str, language: str) -> None:
         connection.execute(

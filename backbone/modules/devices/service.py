@@ -558,6 +558,11 @@ class DeviceService:
             self._identities.add_device(connection, device, password_hash)
         return device
 
+    def communication_languages(self, device_ids: Sequence[str]) -> dict[str, str]:
+        """The communication language of each of these devices (push notifications' texts)."""
+        with self._db.read() as connection:
+            return self._identities.communication_languages(connection, device_ids)
+
     def update_communication_language(self, caller: Principal, language: str) -> None:
         model.check_communication_language(language)
         with self._db.transaction() as connection:

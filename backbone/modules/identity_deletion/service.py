@@ -4,6 +4,7 @@ remind it during the grace period and delete it afterwards."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import datetime, timedelta
 
 from backbone.modules.devices.service import IdentityService
@@ -25,6 +26,7 @@ from backbone.modules.identity_deletion.model import (
     audit_hash,
 )
 from backbone.modules.identity_deletion.repository import DeletionProcessRepository
+from backbone.modules.push_notifications.model import Notification
 from backbone.modules.push_notifications.service import PushService
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
@@ -256,7 +258,11 @@ class IdentityDeletionJobService:
                     self._audit(
                         connection, process, REMINDER_MESSAGES[number], process.status, process.status
                     )
-                self._push.to_identity(process.identity_address, "DeletionProcessGracePeriodReminder")
+                days_left = math.ceil((process.grace_period_ends_at - now) / timedelta(days=1))
+                reminder = Notification(
+                    "DeletionProcessGracePeriodReminder", {"daysUntilDeletion": days_left}
+                )
+                self._push.to_identity(process.identity_address, reminder)
                 sent += 1
                 break
         return sent
@@ -282,7 +288,7 @@ class IdentityDeletionJobService:
                     DeletionProcessStatus.Deleting,
                 )
                 self._outbox.add(IdentityDeleted(identity_address=process.identity_address))
-            self._push.to_identity(process.identity_address, "DeletionStarts")
+            self._push.to_identity(process.identity_address, Notification("DeletionStarts"))
             started.append(dataclasses.replace(process, status=DeletionProcessStatus.Deleting))
         return started + left_over
 

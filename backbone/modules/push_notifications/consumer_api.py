@@ -15,10 +15,11 @@ from backbone.modules.push_notifications.model import (
 )
 from backbone.modules.push_notifications.service import NotificationService, PushService
 from backbone.platform.errors import InvalidInput, InvalidPropertyValue
-from backbone.platform.http import App, no_content, principal_of, read_json, send
+from backbone.platform.http import App, no_content, principal_of, read_json, read_json_value, send
 from backbone.platform.openapi import address, array, describe, enum, envelope, nullable, obj, string
 
 TAGS = ("Identities and devices",)
+TEST_NOTIFICATION_ROUTE = "/api/v2/Devices/Self/PushNotifications/SendTestNotification"
 _ENVIRONMENTS = {environment.name: environment for environment in PushEnvironment}
 
 
@@ -69,6 +70,19 @@ class PushNotificationsResource:
         no_content(resp)
 
 
+class TestNotificationResource:
+    """`POST /Devices/Self/PushNotifications/SendTestNotification`: push `Test`, with the body as
+    its data, to every registered device of the caller's identity. Hidden from the OpenAPI
+    document, as in the original (it is for trying out a device's registration)."""
+
+    def __init__(self, push: PushService) -> None:
+        self._push = push
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._push.send_test_notification(principal_of(req), read_json_value(req))
+        no_content(resp)
+
+
 class NotificationsResource:
     """`POST /Notifications`: push a configured notification to peers' devices."""
 
@@ -97,4 +111,5 @@ class NotificationsResource:
 
 def add_push_notification_routes(app: App, push: PushService, notifications: NotificationService) -> None:
     app.add_route("/api/v2/Devices/Self/PushNotifications", PushNotificationsResource(push))
+    app.add_route(TEST_NOTIFICATION_ROUTE, TestNotificationResource(push))
     app.add_route("/api/v2/Notifications", NotificationsResource(notifications))

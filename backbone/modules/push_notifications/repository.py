@@ -82,6 +82,21 @@ class PnsRegistrationRepository:
     def delete(self, connection: Connection, device_id: str) -> None:
         connection.execute(pns_registrations.delete().where(pns_registrations.c.device_id == device_id))
 
+    def delete_with_handle(
+        self, connection: Connection, device_ids: list[str], platform: PushPlatform, handle: str
+    ) -> list[str]:
+        """Delete these devices' registrations that still have this handle (a device that has
+        registered anew meanwhile keeps its new one); return the devices whose were deleted."""
+        statement = (
+            pns_registrations.delete()
+            .where(
+                pns_registrations.c.device_id.in_(device_ids),
+                pns_registrations.c.handle == f"{platform.value}|{handle}",
+            )
+            .returning(pns_registrations.c.device_id)
+        )
+        return list(connection.execute(statement).scalars())
+
     def delete_of_identity(self, connection: Connection, address: str) -> None:
         connection.execute(pns_registrations.delete().where(pns_registrations.c.identity_address == address))
 

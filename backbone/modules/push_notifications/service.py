@@ -3,22 +3,33 @@ the registered devices of identities, and identities wake their peers' devices."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+from backbone.apps_file import ConfiguredNotification
 from backbone.modules.push_notifications import model
 from backbone.modules.push_notifications.model import (
     MAX_NOTIFICATION_RECIPIENTS,
+    Notification,
     PnsRegistration,
     PushPlatform,
     PushRegistrationRequest,
 )
 from backbone.modules.push_notifications.repository import PnsRegistrationRepository
+from backbone.modules.push_notifications.texts import BUILT_IN_TEXTS
 from backbone.platform.auth import Principal
 from backbone.platform.clock import Clock
 from backbone.platform.db import Database
 from backbone.platform.errors import DomainError, InvalidPropertyValue
 from backbone.platform.ids import Ids
-from backbone.platform.push import PushNotification, PushNotifier
+from backbone.platform.push import NotificationText, PushNotification, PushNotifier, PushOutcome
+
+log = logging.getLogger(__name__)
+
+TEST = "Test"
+# The communication language of each of these devices (the devices module answers).
+CommunicationLanguages = Callable[[Sequence[str]], Mapping[str, str]]
 
 
 class PushService:
@@ -31,12 +42,15 @@ class PushService:
         notifier: PushNotifier,
         clock: Clock,
         ids: Ids,
+        *,
+        communication_languages: CommunicationLanguages,
     ) -> None:
         self._db = db
         self._registrations = registrations
         self._notifier = notifier
         self._clock = clock
         self._ids = ids
+        self._communication_languages = communication_languages
 
     def register(self, caller: Principal, request: PushRegistrationRequest) -> PnsRegistration:
         """Create or update the calling device's registration; its push identifier stays the same."""
@@ -44,6 +58,9 @@ class PushService:
             platform = PushPlatform(request.platform)
         except ValueError:
             raise model.invalid_pns_platform(request.platform) from None
+        supported = self._notifier.supported_app_ids(platform.value)
+        if supported is not None and request.app_id not in supported:
+            raise model.unsupported_app_id(supported)
         registration = PnsRegistration(
             device_id=caller.device_id,
             identity_address=caller.address,
@@ -71,28 +88,92 @@ class PushService:
         with self._db.read() as connection:
             return {r.device_id: r.platform.value for r in self._registrations.every(connection)}
 
-    def to_identity(self, address: str, name: str, *, except_device: str | None = None) -> int:
+    def close(self) -> None:
+        """Close the connections to the push services."""
+        self._notifier.close()
+
+    def send_test_notification(self, caller: Principal, data: Any) -> int:
+        """Push `Test` with the caller's data to every registered device of the caller's identity."""
+        return self.to_identity(caller.address, Notification(TEST, {"data": data}))
+
+    def to_identity(
+        self, address: str, notification: Notification, *, except_device: str | None = None
+    ) -> int:
         with self._db.read() as connection:
             registrations = self._registrations.of_identity(connection, address, except_device)
-        return self._send(registrations, name)
+            self._push_after_commit(registrations, notification)
+        return len(registrations)
 
-    def to_everyone(self, name: str) -> int:
+    def to_everyone(self, notification: Notification) -> int:
         with self._db.read() as connection:
             registrations = self._registrations.every(connection)
-        return self._send(registrations, name)
-
-    def _send(self, registrations: Sequence[PnsRegistration], name: str) -> int:
-        for registration in registrations:
-            self._notifier.send(
-                PushNotification(
-                    name=name,
-                    device_id=registration.device_id,
-                    platform=registration.platform.value,
-                    handle=registration.handle,
-                    app_id=registration.app_id,
-                )
-            )
+            self._push_after_commit(registrations, notification)
         return len(registrations)
+
+    def _push_after_commit(
+        self, registrations: Sequence[PnsRegistration], notification: Notification
+    ) -> None:
+        """Push once the unit of work has committed: a handler's transaction (and on SQLite the
+        write lock) is not held while push services answer, and a rolled-back change pushes nothing."""
+        if not registrations:
+            return
+        languages = self._communication_languages([r.device_id for r in registrations])
+        texts = (
+            notification.texts
+            if notification.texts is not None
+            else BUILT_IN_TEXTS.get(notification.name, {})
+        )
+        now = self._clock.now()
+        pushes = []
+        for sharing in _by_handle(registrations):
+            first = sharing[0]
+            push = PushNotification(
+                name=notification.name,
+                device_id=first.device_id,
+                identity_address=first.identity_address,
+                device_push_identifier=first.device_push_identifier,
+                platform=first.platform.value,
+                handle=first.handle,
+                app_id=first.app_id,
+                environment=first.environment.name,
+                sent_at=now,
+                text=model.text_in(texts, languages.get(first.device_id)),
+                payload=notification.payload,
+                collapse_id=notification.collapse_id,
+            )
+            pushes.append((push, [registration.device_id for registration in sharing]))
+        self._db.after_commit(lambda: self._deliver(pushes))
+
+    def _deliver(self, pushes: list[tuple[PushNotification, list[str]]]) -> None:
+        outcomes = self._notifier.send([push for push, _ in pushes])
+        gone = [
+            (push, devices)
+            for (push, devices), outcome in zip(pushes, outcomes, strict=True)
+            if outcome is PushOutcome.handle_gone
+        ]
+        if not gone:
+            return
+        with self._db.transaction() as connection:
+            for push, devices in gone:
+                deleted = self._registrations.delete_with_handle(
+                    connection, devices, PushPlatform(push.platform), push.handle
+                )
+                for device_id in deleted:
+                    log.info(
+                        "deleted the push registration of device %s: %s no longer knows it",
+                        device_id,
+                        push.platform,
+                    )
+
+
+def _by_handle(registrations: Sequence[PnsRegistration]) -> list[list[PnsRegistration]]:
+    """Registrations grouped by handle: devices that share one (an app registered twice) get one
+    push, as in the original; `dummy` and `sse` registrations have no handle and stay apart."""
+    groups: dict[tuple[PushPlatform, str], list[PnsRegistration]] = {}
+    for registration in registrations:
+        key = (registration.platform, registration.handle or registration.device_id)
+        groups.setdefault(key, []).append(registration)
+    return list(groups.values())
 
 
 class NotificationService:
@@ -102,11 +183,16 @@ class NotificationService:
         self,
         push: PushService,
         *,
-        codes: Sequence[str],
+        configured: Sequence[ConfiguredNotification],
         relationship_between: Callable[[str, str], object | None],
     ) -> None:
         self._push = push
-        self._codes = frozenset(codes)
+        self._texts = {
+            notification.code: {
+                t.language: NotificationText(t.title, t.body) for t in notification.translations
+            }
+            for notification in configured
+        }
         self._relationship_between = relationship_between
 
     def send(self, caller: Principal, recipients: Sequence[str], code: str) -> None:
@@ -114,7 +200,7 @@ class NotificationService:
             raise InvalidPropertyValue(
                 f"'recipients' must contain between 1 and {MAX_NOTIFICATION_RECIPIENTS} addresses."
             )
-        if code not in self._codes:
+        if code not in self._texts:
             raise DomainError(
                 "error.platform.validation.notification.codeDoesNotExist",
                 f"The notification code '{code}' does not exist.",
@@ -124,5 +210,11 @@ class NotificationService:
                 "error.platform.validation.notification.noRelationshipToOneOrMoreRecipientsExists",
                 "There is no relationship to one or more of the recipients.",
             )
+        notification = Notification(
+            f"notification_{code}",
+            payload=None,
+            collapse_id=f"notification_{code}",
+            texts=self._texts[code],
+        )
         for address in dict.fromkeys(recipients):
-            self._push.to_identity(address, f"notification_{code}")
+            self._push.to_identity(address, notification)
