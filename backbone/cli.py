@@ -162,7 +162,11 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
     """Migrate (when asked) and seed, before any worker forks; refuse an outdated schema."""
     if settings.database_kind == "sqlite":
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = Database(
+        settings.database_url,
+        prepared_statements=settings.db_prepared_statements,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
     try:
         if migrate:
             migrations.upgrade(db.engine)
