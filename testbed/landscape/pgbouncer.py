@@ -93,7 +93,7 @@ def write_config(directory: Path, config: PgBouncerConfig, account: tuple[int, i
     files = {
         directory / "pgbouncer.ini": config.ini(directory),
         # Trust on loopback: the file only names who may connect.
-        directory / "users.txt": f"{_quoted_name(config.user)} \"\"\n",
+        directory / "users.txt": f'{_quoted_name(config.user)} ""\n',
     }
     for path, text in files.items():
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
