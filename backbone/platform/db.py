@@ -324,6 +324,8 @@ def _server_engine(
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Bound parameters hold password hashes, push handles and addresses: never in errors or logs.
+        hide_parameters=True,
         # psycopg prepares a statement on its connection after 5 uses; None never prepares.
         connect_args={} if prepared_statements else {"prepare_threshold": None},
     )
