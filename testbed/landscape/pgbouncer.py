@@ -24,7 +24,8 @@ from typing import Any
 import psycopg
 
 ADMIN_DATABASE = "pgbouncer"
-# Every client of the pool the backbone opens, plus the run's scraper and a margin.
+# Client connections beyond every one the backbone's pools may open: the run's scraper, the
+# launcher's probe, an operator's psql.
 CLIENT_CONNECTION_MARGIN = 20
 
 

@@ -226,7 +226,7 @@ class PostgresCluster:
         checkpoint: Callable[[], None] = lambda: None,
         states: tuple[str, ...] = ("async", "potential", "sync", "quorum"),
     ) -> None:
-        """Wait until every named replica streams from this primary (with one of `sync_states`)."""
+        """Wait until every named replica streams from this primary, in one of the sync `states`."""
         deadline = time.monotonic() + timeout_s
         streaming: set[str] = set()
         while time.monotonic() < deadline:

@@ -1,9 +1,11 @@
 """Where units of work run: read-only ones on the replicas in turn, writing ones and reads that ask
-for the primary on the primary, nested ones where the outermost runs; and the backbone's engine
-through a real PgBouncer in transaction mode, where prepared statements must be off.
+for the primary on the primary, nested ones where the outermost runs; the backbone's engine
+through a real PgBouncer in transaction mode, where prepared statements must be off; and why the
+landscape's replicas apply every commit before it returns: streaming asynchronously, a read right
+after a write misses it.
 
-Three databases on the machine's server stand in for a primary and two replicas here (each says
-which it is); real streaming replicas are `tests/e2e/test_landscape_database_scaling.py`'s.
+Three databases on the machine's server stand in for a primary and two replicas in the routing
+tests (each says which it is); the last test streams a real replica from a private server.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import sqlalchemy as sa
 from backbone.platform.db import Database
 from testbed.landscape.cpu import confine
 from testbed.landscape.pgbouncer import PgBouncerConfig, PooledDatabase, pgbouncer_executable, write_config
-from testbed.landscape.postgres import cluster_account, new_cluster_directory
+from testbed.landscape.postgres import (
+    PostgresCluster,
+    cluster_account,
+    new_cluster_directory,
+    postgres_bin_dir,
+    private_postgres_cluster,
+)
 from testbed.processes import free_port, stop, wait_until_answers
 from tests.helpers.services import (
     POSTGRES_ADMIN_URL,
@@ -29,6 +37,7 @@ from tests.helpers.services import (
     throwaway_postgres_database,
     unavailable,
 )
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 WHICH = sa.text("SELECT name FROM which")
@@ -203,3 +212,57 @@ def test_prepared_statements_are_what_transaction_pooling_breaks(pgbouncer: str)
             taking_turns(db)
     finally:
         db.dispose()
+
+
+def fresh_writes_missed(primary: str, replica: str, writes: int = 200) -> int:
+    """Write a row on the primary, read it at once on the replica; count the reads that missed it."""
+    missed = 0
+    with (
+        psycopg.connect(primary, autocommit=True) as writer,
+        psycopg.connect(replica, autocommit=True) as reader,
+    ):
+        table = f"fresh_{free_port()}"
+        writer.execute(f"CREATE TABLE {table} (id int)")
+        wait_until(
+            lambda: reader.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,),
+            "the table on the replica",
+        )
+        for row in range(writes):
+            writer.execute(f"INSERT INTO {table} VALUES (%s)", (row,))
+            found = reader.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (row,)).fetchone()
+            missed += found == (0,)
+    return missed
+
+
+def test_a_replica_misses_fresh_writes_until_every_commit_waits_for_its_replay() -> None:
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        unavailable("initdb/postgres are not installed (Debian package postgresql)")
+    assert bin_dir is not None
+    with private_postgres_cluster(bin_dir) as primary:
+        database = primary.url(primary.create_database().rsplit("/", 1)[1])
+        replica = PostgresCluster(
+            bin_dir,
+            new_cluster_directory("backbone-pg-replica-"),
+            primary.settings,
+            account=primary.account,
+            standby_of=primary,
+            name="replica1",
+        )
+        try:
+            replica.clone()
+            replica.start()
+            primary.wait_until_streaming(["replica1"])
+            standby = replica.url(database.rsplit("/", 1)[1])
+            asynchronous = fresh_writes_missed(database, standby)
+            primary.apply_synchronously(["replica1"])
+            synchronous = fresh_writes_missed(database, standby)
+        finally:
+            replica.stop()
+            shutil.rmtree(replica.directory, ignore_errors=True)
+    print(
+        f"\nreads on the replica right after a write that missed it: {asynchronous} of 200 streaming "
+        f"asynchronously, {synchronous} of 200 with remote_apply"
+    )
+    assert asynchronous > 0
+    assert synchronous == 0
