@@ -182,22 +182,13 @@ def test_the_shipped_scaling_profiles_are_capacity_with_a_pooler_and_with_a_repl
     ]
     assert [plan.budget_total_cores for plan in plans] == pytest.approx([0.95, 1.0, 0.95])
     assert (pooled.database.pooler, pooled.database.pooler_pool_size) == ("pgbouncer", 5)
-    assert (
-        replicated.database.replicas,
-        replicated.database.cpu_limit,
-        replicated.database.replica_cpu_limit,
-    ) == (
-        1,
-        0.2,
-        0.2,
-    )
+    database = replicated.database
+    assert (database.replicas, database.cpu_limit, database.replica_cpu_limit) == (1, 0.2, 0.2)
     # Everything else is the capacity landscape's.
     for profile in (pooled, replicated):
-        assert (profile.nodes, profile.gateway, profile.admin_api) == (
-            capacity.nodes,
-            capacity.gateway,
-            capacity.admin_api,
-        )
+        assert profile.nodes == capacity.nodes
+        assert profile.gateway == capacity.gateway
+        assert profile.admin_api == capacity.admin_api
 
 
 def test_the_profile_command_lists_every_problem_of_a_bad_profile_in_one_message(
