@@ -178,7 +178,11 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
     if settings.database_kind == "sqlite":
         settings.var_dir.mkdir(parents=True, exist_ok=True)
     try:
-        db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        db = Database(
+            settings.database_url,
+            prepared_statements=settings.db_prepared_statements,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
     except ImportError as error:
         # pyodbc loads unixODBC's driver manager when it is imported.
         raise SystemExit(

@@ -161,7 +161,11 @@ class CommandFailed(Exception):
 def _services(settings: Settings) -> Iterator[Services]:
     if settings.database_kind == "sqlite":
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = Database(
+        settings.database_url,
+        prepared_statements=settings.db_prepared_statements,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
     try:
         if settings.development:
             migrations.upgrade(db.engine)

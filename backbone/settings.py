@@ -38,6 +38,8 @@ class Settings:
 
     environment: str = DEVELOPMENT
     database_url: str = field(default="", repr=False)
+    # Replicas that take the read-only units of work (`Database.read()`); empty: the primary takes all.
+    database_read_urls: tuple[str, ...] = field(default=(), repr=False)
     var_dir: Path = Path("var")
     did_domain: str = "localhost"
     jwt_signing_key: bytes | None = field(default=None, repr=False)
@@ -46,6 +48,9 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 10
     db_pool_timeout_s: float = 30.0
+    # False behind a pooler in transaction mode (PgBouncer before 1.21): a statement prepared on
+    # one server connection is unknown on the next.
+    db_prepared_statements: bool = True
     sqlite_busy_timeout_ms: int = 30_000
     max_request_body_bytes: int = 20 * 1024 * 1024
     max_failed_logins: int = 3
@@ -142,6 +147,7 @@ class Settings:
         environment = read.choice(
             "ENVIRONMENT", DEVELOPMENT if not database_url else PRODUCTION, (DEVELOPMENT, PRODUCTION)
         )
+        database_read_urls = _read_urls(read, database_url)
         var_dir = Path(read.text("VAR_DIR", "var"))
         key_text = read.text("JWT_SIGNING_KEY", "")
         if key_text and len(key_text) < 32:
@@ -198,6 +204,7 @@ class Settings:
         settings = cls(
             environment=environment,
             database_url=database_url or f"sqlite:///{var_dir / 'backbone.sqlite3'}",
+            database_read_urls=database_read_urls,
             var_dir=var_dir,
             did_domain=did_domain,
             jwt_signing_key=key_text.encode("utf-8") if key_text else None,
@@ -206,6 +213,7 @@ class Settings:
             db_pool_size=read.integer("DB_POOL_SIZE", 5, 1, 1000),
             db_max_overflow=read.integer("DB_MAX_OVERFLOW", 10, 0, 1000),
             db_pool_timeout_s=read.number("DB_POOL_TIMEOUT_S", 30.0, 0.1, 600.0),
+            db_prepared_statements=read.boolean("DB_PREPARED_STATEMENTS", True),
             sqlite_busy_timeout_ms=read.integer("SQLITE_BUSY_TIMEOUT_MS", 30_000, 0, 600_000),
             max_request_body_bytes=read.integer("MAX_REQUEST_BODY_BYTES", 20 * 1024 * 1024, 1024, 2**31),
             max_failed_logins=read.integer("MAX_FAILED_LOGINS", 3, 1, 1000),
@@ -272,12 +280,14 @@ class Settings:
         return {
             "environment": self.environment,
             "database": _redact_url(self.database_url),
+            "database_read": ", ".join(map(_redact_url, self.database_read_urls)) or "(the primary)",
             "var_dir": str(self.var_dir),
             "did_domain": self.did_domain,
             "jwt_lifetime_s": str(self.jwt_lifetime_s),
             "password_hash_iterations": str(self.password_hash_iterations),
             "db_pool_size": str(self.db_pool_size),
             "db_max_overflow": str(self.db_max_overflow),
+            "db_prepared_statements": str(self.db_prepared_statements).lower(),
             "traces": f"{self.traces_exporter} ({self.traces_sampler}, {self.traces_sampler_arg})",
             "blob_store": self.blob_store
             + (f" {self.s3_endpoint}/{self.s3_bucket}" if self.blob_store == "s3" else f" {self.blob_path}"),
@@ -437,6 +447,25 @@ def _otel_ratio(environ: Mapping[str, str], read: _Reader, name: str) -> float:
         read.problem(f"{name}: {value} is outside 0..1")
         return 1.0
     return value
+
+
+def _read_urls(read: _Reader, database_url: str) -> tuple[str, ...]:
+    """The replicas' URLs (comma-separated): PostgreSQL, and only beside a PostgreSQL primary."""
+    urls = tuple(
+        _normalise_database_url(url.strip()) for url in read.text("DATABASE_READ_URLS", "").split(",")
+    )
+    urls = tuple(url for url in urls if url)
+    if urls and not database_url.startswith("postgresql"):
+        read.problem(
+            f"{PREFIX}DATABASE_READ_URLS needs a PostgreSQL primary in {PREFIX}DATABASE_URL "
+            "(SQLite has no replicas)"
+        )
+    for url in urls:
+        if not url.startswith("postgresql"):
+            read.problem(
+                f"{PREFIX}DATABASE_READ_URLS: '{_redact_url(url)}' is not a postgresql:// URL of a replica"
+            )
+    return urls
 
 
 def _normalise_database_url(url: str) -> str:

@@ -159,12 +159,15 @@ def build_services(
     tracing = tracing or Tracing.from_settings(settings)
     db = db or Database(
         settings.database_url,
+        read_urls=settings.database_read_urls,
+        prepared_statements=settings.db_prepared_statements,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout_s=settings.db_pool_timeout_s,
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
-    tracing.observe_engine(db.engine)
+    for engine in db.engines:
+        tracing.observe_engine(engine)
     # What this process's /metrics serves besides the multiprocess collector (the bus's metrics).
     metrics_registry = CollectorRegistry()
     bus = bus or build_event_bus(

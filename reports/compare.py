@@ -521,9 +521,11 @@ def tier_changes(baseline: Runs, candidate: Runs) -> list[TierChange]:
     for tier in TIERS:
         sides = []
         for side in (baseline, candidate):
-            found = [next(verdict for verdict in run.tiers if verdict.tier == tier) for run in side.runs]
+            # The pooler and replica tiers exist only in runs whose landscape has them.
+            found = [next((v for v in run.tiers if v.tier == tier), None) for run in side.runs]
             peaks = tuple(run.peak_utilisation.get(tier, math.nan) for run in side.runs)
-            sides.append((tuple(verdict.saturated for verdict in found), peaks, found[0].figure))
+            saturated = tuple(verdict is not None and verdict.saturated for verdict in found)
+            sides.append((saturated, peaks, found[0].figure if found[0] is not None else "no data"))
         measured = any(tier in run.peak_utilisation for run in (*baseline.runs, *candidate.runs))
         if measured or any(figure != "no data" for _, _, figure in sides):
             (base_saturated, base_peaks, base_figure), (cand_saturated, cand_peaks, cand_figure) = sides

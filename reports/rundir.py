@@ -59,7 +59,7 @@ REQUEST_COLUMNS: dict[str, str] = {
 SERIES_COLUMNS: dict[str, str] = {
     "t_s": "float64",  # scrape time
     "process": "category",  # e.g. node-1, worker-1, gateway-1
-    "tier": "category",  # gateway, node, database, events, admin
+    "tier": "category",  # gateway, node, pooler, database, replica, events, admin
     "name": "category",  # sample name as exposed, e.g. http_server_request_duration_seconds_bucket
     "labels": "category",  # the sample's labels in Prometheus notation, sorted: a="1",b="2"
     "value": "float64",
@@ -86,7 +86,9 @@ BUDGET_COLUMNS: dict[str, str] = {
     "throttled_periods": "int64",  # of those, periods in which the quota stopped it (nr_throttled)
     "throttled_s": "float64",  # time its processes waited for the next period (throttled time)
 }
-TIERS = ("gateway", "node", "database", "events")
+TIERS = ("gateway", "node", "pooler", "database", "replica", "events")
+# Tiers only some landscapes have (PgBouncer, replicas): judged when they have data, else left out.
+OPTIONAL_TIERS = ("pooler", "replica")
 LOAD_GENERATOR = "load-generator"
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

@@ -7,9 +7,11 @@ first second from which the rule holds in at least `ONSET_MIN` of `ONSET_WINDOW_
 
 The **first saturated tier** is the saturated tier with the earliest onset. Tiers whose onsets
 lie within `ONSET_TIE_S` of the earliest count as simultaneous, and the one furthest downstream
-wins (database, events, node, gateway): a full database pool keeps the node's request slots
-busy and a full node queues requests in the gateway, within the same second, but not the other
-way round, so the downstream tier is the cause. docs/reports.md lists the rules.
+wins (replica, database, pooler, events, node, gateway): every commit waits for the replicas'
+replay, a busy database keeps PgBouncer's server connections and so its clients waiting, a full
+database pool keeps the node's request slots busy and a full node queues requests in the gateway,
+within the same second, but not the other way round, so the downstream tier is the cause.
+docs/reports.md lists the rules.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from reports import server
-from reports.rundir import TIERS
+from reports.rundir import OPTIONAL_TIERS, TIERS
 
 SATURATED_SHARE = 0.20
 ONSET_WINDOW_S = 5
@@ -34,9 +36,11 @@ OUTBOX_BACKLOG_LIMIT = 100
 QUEUE_DEPTH_LIMIT = 100
 CONSUMER_LAG_LIMIT_S = 1.0
 NODE_WAIT_LIMIT_S = 0.020
+# Every commit waits for the replicas' replay (remote_apply): as long as the node's wait rule.
+REPLICATION_LAG_LIMIT_S = 0.020
 SCRAPE_LATE_S = 0.5
 OPERATOR_ROUTES = ("/metrics", "/health")
-DOWNSTREAM_FIRST = ("database", "events", "node", "gateway")
+DOWNSTREAM_FIRST = ("replica", "database", "pooler", "events", "node", "gateway")
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,40 @@ def events_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
     return results
 
 
+def pooler_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
+    """Pooler: clients wait for one of PgBouncer's server connections (every one is in a transaction)."""
+    waiting = server.samples(series, "pgbouncer_pools_client_waiting_connections")
+    if waiting.empty:
+        return []
+    per_scrape = waiting.groupby("t_s")["value"].sum().reset_index()
+    held = per_second(per_scrape, t0_s, per_scrape["value"] > 0)
+    longest = server.samples(series, "pgbouncer_pools_client_maxwait_seconds")
+    longest_ms = float(longest["value"].max()) * 1000 if len(longest) else 0.0
+    share = _percent(float(held.mean()) if len(held) else 0)
+    figure = (
+        f"clients waiting for a server connection: up to {per_scrape['value'].max():.0f} at once, the "
+        f"longest {longest_ms:.0f} ms; waiting in {share} of seconds"
+    )
+    metric = "pgbouncer_pools_client_waiting_connections > 0 (SHOW POOLS cl_waiting)"
+    return [_result("pooler", "clients waiting", metric, held, figure)]
+
+
+def replica_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
+    """Replica: a replica replays the primary's WAL >= 20 ms late (every commit waits that long)."""
+    lag = server.samples(series, "pg_stat_replication_replay_lag_seconds")
+    if lag.empty:
+        return []
+    held = per_second(lag, t0_s, lag["value"] >= REPLICATION_LAG_LIMIT_S)
+    by_replica = lag.groupby("application_name")["value"].quantile(0.95).sort_values(ascending=False)
+    figure = (
+        f"{by_replica.index[0]} replayed p95 {by_replica.iloc[0] * 1000:.1f} ms behind the primary "
+        f"(max {lag['value'].max() * 1000:.1f} ms); >= {REPLICATION_LAG_LIMIT_S * 1000:g} ms in "
+        f"{_percent(float(held.mean()) if len(held) else 0)} of seconds"
+    )
+    metric = "pg_stat_replication_replay_lag_seconds (the primary's pg_stat_replication.replay_lag)"
+    return [_result("replica", "replication lag", metric, held, figure)]
+
+
 def gateway_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
     """Gateway: requests queued in HAProxy for a free backend server."""
     queued = server.gauge(series, "haproxy_backend_current_queue", by_process=False)
@@ -353,16 +391,23 @@ def evaluate(
         *pool_rules(series, t0_s),
         *events_rules(series, t0_s),
         *gateway_rules(series, t0_s),
+        *pooler_rules(series, t0_s),
+        *replica_rules(series, t0_s),
         *(budget_rules(budgets, t0_s) if budgeted else []),
         *cpu_rules(processes, t0_s, machine_cores, budgeted),
     ]
 
 
 def tier_verdicts(rules: Sequence[RuleResult]) -> list[TierVerdict]:
-    """Return one verdict per tier in TIERS: saturated by its clearest rule, or not (with its best figure)."""
+    """Return one verdict per tier in TIERS: saturated by its clearest rule, or not (with its best figure).
+
+    A tier only some landscapes have (OPTIONAL_TIERS) gets a verdict only when a rule judged it.
+    """
     verdicts = []
     for tier in TIERS:
         candidates = [rule for rule in rules if rule.tier == tier]
+        if not candidates and tier in OPTIONAL_TIERS:
+            continue
         if not candidates:
             verdicts.append(TierVerdict(tier, False, math.nan, "", "no data", 0.0))
             continue

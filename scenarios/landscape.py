@@ -1,7 +1,8 @@
 """Parse a landscape profile (TOML) into frozen dataclasses, reporting every problem at once.
 
 A landscape profile names every scaling option of a local landscape: gateway instances, nodes
-(count, workers and threads), the database (kind, a private or external server, pool), the bus,
+(count, workers and threads), the database (kind, a private or external server, pool, a PgBouncer
+in front of it, streaming replicas of a private server), the bus,
 the blob store, worker replicas, extra backbone settings, the hosts a load generator may target,
 the cores given to the landscape and to the load generator, and a CPU budget (`cpu_limit`, cores)
 for each process the landscape starts. `testbed up --profile NAME` reads
@@ -29,6 +30,7 @@ PROFILES_DIR = Path(__file__).resolve().parent / "landscapes"
 ENVIRONMENTS = ("development", "production")
 DATABASE_KINDS = ("sqlite", "postgresql", "sqlserver")
 DATABASE_SERVERS = ("private", "external")
+POOLERS = ("none", "pgbouncer")
 BUS_KINDS = ("inprocess", "rabbitmq", "azureservicebus")
 BROKER_KINDS = ("rabbitmq", "azureservicebus")
 # Landscapes that run elsewhere (a SQL Server, an Azure namespace): profiles may name them, the
@@ -42,6 +44,8 @@ _OWNED_SETTINGS = {
     "DATABASE_URL": "database.url",
     "DB_POOL_SIZE": "database.pool_size",
     "DB_MAX_OVERFLOW": "database.max_overflow",
+    "DATABASE_READ_URLS": "database.replicas",
+    "DB_PREPARED_STATEMENTS": "database.pooler",
     "BUS": "bus.kind",
     "RABBITMQ_URL": "bus.url",
     "SERVICEBUS_CONNECTION_STRING": "bus.url",
@@ -93,6 +97,8 @@ class DatabaseProfile:
 
     The private server's settings (`max_connections`, memory, durability) and CPU budget are the
     profile's; on an external server `up` creates a fresh database and uses what the server has.
+    Either can have a PgBouncer in front (transaction pooling, its own pool and budget); a private
+    server can have streaming replicas (each with its budget), which take the read-only work.
     """
 
     kind: str = "sqlite"
@@ -109,10 +115,20 @@ class DatabaseProfile:
     work_mem: str = "4MB"
     fsync: bool = True
     synchronous_commit: bool = True
+    pooler: str = "none"
+    # Server connections PgBouncer keeps per database (its default_pool_size).
+    pooler_pool_size: int = 20
+    pooler_cpu_limit: float | None = None
+    replicas: int = 0
+    replica_cpu_limit: float | None = None
 
     @property
     def private(self) -> bool:
         return self.kind == "postgresql" and self.server == "private"
+
+    @property
+    def pooled(self) -> bool:
+        return self.kind == "postgresql" and self.pooler == "pgbouncer"
 
 
 @dataclass(frozen=True)
@@ -200,12 +216,29 @@ class LandscapeProfile:
         """The most connections the landscape can open: every pool of every process full."""
         return self.database_clients * (self.database.pool_size + self.database.max_overflow)
 
+    def server_connections_needed(self) -> int:
+        """The most connections a server (the primary, or each replica) gets: with a pooler its pool."""
+        return self.database.pooler_pool_size if self.database.pooled else self.database_connections_needed()
+
     def processes(self) -> tuple[LandscapeProcess, ...]:
         """Every long-running process `up` starts, with its tier and budget."""
         processes = []
-        if self.database.private:
+        database = self.database
+        if database.private:
             processes.append(
-                LandscapeProcess("postgresql", "database", "database.cpu_limit", self.database.cpu_limit)
+                LandscapeProcess("postgresql", "database", "database.cpu_limit", database.cpu_limit)
+            )
+            processes += [
+                LandscapeProcess(
+                    f"replica{index}", "replica", "database.replica_cpu_limit", database.replica_cpu_limit
+                )
+                for index in range(1, database.replicas + 1)
+            ]
+        if database.pooled:
+            processes.append(
+                LandscapeProcess(
+                    "pgbouncer", "pooler", "database.pooler_cpu_limit", database.pooler_cpu_limit
+                )
             )
         if self.blob_store.kind == "s3":
             processes.append(
@@ -228,12 +261,19 @@ class LandscapeProfile:
 
 def connection_budget_problem(profile: LandscapeProfile, max_connections: int) -> str | None:
     """Say why the profile needs more connections than the server allows, naming what to change."""
-    needed = profile.database_connections_needed()
+    needed = profile.server_connections_needed()
     allowed = max_connections - profile.database.connection_reserve
     if needed <= allowed:
         return None
-    fitting = allowed // profile.database_clients
     where = "database.max_connections" if profile.database.private else "max_connections on the server"
+    if profile.database.pooled:
+        return (
+            f"{profile.source}: PgBouncer may open {needed} connections to the server "
+            f"(database.pooler_pool_size), but the server allows {allowed} (max_connections "
+            f"{max_connections} - database.connection_reserve {profile.database.connection_reserve}); "
+            f"lower database.pooler_pool_size to {allowed} or less, or raise {where}"
+        )
+    fitting = allowed // profile.database_clients
     return (
         f"{profile.source}: the landscape may open {needed} database connections "
         f"((nodes.count {profile.nodes.count} x nodes.workers {profile.nodes.workers}"
@@ -341,6 +381,9 @@ _DATABASE_BOUNDS = {
     "max_overflow": (0, 1000),
     "connection_reserve": (0, 10_000),
     "max_connections": (10, 10_000),
+    "pooler_pool_size": (1, 10_000),
+    # Each replica streams through one of the primary's WAL senders (max_wal_senders is 10).
+    "replicas": (0, 8),
 }
 # What only a server the landscape starts itself can be given.
 _PRIVATE_SERVER_OPTIONS = (
@@ -350,7 +393,9 @@ _PRIVATE_SERVER_OPTIONS = (
     "work_mem",
     "fsync",
     "synchronous_commit",
+    "replica_cpu_limit",
 )
+_POOLER_OPTIONS = ("pooler_pool_size", "pooler_cpu_limit")
 _MEMORY = re.compile(r"^[1-9][0-9]*(kB|MB|GB|TB)$")
 # CPU budgets in cores: from a hundredth of a core; the quota of a period must be >= 1 ms.
 MIN_CPU_LIMIT = 0.01
@@ -379,13 +424,15 @@ def _integers(
     }
 
 
-def _cpu_limit(read: ConfigReader, table: Mapping[str, Any], prefix: str) -> float | None:
+def _cpu_limit(
+    read: ConfigReader, table: Mapping[str, Any], prefix: str, name: str = "cpu_limit"
+) -> float | None:
     """A CPU budget in cores (fractions allowed), or None when the table names none."""
-    if "cpu_limit" not in table:
+    if name not in table:
         return None
-    cores = read.number(table, prefix, "cpu_limit", minimum=MIN_CPU_LIMIT, inclusive=True)
+    cores = read.number(table, prefix, name, minimum=MIN_CPU_LIMIT, inclusive=True)
     if cores > MAX_CPU_LIMIT:
-        read.problem(f"{prefix}.cpu_limit", f"must be a number of cores <= {MAX_CPU_LIMIT}, got {cores:g}")
+        read.problem(f"{prefix}.{name}", f"must be a number of cores <= {MAX_CPU_LIMIT}, got {cores:g}")
     return cores
 
 
@@ -419,21 +466,18 @@ def _database(table: dict[str, Any], read: ConfigReader) -> DatabaseProfile:
         work_mem=_memory(read, table, "work_mem", defaults.work_mem),
         fsync=read.boolean(table, "database", "fsync", defaults.fsync),
         synchronous_commit=read.boolean(table, "database", "synchronous_commit", defaults.synchronous_commit),
+        pooler=read.choice(table, "database", "pooler", defaults.pooler, POOLERS),
+        pooler_cpu_limit=_cpu_limit(read, table, "database", "pooler_cpu_limit"),
+        replica_cpu_limit=_cpu_limit(read, table, "database", "replica_cpu_limit"),
     )
     if database.kind == "sqlite":
-        for name in ("server", *_PRIVATE_SERVER_OPTIONS):
+        for name in ("server", "pooler", "replicas", *_PRIVATE_SERVER_OPTIONS, *_POOLER_OPTIONS):
             if name in table:
                 read.problem(
                     f"database.{name}", 'is only for kind = "postgresql" (SQLite runs inside the node)'
                 )
-    elif database.server == "external":
-        for name in _PRIVATE_SERVER_OPTIONS:
-            if name in table:
-                read.problem(
-                    f"database.{name}",
-                    'is only for server = "private"; an external server is configured (and budgeted) '
-                    "by its operator",
-                )
+    else:
+        _check_scaling_options(read, table, database)
     if database.server == "private":
         if database.kind == "sqlserver":
             read.problem(
@@ -447,6 +491,38 @@ def _database(table: dict[str, Any], read: ConfigReader) -> DatabaseProfile:
     if not (database.kind == "postgresql" and database.server == "private"):
         _check_server_url(read, "database", database.kind, database.url)
     return database
+
+
+def _check_scaling_options(read: ConfigReader, table: Mapping[str, Any], database: DatabaseProfile) -> None:
+    """The options of a PostgreSQL database that need a private server, a pooler or replicas."""
+    if database.server == "external":
+        if "replicas" in table:
+            read.problem(
+                "database.replicas",
+                'is only for server = "private": up streams replicas from a server it starts, and an '
+                "external server's replicas are its operator's",
+            )
+        for name in _PRIVATE_SERVER_OPTIONS:
+            if name in table:
+                read.problem(
+                    f"database.{name}",
+                    'is only for server = "private"; an external server is configured (and budgeted) '
+                    "by its operator",
+                )
+    if not database.pooled:
+        for name in _POOLER_OPTIONS:
+            if name in table:
+                read.problem(f"database.{name}", 'is only for pooler = "pgbouncer"')
+    if database.replicas == 0 and "replica_cpu_limit" in table and database.server == "private":
+        read.problem(
+            "database.replica_cpu_limit", "is set, but there are no replicas (database.replicas = 0)"
+        )
+    if database.replicas and database.server == "private" and not database.synchronous_commit:
+        read.problem(
+            "database.synchronous_commit",
+            "must stay true with replicas: every commit waits until the replicas have applied it "
+            "(remote_apply), so that a read there sees every acknowledged write",
+        )
 
 
 def _memory(read: ConfigReader, table: Mapping[str, Any], name: str, default: str) -> str:

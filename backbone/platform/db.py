@@ -1,9 +1,14 @@
-"""The SQL database: engine, transactions, and the statements whose SQL differs by dialect
-(rendered by `platform/dialects.py`, the one place that knows SQLite, PostgreSQL and SQL Server)."""
+"""The SQL database: engines, transactions, and the statements whose SQL differs by dialect
+(rendered by `platform/dialects.py`, the one place that knows SQLite, PostgreSQL and SQL Server).
+
+Writing units of work run on the primary; read-only ones on a replica when there are any (round
+robin), unless they ask for the primary (docs/decisions.md, "Read replicas").
+"""
 
 from __future__ import annotations
 
 import contextvars
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -79,6 +84,8 @@ def address_column(name: str, **kwargs: Any) -> sa.Column[str]:
 class _Transaction:
     connection: Connection
     writable: bool
+    # Writing units and reads that asked for the primary; a replica may serve the others.
+    on_primary: bool
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     # What collaborators gather during the transaction, by their own key (e.g. the outbox's batch).
     state: dict[str, Any] = field(default_factory=dict)
@@ -123,6 +130,8 @@ class Database:
         self,
         url: str,
         *,
+        read_urls: Sequence[str] = (),
+        prepared_statements: bool = True,
         pool_size: int = 5,
         max_overflow: int = 10,
         pool_timeout_s: float = 30.0,
@@ -130,18 +139,17 @@ class Database:
     ) -> None:
         self.url = url
         if url.startswith("sqlite"):
+            if read_urls:
+                raise ValueError("SQLite has no replicas: read URLs need a PostgreSQL primary")
             self.engine = _sqlite_engine(url, pool_size, max_overflow, pool_timeout_s, sqlite_busy_timeout_ms)
         else:
-            self.engine = sa.create_engine(
-                url,
-                pool_size=pool_size,
-                max_overflow=max_overflow,
-                pool_timeout=pool_timeout_s,
-                pool_pre_ping=True,
-                pool_recycle=1800,
-                hide_parameters=True,
-                **dialects.engine_options(url),
-            )
+            self.engine = _server_engine(url, pool_size, max_overflow, pool_timeout_s, prepared_statements)
+        # One pool per replica in every process: round robin over them spreads the reads evenly.
+        self.read_engines = tuple(
+            _server_engine(read_url, pool_size, max_overflow, pool_timeout_s, prepared_statements)
+            for read_url in read_urls
+        )
+        self._turns = itertools.count()
         self.dialect = self.engine.dialect.name
         # Told how long each unit of work waited for its pooled connection (the metrics set it).
         self.connection_wait_observer: Callable[[float], None] | None = None
@@ -151,27 +159,37 @@ class Database:
         """Run a writing unit of work; on SQLite it takes the write lock up front (no upgrade deadlocks)."""
         yield from self._unit(writable=True)
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """Run a read-only unit of work, or join the transaction already open."""
-        yield from self._unit(writable=False)
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """The primary's engine and every replica's."""
+        return (self.engine, *self.read_engines)
 
-    def _unit(self, *, writable: bool) -> Iterator[Connection]:
+    @contextmanager
+    def read(self, *, primary: bool = False) -> Iterator[Connection]:
+        """Run a read-only unit of work (on a replica, if any, unless `primary`), or join the open one."""
+        yield from self._unit(writable=False, on_primary=primary)
+
+    def _unit(self, *, writable: bool, on_primary: bool = True) -> Iterator[Connection]:
         outer = _current.get()
         if outer is not None:
             if writable and not outer.writable:
                 raise RuntimeError("a writing unit of work cannot start inside a read-only one")
+            if on_primary and not outer.on_primary:
+                raise RuntimeError("a read of the primary cannot join a read-only unit a replica may serve")
             yield outer.connection
             return
+        engine = self.engine
+        if not on_primary and self.read_engines:
+            engine = self.read_engines[next(self._turns) % len(self.read_engines)]
         waiting_since = time.perf_counter()
-        with self.engine.connect() as connection:
+        with engine.connect() as connection:
             if self.connection_wait_observer is not None:
                 self.connection_wait_observer(time.perf_counter() - waiting_since)
             if self.dialect == "sqlite":
                 connection = connection.execution_options(
                     sqlite_begin="IMMEDIATE" if writable else "DEFERRED"
                 )
-            unit = _Transaction(connection, writable)
+            unit = _Transaction(connection, writable, on_primary)
             token = _current.set(unit)
             try:
                 with connection.begin():
@@ -234,15 +252,18 @@ class Database:
         return dialects.locked(statement, table)
 
     def ping(self) -> None:
-        """Raise `DatabaseUnreachable` (one line, no password) unless the server answers now."""
-        try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-        except DATABASE_UNAVAILABLE as error:
-            raise DatabaseUnreachable(self.engine.url, error) from error
+        """Raise `DatabaseUnreachable` (one line, no password) unless the primary and every replica
+        answer now: a node whose reads fail is not healthy."""
+        for engine in self.engines:
+            try:
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("SELECT 1")
+            except DATABASE_UNAVAILABLE as error:
+                raise DatabaseUnreachable(engine.url, error) from error
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
 
 
 class DatabaseUnreachable(Exception):
@@ -310,6 +331,28 @@ class PrebuiltPage:
         if total is None:
             total = connection.execute(self._count, parameters).scalar_one()
         return Paged(rows, page, total)
+
+
+def _server_engine(
+    url: str, pool_size: int, max_overflow: int, pool_timeout_s: float, prepared_statements: bool
+) -> Engine:
+    options = dialects.engine_options(url)
+    connect_args = options.pop("connect_args", {})
+    if not prepared_statements:
+        # psycopg prepares a statement on its connection after 5 uses; None never prepares.
+        connect_args = {**connect_args, "prepare_threshold": None}
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # Bound parameters hold password hashes, push handles and addresses: never in errors or logs.
+        hide_parameters=True,
+        connect_args=connect_args,
+        **options,
+    )
 
 
 def _sqlite_engine(

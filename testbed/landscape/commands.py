@@ -89,6 +89,12 @@ def _summary(state: LandscapeState) -> None:
     if state.postgres_directory:
         server = next(process for process in state.processes if process.role == "postgresql")
         print(f"  PostgreSQL the landscape's own server on port {server.port} ({state.postgres_directory})")
+    for process in state.processes:
+        if process.role.startswith("replica"):
+            print(f"  {process.role:<10} a streaming replica on port {process.port}")
+    if state.pooler_url:
+        pooler = next(process for process in state.processes if process.role == "pgbouncer")
+        print(f"  PgBouncer  port {pooler.port} (transaction pooling; the backbone's database URL)")
     if state.cpu_groups:
         period_ms = state.cpu_groups[0].period_us / 1000
         held = ", ".join(f"{group.role} {group.cores:g}" for group in state.cpu_groups)
@@ -126,7 +132,12 @@ def _check_profiles(args: argparse.Namespace) -> int:
         database = profile.database.kind
         if profile.database.kind == "postgresql":
             needed = profile.database_connections_needed()
-            database += f" ({profile.database.server} server, up to {needed} connections)"
+            database += f" ({profile.database.server} server, up to {needed} connections"
+            if profile.database.pooled:
+                database += f" to PgBouncer, which opens {profile.database.pooler_pool_size} per database"
+            if profile.database.replicas:
+                database += f", {profile.database.replicas} streaming replica(s)"
+            database += ")"
         print(
             f"{profile.source}: {profile.name}: {profile.gateway.instances} gateway(s), "
             f"{profile.nodes.count} node(s) x {profile.nodes.workers} workers"

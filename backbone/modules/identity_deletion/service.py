@@ -242,7 +242,8 @@ class IdentityDeletionJobService:
         """Remind identities whose grace period ends soon (each reminder once; only the latest due)."""
         now = self._clock.now()
         sent = 0
-        with self._db.read() as connection:
+        # What a job reads decides what it does once and for good (docs/decisions.md, "Read replicas").
+        with self._db.read(primary=True) as connection:
             processes = self._processes.active(connection)
         for process in processes:
             for number, before_end in GRACE_PERIOD_REMINDERS:
@@ -271,7 +272,7 @@ class IdentityDeletionJobService:
         """Move processes whose grace period is over to Deleting and announce IdentityDeleted;
         return them together with those a failed run left in Deleting (to be retried)."""
         now = self._clock.now()
-        with self._db.read() as connection:
+        with self._db.read(primary=True) as connection:
             due = [p for p in self._processes.active(connection) if p.grace_period_ends_at <= now]
             left_over = self._processes.deleting(connection)
         started = []
