@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -177,11 +177,11 @@ def _flow_result(name: str, counters: FlowCounters, latencies: Any) -> FlowResul
     )
 
 
-def _problems(flows: Iterable[FlowResult], model: str, generator_overloaded: bool) -> list[str]:
+def _problems(flows: Sequence[FlowResult], model: str, generator_overloaded: bool) -> list[str]:
     problems = [verdicts.GENERATOR_WARNED_PROBLEM] if generator_overloaded else []
-    if model != "open":
-        return problems
-    return problems + list(verdicts.schedule_problems(flows))
+    if model == "open":
+        problems += verdicts.schedule_problems(flows, queued=[flow.queued for flow in flows])
+    return [problem.text for problem in problems]
 
 
 def _judge(slo: SloSpec, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
