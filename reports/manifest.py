@@ -10,6 +10,9 @@ Format versions:
 1. the first versioned format: `scenario.overrides` (the command line's `--multiplier`,
    `--duration`, `--seed`) and `scenario.text` (the scenario file as it was, not a rewritten
    copy); everything else as the unversioned manifests had it.
+2. `load_generator`: the load generator's processes (Locust's master and its workers), each with
+   its role and CPU limit, and the cores they share; `scenario.warm_up_s`: how long the load ran
+   before the measured window (a capacity search's step warms up; `testbed run` does not).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REDACTED = "***"
 _SECRET_KEY = re.compile(r"(secret|password|passwd|api_key|apikey|token|signing_key|credential)", re.I)
 _URL_PASSWORD = re.compile(
@@ -79,6 +82,8 @@ class ScenarioRecord:
     # --multiplier, --duration (as duration_s) and --seed, as given on the command line.
     overrides: Mapping[str, float] = field(default_factory=dict)
     text: str = ""
+    # The load ran this long before `started_at_s`; its requests are not judged.
+    warm_up_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,27 @@ class LandscapeRecord:
 
 
 @dataclass(frozen=True)
+class GeneratorProcess:
+    """One process of the load generator: `role` "master" (generates no load) or "worker"."""
+
+    name: str
+    role: str
+    cpu_limit_cores: float
+
+
+@dataclass(frozen=True)
+class LoadGeneratorRecord:
+    """Locust's master and its workers, on the cores the CPU plan gave the load generator."""
+
+    cores: tuple[int, ...] = ()
+    processes: tuple[GeneratorProcess, ...] = ()
+
+    @property
+    def workers(self) -> int:
+        return sum(1 for process in self.processes if process.role == "worker")
+
+
+@dataclass(frozen=True)
 class GitRevision:
     revision: str = ""
     dirty: bool = False
@@ -146,6 +172,7 @@ class RunManifest:
     git: GitRevision = field(default_factory=GitRevision)
     profile: LandscapeRecord = field(default_factory=LandscapeRecord)
     scenario: ScenarioRecord = field(default_factory=ScenarioRecord)
+    load_generator: LoadGeneratorRecord = field(default_factory=LoadGeneratorRecord)
     versions: Mapping[str, str] = field(default_factory=dict)
     machine: Machine = field(default_factory=Machine)
     # Failed scrapes per process.
@@ -190,7 +217,7 @@ def read_manifest(run_dir: Path) -> RunManifest:
         raise ManifestError(
             f"{path}: format_version {version!r}, but this testbed reads format_version {FORMAT_VERSION}"
         )
-    return _record(RunManifest, data, str(path))
+    return read_record(RunManifest, data, str(path))
 
 
 def redact(value: Any) -> Any:
@@ -211,7 +238,7 @@ def _iso(epoch_s: float | None) -> str:
     return "?" if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
 
-def _record(cls: type[Record], data: Any, where: str) -> Record:
+def read_record(cls: type[Record], data: Any, where: str) -> Record:
     """Build a manifest dataclass from its JSON form, checking every field's type."""
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected an object, got {data!r:.60}")
@@ -228,7 +255,7 @@ def _record(cls: type[Record], data: Any, where: str) -> Record:
 def _value(kind: Any, value: Any, where: str) -> Any:
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
     if dataclasses.is_dataclass(kind):
-        return _record(kind, value, where)  # type: ignore[arg-type]
+        return read_record(kind, value, where)  # type: ignore[arg-type]
     if origin is types.UnionType:  # X | None
         if value is None and type(None) in arguments:
             return None
