@@ -219,11 +219,13 @@ class ArrivalEngine:
     def in_flight(self) -> int:
         return sum(dispatcher.in_flight for dispatcher in self.dispatchers)
 
-    def start(self) -> None:
-        """Start one scheduling loop per flow, from now.
+    def start(self, delay_s: float = 0.0) -> None:
+        """Start one scheduling loop per flow; the schedule's clock starts `delay_s` from now.
 
         Every schedule is computed before the clock starts: computing one flow's thousands of
-        offsets after t0 would make the first starts of the flows after it late.
+        offsets after t0 would make the first starts of the flows after it late. A delay leaves
+        the process time to finish what it is doing (a worker: Locust's own start) before the
+        first start is due.
         """
         profile = profile_for(self.scenario.shape)
         for spec in self.scenario.flows:
@@ -247,8 +249,8 @@ class ArrivalEngine:
                 on_error=self._on_error,
             )
             self.dispatchers.append(dispatcher)
-        self.t0_s = self._clock.now_s()
-        self.t0_epoch_s = time.time()
+        self.t0_s = self._clock.now_s() + delay_s
+        self.t0_epoch_s = time.time() + delay_s
         for dispatcher in self.dispatchers:
             self._loops.spawn(dispatcher.run, self.t0_s)
         log.info(
