@@ -143,9 +143,10 @@ def schedule_problems(flows: Iterable[FlowStarts], queued: Sequence[int] = ()) -
 
     Late starts that did not wait for the in-flight cap are the schedule's (the dispatcher woke
     late) when they are more than 1 % of the flow's starts and at least 10 (as a percentile is
-    judged once 10 samples lie above it); drops and unfinished iterations are the system's (it was too slow for the caps). A start
-    rate below the target is the schedule's unless the flow dropped or queued starts (`queued`:
-    the queued starts per flow, in the same order; without it only drops count).
+    judged once 10 samples lie above it); drops and unfinished iterations are the system's (it
+    was too slow for the caps). A start rate below the target is the schedule's unless the flow
+    dropped or queued starts (`queued`: the queued starts per flow, in the same order; without it
+    only drops count).
     """
     problems = []
     for index, flow in enumerate(flows):
