@@ -141,6 +141,44 @@ def test_errors_by_code_counts_failures_most_frequent_first() -> None:
     ]
 
 
+def test_offered_requests_are_the_schedule_times_the_requests_per_started_iteration() -> None:
+    """Flow a: 10 starts/s, 2 requests per iteration; flow b: 5 starts/s, 1 request: 25 requests/s,
+    whatever the server answered."""
+    rows = [{"flow": "a", "route": "/a", "latency_s": 0.01}] * 40 + [
+        {"flow": "b", "route": "/b", "latency_s": 0.01}
+    ] * 10
+    flows = flows_table(
+        {
+            "flows": [
+                {"name": "a", "target_rate_per_s": 10.0, "started": 20},
+                {"name": "b", "target_rate_per_s": 5.0, "started": 10},
+            ]
+        }
+    )
+    assert latency.offered_requests_per_s(requests_frame(rows), flows) == pytest.approx(25.0)
+    assert math.isnan(latency.offered_requests_per_s(requests_frame(rows), flows_table({})))
+
+
+def test_answered_requests_count_the_responses_inside_the_window() -> None:
+    rows = [
+        {"start_s": T0 + 0.5, "latency_s": 0.1},  # inside
+        {"start_s": T0 + 9.5, "latency_s": 0.4},  # inside, answered at 9.9 s
+        {"start_s": T0 + 9.8, "latency_s": 0.5},  # answered after the window
+        {"start_s": T0 - 0.5, "latency_s": 0.1},  # answered before it (the warm-up)
+        {"start_s": T0 + 1.0, "latency_s": 0.1, "status": 0},  # no answer
+    ]
+    rows = [{"route": "/a", **row} for row in rows]
+    assert latency.answered_per_s(requests_frame(rows), T0, 10.0) == pytest.approx(0.2)
+
+
+def test_since_keeps_each_process_from_its_last_scrape_before_the_window_on() -> None:
+    rows = [(t, process, "node", "c", {}, float(t)) for process in ("n1", "n2") for t in (0.0, 1.0, 2.0)]
+    rows.append((1.5, "n3", "node", "c", {}, 1.0))  # scraped only after the window started
+    kept = server.since(series_frame(rows), T0 + 1.2)
+    by_process = kept.groupby(kept["process"].astype(str))["t_s"].min() - T0
+    assert by_process.to_dict() == {"n1": 1.0, "n2": 1.0, "n3": 1.5}
+
+
 def test_window_for_keeps_charts_to_a_few_hundred_points() -> None:
     assert latency.window_for(60) == 1
     assert latency.window_for(3600) == 15
