@@ -183,10 +183,10 @@ class CapacityReport:
     def conclusion(self) -> Conclusion:
         return self.search.conclusion
 
-    def _step(self, number_: int | None) -> dict[str, Any] | None:
-        if number_ is None:
+    def _step(self, step: int | None) -> dict[str, Any] | None:
+        if step is None:
             return None
-        rows = self.steps[self.steps["step"] == number_]
+        rows = self.steps[self.steps["step"] == step]
         return {str(key): value for key, value in rows.iloc[0].items()} if len(rows) else None
 
     @property
