@@ -314,15 +314,18 @@ def judge_step(
     """Judge one step of a capacity search (docs/capacity.md, "The capacity search").
 
     Generator-limited: a problem of the load generator's own (CPU-bound, nothing recorded), or a
-    missed schedule while no tier of the system saturated; its figures say nothing of the system.
-    Bad: otherwise, an SLO failed or the system was too slow for the open model's caps (a missed
-    schedule counts as the system's when a tier saturated). Good: the SLO held on a valid run.
+    missed schedule while the system kept up: no tier saturated and no cap of the open model
+    filled (no start dropped, no iteration unfinished); its figures say nothing of the system.
+    Bad: otherwise, an SLO failed or the system was too slow for the open model's caps (then a
+    missed schedule is the system's too: a generator holding every iteration a slow system leaves
+    in flight wakes late). Good: the SLO held on a valid run.
     `slo_missed`: the thresholds missed, as the headline names them.
     """
+    system_behind = tier_saturated or any(problem.cause == SYSTEM for problem in problems)
     generator = [
         problem
         for problem in problems
-        if problem.cause == GENERATOR or (problem.cause == SCHEDULE and not tier_saturated)
+        if problem.cause == GENERATOR or (problem.cause == SCHEDULE and not system_behind)
     ]
     if generator:
         return StepVerdict(

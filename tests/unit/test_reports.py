@@ -561,8 +561,9 @@ CPU_BOUND = verdicts.Problem(verdicts.GENERATOR, "load generator locust-worker1 
         (True, [], True, verdicts.GOOD, "every SLO met"),  # saturation alone ends nothing
         (False, [], True, verdicts.BAD, "SLO failed: GET /a p90_ms 80.0 (limit 50)"),
         (True, [DROPPED], False, verdicts.BAD, "invalid because of the system under test: f: 3 starts"),
-        # A missed schedule is the system's when a tier saturated, else the generator's.
+        # A missed schedule is the system's when a tier saturated or its caps filled, else the generator's.
         (True, [SCHEDULE_MISSED], True, verdicts.BAD, "invalid because of the system under test"),
+        (True, [SCHEDULE_MISSED, DROPPED], False, verdicts.BAD, "system under test: f: missed its sc"),
         (True, [SCHEDULE_MISSED], False, verdicts.GENERATOR_LIMITED, "could not drive it: f: missed"),
         # A CPU-bound generator's figures say nothing of the system, failed SLO or not.
         (False, [CPU_BOUND, DROPPED], True, verdicts.GENERATOR_LIMITED, "locust-worker1 was CPU-bound"),
