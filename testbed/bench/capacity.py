@@ -9,7 +9,7 @@ the capacity (requests/s and scenario multiplier, or why there is none), its lim
 steps and the wall time; then per node count the median and range, and the ratio of the medians
 with whether the two ranges overlap (a difference inside the spread is no difference).
 
-    make bench-capacity BENCH_ARGS="--profile PATH --option database.cpu_limit=0.1 --repeats 3"
+    make bench-capacity BENCH_ARGS="--option database.cpu_limit=0.1 --repeats 3"
 """
 
 from __future__ import annotations
@@ -91,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench-capacity", description=(__doc__ or "").splitlines()[0])
-    # Two nodes need PostgreSQL (one SQLite file serves one node): `dev` cannot be compared.
-    parser.add_argument("--profile", default="stage", help="landscape profile (default stage)")
+    # Every tier on its own CPU budget and the landscape's own PostgreSQL server, so a node's share is
+    # its own (docs/capacity.md); `dev` cannot be compared: one SQLite file serves one node.
+    parser.add_argument("--profile", default="capacity", help="landscape profile (default capacity)")
     parser.add_argument("--scenario", default="production-mix", help="scenario (default production-mix)")
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="node counts (default 1 2)")
     parser.add_argument("--repeats", type=int, default=3, help="searches per node count (default 3)")
