@@ -17,8 +17,6 @@ from the files alone.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ import pandas as pd
 
 from reports import charts, page, verdicts
 from reports.charts import Line
-from reports.manifest import LandscapeRecord, ManifestError, ScenarioRecord, read_record, redact
+from reports.manifest import LandscapeRecord, ScenarioRecord, read_versioned, write_record
 from reports.page import Charts, Details, Headline, Page, Paragraph, Section, Table, number
 from reports.render import Report
 from reports.rundir import conform, empty_frame, read_table, write_table
@@ -106,27 +104,15 @@ class SearchRecord:
 
 def write_search(directory: Path, record: SearchRecord) -> None:
     """Write capacity.json (secrets redacted)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(redact(dataclasses.asdict(record)), indent=2, sort_keys=True)
-    (directory / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
+    write_record(directory / SEARCH_JSON, record)
 
 
 def read_search(directory: Path) -> SearchRecord:
     """Read capacity.json of this format version, or raise ManifestError in one line."""
-    path = directory / SEARCH_JSON
-    if not path.is_file():
-        raise ManifestError(f"{directory}: not a capacity search's directory (no {SEARCH_JSON})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ManifestError(f"{path}: not JSON: {error}") from None
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != SEARCH_FORMAT_VERSION:
-        raise ManifestError(
-            f"{path}: format_version {version!r}, but this testbed reads format_version "
-            f"{SEARCH_FORMAT_VERSION}"
-        )
-    return read_record(SearchRecord, data, str(path))
+    missing = f"{directory}: not a capacity search's directory (no {SEARCH_JSON})"
+    return read_versioned(
+        directory / SEARCH_JSON, SearchRecord, SEARCH_FORMAT_VERSION, missing, "capacity searches"
+    )
 
 
 def step_row(step: int, multiplier: float, run_dir: str, report: Report) -> dict[str, Any]:

@@ -191,33 +191,46 @@ class RunManifest:
 
 def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
     """Write manifest.json (secrets redacted)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(redact(dataclasses.asdict(manifest)), indent=2, sort_keys=True)
-    (run_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    write_record(run_dir / MANIFEST, manifest)
 
 
 def read_manifest(run_dir: Path) -> RunManifest:
     """Read manifest.json of this format version, or raise ManifestError in one line."""
-    path = run_dir / MANIFEST
+    missing = f"{run_dir}: not a run directory (no {MANIFEST})"
+    return read_versioned(run_dir / MANIFEST, RunManifest, FORMAT_VERSION, missing, "run directories")
+
+
+def write_record(path: Path, record: Any) -> None:
+    """Write a record (a dataclass) as JSON, secrets redacted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(redact(dataclasses.asdict(record)), indent=2, sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def read_versioned(path: Path, cls: type[Record], version: int, missing: str, what: str) -> Record:
+    """Read a record of `format_version` `version` from JSON, or raise ManifestError in one line.
+
+    `missing`: the line when there is no file; `what`: whose files may predate versions.
+    """
     if not path.is_file():
-        raise ManifestError(f"{run_dir}: not a run directory (no {MANIFEST})")
+        raise ManifestError(missing)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ManifestError(f"{path}: not JSON: {error}") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: not a manifest (a JSON object is expected)")
-    version = data.get("format_version")
-    if version is None:
+    found = data.get("format_version")
+    if found is None:
         raise ManifestError(
-            f"{path}: no format_version: written before run directories had one; this testbed reads "
-            f"format_version {FORMAT_VERSION} (run the experiment again)"
+            f"{path}: no format_version: written before {what} had one; this testbed reads "
+            f"format_version {version} (run the experiment again)"
         )
-    if version != FORMAT_VERSION:
+    if found != version:
         raise ManifestError(
-            f"{path}: format_version {version!r}, but this testbed reads format_version {FORMAT_VERSION}"
+            f"{path}: format_version {found!r}, but this testbed reads format_version {version}"
         )
-    return read_record(RunManifest, data, str(path))
+    return read_record(cls, data, str(path))
 
 
 def redact(value: Any) -> Any:

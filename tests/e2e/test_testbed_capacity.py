@@ -23,6 +23,7 @@ from reports.rundir import read_run
 from reports.verdicts import BAD, GOOD
 from testbed.landscape.process_groups import marked_processes
 from testbed.run.capacity import SearchPlan, StepOutcome, next_multiplier
+from tests.helpers.landscape import run_testbed
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 STEP_S, WARM_UP_S = 5.0, 2.0
@@ -45,19 +46,6 @@ SEARCH = [
 ]
 
 
-def run_testbed(*args: str, timeout_s: float = 400) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BACKBONE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "testbed.cli", *args],
-        cwd=REPOSITORY,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-
-
 def leftovers(directory: Path, landscape_id: str) -> list[int]:
     """Processes of the landscape, or load generators writing into the search's directory."""
     found = marked_processes(landscape_id)
@@ -70,7 +58,7 @@ def leftovers(directory: Path, landscape_id: str) -> list[int]:
 @pytest.fixture(scope="module")
 def search(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     results = tmp_path_factory.mktemp("capacity")
-    answer = run_testbed(*SEARCH, "--results", str(results))
+    answer = run_testbed(*SEARCH, "--results", str(results), timeout_s=400)
     assert answer.returncode in (0, 1), answer.stderr
     (directory,) = results.iterdir()
     return directory, answer
