@@ -155,7 +155,7 @@ def over_time(requests: pd.DataFrame, t0_s: float, window_s: float) -> pd.DataFr
 
 def offered_requests_per_s(requests: pd.DataFrame, flows: pd.DataFrame) -> float:
     """Return the requests per second the schedule offered: per flow, its target start rate times
-    the requests per started iteration (both over the whole schedule); NaN without start accounting."""
+    the requests per started iteration (both over the measured window); NaN without start accounting."""
     if flows.empty:
         return math.nan
     per_flow = requests["flow"].astype(str).value_counts()

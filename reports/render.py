@@ -127,7 +127,7 @@ def build_report(run: Run) -> Report:
         measured = measured.reset_index(drop=True)
         series = server.since(series, t0_s)
         processes = processes[processes["t_s"].to_numpy(dtype=np.float64) >= t0_s].reset_index(drop=True)
-    load = _load_figures(manifest, requests, measured, flows, t0_s, duration_s)
+    load = _load_figures(manifest, len(requests), measured, flows, t0_s, duration_s)
     routes = latency.route_summary(measured, duration_s).merge(
         server.server_durations(series), on=["method", "route"], how="outer"
     )
@@ -179,7 +179,7 @@ def build_report(run: Run) -> Report:
 
 def _load_figures(
     manifest: RunManifest,
-    requests: pd.DataFrame,
+    requests: int,
     measured: pd.DataFrame,
     flows: pd.DataFrame,
     t0_s: float,
@@ -194,13 +194,14 @@ def _load_figures(
     return LoadFigures(
         window_s=window_s,
         requests=len(measured),
-        offered_requests_per_s=latency.offered_requests_per_s(requests, flows),
+        # The arrival engine counts the measured window's starts (it leaves a warm-up out).
+        offered_requests_per_s=latency.offered_requests_per_s(measured, flows),
         achieved_requests_per_s=latency.answered_per_s(measured, t0_s, window_s),
         p50_ms=float(p50) * 1000,
         p90_ms=float(p90) * 1000,
         p99_ms=float(p99) * 1000,
         warm_up_s=warm_up_s,
-        warm_up_requests=len(requests) - len(measured),
+        warm_up_requests=requests - len(measured),
     )
 
 

@@ -87,6 +87,8 @@ class ArrivalReport:
     # What the load generator requested before the schedule's clock started (the personas'
     # log-ins): reported, never judged.
     setup_routes: tuple[RouteResult, ...] = ()
+    # The schedule's first seconds, left out of every figure above (a capacity search's warm-up).
+    warm_up_s: float = 0.0
 
     @property
     def valid(self) -> bool:
@@ -119,6 +121,7 @@ def build_report(
     processes: int = 1,
     generator_overloaded: bool = False,
     setup: ArrivalRecorder | None = None,
+    warm_up_s: float = 0.0,
 ) -> ArrivalReport:
     """Summarise a recorder (merged over all processes) for one scenario run.
 
@@ -138,6 +141,7 @@ def build_report(
         slos=slos,
         problems=tuple(problems),
         setup_routes=_route_results(setup) if setup is not None else (),
+        warm_up_s=warm_up_s,
     )
 
 
@@ -226,8 +230,10 @@ def _judge(slo: SloSpec, recorder: ArrivalRecorder, model: str) -> list[SloResul
 
 def format_report(report: ArrivalReport) -> str:
     """Render the report as fixed-width text tables."""
+    warm_up = f", after a {report.warm_up_s:g} s warm-up left out" if report.warm_up_s else ""
     lines = [
-        f"Arrivals: scenario {report.scenario}, {report.model} model, {report.processes} load process(es)",
+        f"Arrivals: scenario {report.scenario}, {report.model} model, {report.processes} load "
+        f"process(es){warm_up}",
     ]
     if report.model == "open":
         lines.append(

@@ -245,6 +245,8 @@ def _load(
     master = ["--headless", "--only-summary", "--scenario", str(phase.scenario.source), "-H", access.base_url]
     for name, value in phase.overrides.given().items():
         master += [LOCUST_OPTIONS[name], str(value)]
+    if phase.warm_up_s > 0:
+        master += ["--warm-up", f"{phase.warm_up_s:g}"]
     master += ["--arrival-json", str(run_dir / ARRIVAL)]
     master += ["--csv", str(stats_prefix), "--csv-full-history", "--loglevel", "WARNING"]
     worker = ["--requests-dir", str(run_dir), "--loglevel", "WARNING"]

@@ -119,11 +119,17 @@ class LoadGenerator:
             return start_python(args, self.environment, log, cores=self.plan.cores)
 
     def stop(self) -> None:
-        """Stop the master (if it still runs); give the workers time to write their last parts."""
+        """Stop the load generator: after a run that ended, give the workers time to write their
+        last parts and exit; when the master is stopped here (an interruption, an overrun), stop
+        the workers at once too."""
+        ended = self.master is None or self.master.poll() is not None
         if self.master is not None:
             stop(self.master)
         deadline = time.monotonic() + WORKERS_EXIT_TIMEOUT_S
         for worker in self.workers:
+            if not ended:
+                stop(worker)
+                continue
             try:
                 worker.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -19,7 +19,7 @@ import pytest
 
 from reports.capacity import BRACKETED, CAPACITY_HTML, CAPACITY_MD, NONE, STEPS_TABLE, read_search
 from reports.render import build_report
-from reports.rundir import read_run
+from reports.rundir import flows_table, read_run
 from reports.verdicts import BAD, GOOD
 from testbed.landscape.process_groups import marked_processes
 from testbed.run.capacity import SearchPlan, StepOutcome, next_multiplier
@@ -128,6 +128,9 @@ def test_every_step_is_a_run_directory_of_the_one_landscape_with_its_warm_up_lef
         assert [process.role for process in manifest.load_generator.processes] == ["master", "worker"]
         sampled = set(run.processes.loc[run.processes["tier"] == "load-generator", "process"].astype(str))
         assert sampled == {"locust-master", "locust-worker1"}
+        # The arrival engine counted the measured window's starts only: the warm-up's are apart.
+        scheduled = int(flows_table(run.arrival)["scheduled"].sum())
+        assert 0.75 <= scheduled / (row.offered_iterations_per_s * STEP_S) <= 1.25
         report = build_report(run)
         assert report.load.requests == row.requests
         # The warm-up's requests are in the table but not judged.
