@@ -8,7 +8,8 @@ title. Charts (`reports/charts.py`) and `Details` exist only in the HTML page; a
 holds nothing else is left out of the summary.
 
 The run report (`reports/render.py`) and the capacity report (`reports/capacity.py`) are both
-pages; sweeps, comparisons and faults build theirs the same way.
+pages; sweeps, comparisons and faults build theirs the same way. `html_table`, `markdown_table`
+and `STYLE` serve a page written by other means.
 """
 
 from __future__ import annotations
@@ -176,17 +177,20 @@ def _html_block(block: Block) -> str:
 def _html_table(table: Table) -> str:
     if not table.rows:
         return f"<p>{escape(table.empty)}</p>" if table.empty else ""
+    return html_table(table.header, table.rows, table.groups)
+
+
+def html_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], groups: Sequence[tuple[str, int]] = ()
+) -> str:
+    """Return an HTML table of text cells; `groups` are (label, columns spanned) over the header."""
     head = ""
-    if table.groups:
+    if groups:
         head = (
-            "<tr>"
-            + "".join(f'<th colspan="{span}">{escape(name)}</th>' for name, span in table.groups)
-            + "</tr>"
+            "<tr>" + "".join(f'<th colspan="{span}">{escape(name)}</th>' for name, span in groups) + "</tr>"
         )
-    head += "<tr>" + "".join(f"<th>{escape(name)}</th>" for name in table.header) + "</tr>"
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(value)}</td>" for value in row) + "</tr>" for row in table.rows
-    )
+    head += "<tr>" + "".join(f"<th>{escape(name)}</th>" for name in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{escape(value)}</td>" for value in row) + "</tr>" for row in rows)
     return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
@@ -216,17 +220,24 @@ def _markdown_block(block: Block) -> list[str]:
 def _markdown_table(table: Table) -> list[str]:
     if not table.rows:
         return [table.empty] if table.empty else []
-    header = list(table.header)
-    if table.groups:
-        # Markdown has one header row: a group's label goes before each of its columns' names.
-        labels = [name for name, span in table.groups for _ in range(span)]
-        header = [f"{label} {name}".strip() for label, name in zip(labels, header, strict=False)]
+    return markdown_table(table.header, table.rows, table.groups)
+
+
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], groups: Sequence[tuple[str, int]] = ()
+) -> list[str]:
+    """Return the lines of a Markdown table; a group's label goes before each of its columns' names
+    (Markdown has one header row)."""
+    names = list(header)
+    if groups:
+        labels = [name for name, span in groups for _ in range(span)]
+        names = [f"{label} {name}".strip() for label, name in zip(labels, names, strict=False)]
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
-    lines = ["| " + " | ".join(cell(name) for name in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in table.rows]
+    lines = ["| " + " | ".join(cell(name) for name in names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
     return lines
 
 
