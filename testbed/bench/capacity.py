@@ -101,10 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     # connectors; the test pool's 6 would each sync five times a second, and their syncs queue
     # for the connector (measured: 482 of 2,560 starts dropped at multiplier 4, no tier saturated).
     parser.add_argument("--pool", default="light", help="identity pool (default light)")
-    parser.add_argument("--step-s", type=float, default=20.0, help="measured window per step (default 20)")
+    # Short enough that a search stays under about 6 minutes on two busy cores (measured: 8 steps of
+    # 15 + 5 s took 297-341 s, 10 steps 418 s), long enough for a p90 of the mix's busiest routes.
+    parser.add_argument("--step-s", type=float, default=15.0, help="measured window per step (default 15)")
     parser.add_argument("--warm-up-s", type=float, default=5.0, help="warm-up per step (default 5)")
     parser.add_argument("--resolution", type=float, default=0.05, help="(bad - good) / good (default 0.05)")
-    parser.add_argument("--max-steps", type=int, default=10, help="steps per search at most (default 10)")
+    parser.add_argument("--max-steps", type=int, default=8, help="steps per search at most (default 8)")
     parser.add_argument("--start-multiplier", type=float, help="first step (default the scenario's)")
     parser.add_argument("--load-processes", type=int, help="Locust workers (default one per generator core)")
     parser.add_argument(
