@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ bench-seed: setup
 # make bench-scenarios BENCH_ARGS="--only 03 production-mix --duration-s 30"
 bench-scenarios: setup
 	$(BIN)/python -m testbed.bench.scenarios $(BENCH_ARGS)
+
+# make bench-capacity BENCH_ARGS="--option database.cpu_limit=0.1 --repeats 3"
+bench-capacity: setup
+	$(BIN)/python -m testbed.bench.capacity $(BENCH_ARGS)
 
 clean:
 	rm -rf var results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

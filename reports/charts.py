@@ -71,8 +71,12 @@ def line_chart(
     x_label: str = "seconds since start",
     y_label: str = "",
     limits: Mapping[str, float] | None = None,
+    markers: bool = False,
 ) -> str:
-    """Return a figure with an SVG line chart (a note instead when no series has data)."""
+    """Return a figure with an SVG line chart (a note instead when no series has data).
+
+    `markers`: a dot on every point, for charts of a few measured points (a search's steps).
+    """
     thinned = [(line.name, *thin(np.asarray(line.x, float), np.asarray(line.y, float))) for line in lines]
     thinned = [(name, x, y) for name, x, y in thinned if len(x)]
     head = f'<figure class="chart" data-chart="{escape(chart_id)}" id="chart-{escape(chart_id)}">'
@@ -134,6 +138,11 @@ def line_chart(
             f'<polyline class="series" data-series="{escape(name)}" data-points="{len(xs)}" '
             f'fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
         )
+        if markers:
+            parts += [
+                f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="3" fill="{colour}"/>'
+                for a, b in zip(xs, ys, strict=True)
+            ]
         legend.append(f'<span class="key"><i style="background:{colour}"></i>{escape(name)}</span>')
     parts.append("</svg>")
     return f'{head}{caption}{"".join(parts)}<div class="legend">{"".join(legend)}</div></figure>'

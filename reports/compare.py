@@ -46,7 +46,8 @@ from reports.history import (
     read_repeats,
 )
 from reports.manifest import RunManifest, read_manifest
-from reports.render import STYLE, _html_table, _markdown_table, _run_window
+from reports.page import STYLE, html_table, markdown_table
+from reports.render import run_window
 from reports.rundir import (
     ARRIVAL,
     PROCESS_COLUMNS,
@@ -156,7 +157,7 @@ def summarise_run(run_dir: Path) -> RunSummary:
     processes = read_table(run_dir / PROCESSES, PROCESS_COLUMNS, "processes")
     arrival_path = run_dir / ARRIVAL
     arrival = json.loads(arrival_path.read_text(encoding="utf-8")) if arrival_path.is_file() else {}
-    t0_s, end_s = _run_window(manifest, requests, series, processes)
+    t0_s, end_s = run_window(manifest, requests, series, processes)
     codes, keys = latency.route_codes(requests)
     blocks = bootstrap.run_blocks(
         codes,
@@ -188,7 +189,7 @@ def summarise_run(run_dir: Path) -> RunSummary:
         path=run_dir,
         manifest=manifest,
         blocks=blocks,
-        problems=tuple(problems),
+        problems=tuple(map(str, problems)),
         tiers=tuple(tiers),
         first_saturated=saturation.first_saturated(tiers),
         peak_utilisation=peak_utilisation(processes, float(manifest.machine.cpus)),
@@ -777,7 +778,7 @@ def render_markdown(comparison: Comparison) -> str:
     differences = comparison.differences
     if differences:
         shown = [list(row) for row in differences[:MAX_MARKDOWN_DIFFERENCES]]
-        lines += _markdown_table(("", "baseline", "candidate"), [[f"`{a}`", b, c] for a, b, c in shown])
+        lines += markdown_table(("", "baseline", "candidate"), [[f"`{a}`", b, c] for a, b, c in shown])
         if len(differences) > MAX_MARKDOWN_DIFFERENCES:
             lines += [
                 "",
@@ -790,17 +791,17 @@ def render_markdown(comparison: Comparison) -> str:
             "",
             "## Capacity",
             "",
-            *_markdown_table(CAPACITY_HEADER, _capacity_rows(comparison.capacity)),
+            *markdown_table(CAPACITY_HEADER, _capacity_rows(comparison.capacity)),
         ]
     else:
-        lines += ["", "## Routes", "", *_markdown_table(ROUTE_HEADER, route_rows(comparison))]
+        lines += ["", "## Routes", "", *markdown_table(ROUTE_HEADER, route_rows(comparison))]
         lines += [
             "",
             "## Saturation",
             "",
             f"First saturated tier: {comparison.first_saturated[0]} -> {comparison.first_saturated[1]}",
             "",
-            *_markdown_table(TIER_HEADER, tier_rows(comparison)),
+            *markdown_table(TIER_HEADER, tier_rows(comparison)),
         ]
     lines += ["", *(f"{note}  " for note in comparison.notes), method_text(comparison)]
     return "\n".join(lines) + "\n"
@@ -820,21 +821,21 @@ def render_html(comparison: Comparison) -> str:
         f"<p>Scenario <b>{escape(comparison.scenario)}</b>, profile <b>{escape(comparison.profiles[0])}</b> "
         f"&rarr; <b>{escape(comparison.profiles[1])}</b>.</p>",
         "<h2>What differs</h2>",
-        _html_table(("key", "baseline", "candidate"), [list(row) for row in comparison.differences])
+        html_table(("key", "baseline", "candidate"), [list(row) for row in comparison.differences])
         if comparison.differences
         else "<p>Nothing in the manifests.</p>",
     ]
     if comparison.capacity is not None:
-        body += ["<h2>Capacity</h2>", _html_table(CAPACITY_HEADER, _capacity_rows(comparison.capacity))]
+        body += ["<h2>Capacity</h2>", html_table(CAPACITY_HEADER, _capacity_rows(comparison.capacity))]
     else:
         body += [
             "<h2>Routes</h2>",
-            _html_table(ROUTE_HEADER, route_rows(comparison)),
+            html_table(ROUTE_HEADER, route_rows(comparison)),
             *_change_charts(comparison),
             "<h2>Every figure</h2>",
-            _html_table(TABLE_HEADER, figure_rows(comparison)),
+            html_table(TABLE_HEADER, figure_rows(comparison)),
             "<h2>Saturation per tier</h2>",
-            _html_table(
+            html_table(
                 (*TIER_HEADER, "figure (baseline)", "figure (candidate)"), tier_rows(comparison, figures=True)
             ),
         ]

@@ -23,15 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
+from reports import capacity
 from reports.manifest import MANIFEST, ManifestError, RunManifest, read_manifest
-from reports.rundir import REPORT_HTML, SUMMARY_MD
+from reports.rundir import REPORT_HTML, SUMMARY_MD, RunDirectoryError
 
 REPEATS = "repeats.json"
 REPEATS_FORMAT_VERSION = 1
-CAPACITY_TABLE = "capacity.parquet"
-CAPACITY_MANIFEST = "capacity.json"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_HTML = "comparison.html"
 COMPARISON_MD = "comparison.md"
@@ -153,43 +150,36 @@ class CapacityResult:
 
 
 def is_capacity(path: Path) -> bool:
-    return (path / CAPACITY_TABLE).is_file() and (path / CAPACITY_MANIFEST).is_file()
+    return (path / capacity.STEPS_TABLE).is_file() and (path / capacity.SEARCH_JSON).is_file()
 
 
 def read_capacity(path: Path) -> CapacityResult:
-    """Read a capacity search's directory: the one place that knows its format.
-
-    Expected (issue 21's `testbed capacity`): `capacity.json` with `search_id`, `scenario`,
-    `profile`, `started_at_s`, `capacity_rps` (null: none found), `multiplier` (of the step
-    that gave it), `limiting_tier` and `problems` (why the search is invalid; empty when valid);
-    `capacity.parquet` with one row per step: `multiplier`, `achieved_rps`, `passed` (the SLO
-    held on a valid run) and `run` (the step's run directory, relative to the search's).
-    """
-    data = _json_object(path / CAPACITY_MANIFEST)
+    """Read a capacity search's directory (`testbed capacity`: reports/capacity.py) as the history
+    and the comparison see it: the capacity of its good step, the next rate that failed, the tier
+    that limited the bad step, and the first step's run manifest."""
     try:
-        steps = pq.read_table(path / CAPACITY_TABLE).to_pandas()
-        capacity = _optional_float(data.get("capacity_rps"))
-        failed = steps[~steps["passed"].astype(bool)]
-        above = failed["achieved_rps"][failed["achieved_rps"] > (capacity or 0.0)]
-        manifest = None
-        if "run" in steps and len(steps):
-            step_dir = path / str(steps["run"].iloc[0])
-            manifest = read_manifest(step_dir) if is_run(step_dir) else None
-        return CapacityResult(
-            path=path,
-            search_id=str(data.get("search_id", path.name)),
-            scenario=str(data["scenario"]),
-            profile=str(data["profile"]),
-            started_at_s=_optional_float(data.get("started_at_s")),
-            capacity_rps=capacity,
-            next_failed_rps=float(above.min()) if len(above) else None,
-            multiplier=_optional_float(data.get("multiplier")),
-            limiting_tier=str(data.get("limiting_tier") or ""),
-            problems=tuple(str(problem) for problem in data.get("problems", ())),
-            manifest=manifest,
-        )
-    except (KeyError, TypeError, ValueError, OSError) as error:
+        report = capacity.build_capacity_report(path)
+    except (ManifestError, RunDirectoryError, OSError) as error:
         raise HistoryError(f"{path}: not a capacity search this testbed reads: {error}") from None
+    search, conclusion, bad = report.search, report.conclusion, report.bad
+    manifest = None
+    if len(report.steps):
+        step_dir = path / str(report.steps["run_dir"].iloc[0])
+        manifest = read_manifest(step_dir) if is_run(step_dir) else None
+    found = conclusion.status != capacity.NONE
+    return CapacityResult(
+        path=path,
+        search_id=search.search_id,
+        scenario=search.scenario.name,
+        profile=search.profile.name,
+        started_at_s=search.started_at_s or None,
+        capacity_rps=report.capacity_requests_per_s if found else None,
+        next_failed_rps=float(bad["achieved_requests_per_s"]) if bad is not None else None,
+        multiplier=conclusion.capacity_multiplier,
+        limiting_tier=str(bad["first_saturated_tier"]) if bad is not None else "",
+        problems=() if found else (conclusion.reason,),
+        manifest=manifest,
+    )
 
 
 # Scanning and pruning

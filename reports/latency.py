@@ -165,6 +165,28 @@ def over_time(requests: pd.DataFrame, t0_s: float, window_s: float) -> pd.DataFr
     return frame[counts > 0].reset_index(drop=True)[columns]
 
 
+def offered_requests_per_s(requests: pd.DataFrame, flows: pd.DataFrame) -> float:
+    """Return the requests per second the schedule offered: per flow, its target start rate times
+    the requests per started iteration (both over the measured window); NaN without start accounting."""
+    if flows.empty:
+        return math.nan
+    per_flow = requests["flow"].astype(str).value_counts()
+    sent = flows["flow"].astype(str).map(per_flow).fillna(0).to_numpy(dtype=np.float64)
+    started = flows["started"].to_numpy(dtype=np.float64)
+    rates = flows["target_rate_per_s"].to_numpy(dtype=np.float64)
+    counted = (started > 0) & np.isfinite(rates)
+    return float((rates[counted] * sent[counted] / started[counted]).sum())
+
+
+def answered_per_s(requests: pd.DataFrame, start_s: float, window_s: float) -> float:
+    """Return the requests answered (a response arrived) inside [start_s, start_s + window_s], per second."""
+    if window_s <= 0:
+        return math.nan
+    ends = requests["start_s"].to_numpy(dtype=np.float64) + requests["latency_s"].to_numpy(dtype=np.float64)
+    inside = (requests["status"].to_numpy() > 0) & (ends >= start_s) & (ends <= start_s + window_s)
+    return float(inside.sum()) / window_s
+
+
 def errors_by_code(requests: pd.DataFrame) -> pd.DataFrame:
     """Return failed requests counted by method, route, status and error code, most frequent first."""
     columns = ["method", "route", "status", "error_code", "count"]

@@ -16,6 +16,9 @@ Format versions:
    `profile.admin_api` are tables (replicas or workers, `cpu_limit`) instead of `worker_replicas`
    and `admin_api_workers`; `profile.unsampled` names processes the run could not sample. The run
    directory gained `budgets.parquet` (reports/rundir.py).
+3. `load_generator`: the load generator's processes (Locust's master and its workers), each with
+   its role and CPU limit, and the cores they share; `scenario.warm_up_s`: how long the load ran
+   before the measured window (a capacity search's step warms up; `testbed run` does not).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 REDACTED = "***"
 _SECRET_KEY = re.compile(r"(secret|password|passwd|api_key|apikey|token|signing_key|credential)", re.I)
 _URL_PASSWORD = re.compile(
@@ -85,6 +88,8 @@ class ScenarioRecord:
     # --multiplier, --duration (as duration_s) and --seed, as given on the command line.
     overrides: Mapping[str, float] = field(default_factory=dict)
     text: str = ""
+    # The load ran this long before `started_at_s`; its requests are not judged.
+    warm_up_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,27 @@ class LandscapeRecord:
 
 
 @dataclass(frozen=True)
+class GeneratorProcess:
+    """One process of the load generator: `role` "master" (generates no load) or "worker"."""
+
+    name: str
+    role: str
+    cpu_limit_cores: float
+
+
+@dataclass(frozen=True)
+class LoadGeneratorRecord:
+    """Locust's master and its workers, on the cores the CPU plan gave the load generator."""
+
+    cores: tuple[int, ...] = ()
+    processes: tuple[GeneratorProcess, ...] = ()
+
+    @property
+    def workers(self) -> int:
+        return sum(1 for process in self.processes if process.role == "worker")
+
+
+@dataclass(frozen=True)
 class GitRevision:
     revision: str = ""
     dirty: bool = False
@@ -171,6 +197,7 @@ class RunManifest:
     git: GitRevision = field(default_factory=GitRevision)
     profile: LandscapeRecord = field(default_factory=LandscapeRecord)
     scenario: ScenarioRecord = field(default_factory=ScenarioRecord)
+    load_generator: LoadGeneratorRecord = field(default_factory=LoadGeneratorRecord)
     versions: Mapping[str, str] = field(default_factory=dict)
     machine: Machine = field(default_factory=Machine)
     # Failed scrapes per process.
@@ -189,33 +216,46 @@ class RunManifest:
 
 def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
     """Write manifest.json (secrets redacted)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(redact(dataclasses.asdict(manifest)), indent=2, sort_keys=True)
-    (run_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    write_record(run_dir / MANIFEST, manifest)
 
 
 def read_manifest(run_dir: Path) -> RunManifest:
     """Read manifest.json of this format version, or raise ManifestError in one line."""
-    path = run_dir / MANIFEST
+    missing = f"{run_dir}: not a run directory (no {MANIFEST})"
+    return read_versioned(run_dir / MANIFEST, RunManifest, FORMAT_VERSION, missing, "run directories")
+
+
+def write_record(path: Path, record: Any) -> None:
+    """Write a record (a dataclass) as JSON, secrets redacted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(redact(dataclasses.asdict(record)), indent=2, sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def read_versioned(path: Path, cls: type[Record], version: int, missing: str, what: str) -> Record:
+    """Read a record of `format_version` `version` from JSON, or raise ManifestError in one line.
+
+    `missing`: the line when there is no file; `what`: whose files may predate versions.
+    """
     if not path.is_file():
-        raise ManifestError(f"{run_dir}: not a run directory (no {MANIFEST})")
+        raise ManifestError(missing)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ManifestError(f"{path}: not JSON: {error}") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: not a manifest (a JSON object is expected)")
-    version = data.get("format_version")
-    if version is None:
+    found = data.get("format_version")
+    if found is None:
         raise ManifestError(
-            f"{path}: no format_version: written before run directories had one; this testbed reads "
-            f"format_version {FORMAT_VERSION} (run the experiment again)"
+            f"{path}: no format_version: written before {what} had one; this testbed reads "
+            f"format_version {version} (run the experiment again)"
         )
-    if version != FORMAT_VERSION:
+    if found != version:
         raise ManifestError(
-            f"{path}: format_version {version!r}, but this testbed reads format_version {FORMAT_VERSION}"
+            f"{path}: format_version {found!r}, but this testbed reads format_version {version}"
         )
-    return _record(RunManifest, data, str(path))
+    return read_record(cls, data, str(path))
 
 
 def redact(value: Any) -> Any:
@@ -236,7 +276,7 @@ def _iso(epoch_s: float | None) -> str:
     return "?" if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
 
-def _record(cls: type[Record], data: Any, where: str) -> Record:
+def read_record(cls: type[Record], data: Any, where: str) -> Record:
     """Build a manifest dataclass from its JSON form, checking every field's type."""
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected an object, got {data!r:.60}")
@@ -253,7 +293,7 @@ def _record(cls: type[Record], data: Any, where: str) -> Record:
 def _value(kind: Any, value: Any, where: str) -> Any:
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
     if dataclasses.is_dataclass(kind):
-        return _record(kind, value, where)  # type: ignore[arg-type]
+        return read_record(kind, value, where)  # type: ignore[arg-type]
     if origin is types.UnionType:  # X | None
         if value is None and type(None) in arguments:
             return None

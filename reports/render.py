@@ -1,27 +1,46 @@
 """Compute a run's report from its tables and write it as one HTML file and a Markdown summary.
 
-load (`rundir.read_run`) -> compute (`build_report`, pure) -> write (`render_html`,
-`render_markdown`). The summary opens with three lines: the SLO verdict, the validity verdict,
-and the first saturated tier with the metric and value that show it.
+load (`rundir.read_run`) -> compute (`build_report`, pure) -> describe (`run_page`, a
+`reports.page.Page`) -> write (`reports.page`). The summary opens with three lines: the SLO
+verdict, the validity verdict, and the first saturated tier with the metric and value that show it.
+
+A run whose manifest names a warm-up (`scenario.warm_up_s`, a capacity search's step) is judged on
+its measured window only: requests intended before `started_at_s`, the scrapes before the last
+one at or before it and the process samples before it are the warm-up's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reports import charts, cpu, latency, saturation, server, verdicts
+from reports import charts, cpu, latency, page, saturation, server, verdicts
 from reports.charts import Line
 from reports.manifest import RunManifest
+from reports.page import Charts, Details, Headline, Page, Paragraph, Section, Table, number, rows_of
 from reports.rundir import REPORT_HTML, SUMMARY_MD, Run, flows_table, read_run
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """The load of the measured window, all routes together."""
+
+    window_s: float
+    requests: int
+    # Per flow, the schedule's start rate x the requests per started iteration; NaN without one.
+    offered_requests_per_s: float
+    # Requests answered inside the window, per second.
+    achieved_requests_per_s: float
+    # Corrected latency over every request of the window.
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    warm_up_s: float = 0.0
+    warm_up_requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,7 @@ class Report:
     manifest: RunManifest
     t0_s: float
     duration_s: float
+    load: LoadFigures
     routes: pd.DataFrame
     over_time: pd.DataFrame
     errors: pd.DataFrame
@@ -39,7 +59,7 @@ class Report:
     slos: pd.DataFrame
     setup: pd.DataFrame
     setup_s: float
-    problems: tuple[str, ...]
+    problems: tuple[verdicts.Problem, ...]
     rules: tuple[saturation.RuleResult, ...]
     tiers: tuple[saturation.TierVerdict, ...]
     first_saturated: saturation.TierVerdict | None
@@ -56,6 +76,20 @@ class Report:
     def valid(self) -> bool:
         return not self.problems
 
+    def slo_missed(self) -> list[str]:
+        """Every threshold missed, as `SLO threshold measured (limit L)`."""
+        failed = self.slos[self.slos["verdict"] == verdicts.FAIL]
+        return [
+            f"{row.slo} {row.threshold} {number(row.measured)} (limit {row.limit:g})"
+            for row in failed.itertuples()
+        ]
+
+    def step_verdict(self) -> verdicts.StepVerdict:
+        """This run judged as a step of a capacity search."""
+        return verdicts.judge_step(
+            self.slo_passed, self.slo_missed(), self.problems, self.first_saturated is not None
+        )
+
     def headline(self) -> tuple[str, str, str]:
         """Return the three opening lines: SLO verdict, validity verdict, first saturated tier."""
         if not len(self.slos):
@@ -67,14 +101,12 @@ class Report:
                 f" ({too_few} too few to judge)" if too_few else ""
             )
         else:
-            failed = self.slos[self.slos["verdict"] == verdicts.FAIL]
-            shown = "; ".join(
-                f"{row.slo} {row.threshold} {_number(row.measured)} (limit {row.limit:g})"
-                for row in failed.head(3).itertuples()
-            )
-            more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
-            slo = f"SLO: FAIL: {len(failed)} of {len(self.slos)} thresholds missed: {shown}{more}"
-        validity = "Validity: VALID" if self.valid else "Validity: INVALID: " + "; ".join(self.problems)
+            missed = self.slo_missed()
+            shown = "; ".join(missed[:3]) + (f"; and {len(missed) - 3} more" if len(missed) > 3 else "")
+            slo = f"SLO: FAIL: {len(missed)} of {len(self.slos)} thresholds missed: {shown}"
+        validity = (
+            "Validity: VALID" if self.valid else "Validity: INVALID: " + "; ".join(map(str, self.problems))
+        )
         first = self.first_saturated
         if first is None:
             tier = "First saturated tier: none (no tier met a saturation rule)"
@@ -88,28 +120,41 @@ def build_report(run: Run) -> Report:
     """Compute every table, verdict and chart of a run."""
     manifest = run.manifest
     requests, series, processes = run.requests, run.series, run.processes
-    t0_s, end_s = _run_window(manifest, requests, series, processes)
+    t0_s, end_s = run_window(manifest, requests, series, processes)
     duration_s = max(end_s - t0_s, 1e-9)
-    routes = latency.route_summary(requests, duration_s).merge(
+    flows = flows_table(run.arrival)
+    warm_up_s = manifest.scenario.warm_up_s
+    measured = requests
+    if warm_up_s > 0:
+        measured = requests[requests["intended_start_s"].to_numpy(dtype=np.float64) >= t0_s]
+        measured = measured.reset_index(drop=True)
+        series = server.since(series, t0_s)
+        processes = processes[processes["t_s"].to_numpy(dtype=np.float64) >= t0_s].reset_index(drop=True)
+    load = _load_figures(manifest, len(requests), measured, flows, t0_s, duration_s)
+    routes = latency.route_summary(measured, duration_s).merge(
         server.server_durations(series), on=["method", "route"], how="outer"
     )
     routes = routes.sort_values(["route", "method"], ignore_index=True)
     # Routes only one side saw (the scrapes, health checks) leave gaps: counts stay integers.
     routes = routes.astype({"count": "Int64", "errors": "Int64", "server_count": "Int64"})
     window_s = latency.window_for(duration_s)
-    timeline = latency.over_time(requests, t0_s, window_s)
-    _, keys = latency.route_codes(requests)
+    timeline = latency.over_time(measured, t0_s, window_s)
+    _, keys = latency.route_codes(measured)
     slos = verdicts.with_defaults(manifest.scenario.slos, zip(keys["method"], keys["route"], strict=True))
-    flows = flows_table(run.arrival)
     setup, setup_s = latency.setup_summary(run.setup_requests)
     problems = verdicts.validity_problems(
-        processes, flows, len(requests), model=manifest.scenario.model, window_s=(t0_s, end_s)
+        processes,
+        flows,
+        len(measured),
+        model=manifest.scenario.model,
+        window_s=(t0_s, end_s),
+        generator_cores=len(manifest.load_generator.cores),
     )
     rules = saturation.evaluate(
         series,
         processes,
         t0_s,
-        requests=requests,
+        requests=measured,
         threads_per_worker=manifest.profile.threads_per_worker,
         machine_cores=float(manifest.machine.cpus),
         budgets=run.budgets,
@@ -120,11 +165,12 @@ def build_report(run: Run) -> Report:
         manifest=manifest,
         t0_s=t0_s,
         duration_s=duration_s,
+        load=load,
         routes=routes,
         over_time=timeline,
-        errors=latency.errors_by_code(requests),
+        errors=latency.errors_by_code(measured),
         flows=flows,
-        slos=verdicts.judge_slos(requests, slos),
+        slos=verdicts.judge_slos(measured, slos),
         setup=setup,
         setup_s=setup_s,
         problems=tuple(problems),
@@ -137,7 +183,35 @@ def build_report(run: Run) -> Report:
     )
 
 
-def _run_window(
+def _load_figures(
+    manifest: RunManifest,
+    requests: int,
+    measured: pd.DataFrame,
+    flows: pd.DataFrame,
+    t0_s: float,
+    duration_s: float,
+) -> LoadFigures:
+    warm_up_s = manifest.scenario.warm_up_s
+    # The schedule's measured part; a run without a known schedule length: its whole window.
+    window_s = manifest.scenario.duration_s - warm_up_s if manifest.scenario.duration_s > 0 else duration_s
+    p50, p90, p99 = latency.nearest_rank(
+        measured["corrected_latency_s"].to_numpy(dtype=np.float64), (50, 90, 99)
+    )
+    return LoadFigures(
+        window_s=window_s,
+        requests=len(measured),
+        # The arrival engine counts the measured window's starts (it leaves a warm-up out).
+        offered_requests_per_s=latency.offered_requests_per_s(measured, flows),
+        achieved_requests_per_s=latency.answered_per_s(measured, t0_s, window_s),
+        p50_ms=float(p50) * 1000,
+        p90_ms=float(p90) * 1000,
+        p99_ms=float(p99) * 1000,
+        warm_up_s=warm_up_s,
+        warm_up_requests=requests - len(measured),
+    )
+
+
+def run_window(
     manifest: RunManifest, requests: pd.DataFrame, series: pd.DataFrame, processes: pd.DataFrame
 ) -> tuple[float, float]:
     starts = [float(frame["t_s"].min()) for frame in (series, processes) if len(frame)]
@@ -246,7 +320,7 @@ def _charts(
     found.append(
         charts.line_chart(
             "cpu",
-            "CPU per process (cores; 1 = one core busy), the load generator included",
+            "CPU per process (cores; 1 = one core busy), the load generator's processes included",
             _per_process(cpu[["t_s", "process", "value"]], t0_s, 0.01),
             y_label="cores",
         )
@@ -284,20 +358,7 @@ def _charts(
     return found
 
 
-# Writing
-
-
-def _number(value: Any, digits: int = 1) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return f"{value:,}"
-    if isinstance(value, float | np.floating):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
+# The page
 
 ROUTE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("method", "method"),
@@ -307,13 +368,28 @@ ROUTE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("errors", "errors"),
     *((f"corrected_{stem}_ms", f"{stem} ms") for stem in ("p50", "p90", "p95", "p99", "p99.9", "max")),
     *((f"uncorrected_{stem}_ms", f"{stem} ms") for stem in ("p50", "p90", "p95", "p99", "p99.9", "max")),
-    ("server_count", "server count"),
+    ("server_count", "count"),
     *((f"server_{stem}_ms", f"{stem} ms") for stem in ("p50", "p90", "p95", "p99", "p99.9")),
 )
-
-
-def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[list[str]]:
-    return [[_number(value) for value in row] for row in frame[list(columns)].itertuples(index=False)]
+SLO_HEADER = ("SLO", "source", "view", "threshold", "limit", "measured", "count", "verdict")
+TIER_HEADER = ("tier", "saturated", "onset", "metric", "figure")
+SETUP_HEADER = ("method", "route", "count", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms")
+FLOW_HEADER = (
+    "flow",
+    "target/s",
+    "achieved/s",
+    "scheduled",
+    "started",
+    "late",
+    "late unqueued",
+    "queued",
+    "dropped",
+    "completed",
+    "failed",
+    "unfinished",
+)
+ERROR_HEADER = ("method", "route", "status", "error code", "count")
+GENERATOR_HEADER = ("process", "role", "CPU limit (cores)")
 
 
 def _tier_rows(report: Report) -> list[list[str]]:
@@ -337,15 +413,12 @@ def _slo_rows(report: Report) -> list[list[str]]:
             str(row["view"]),
             str(row["threshold"]),
             f"{row['limit']:g}",
-            _number(row["measured"], 2),
-            _number(int(row["count"])),
+            number(row["measured"], 2),
+            number(int(row["count"])),
             verdicts.describe_verdict(str(row["verdict"]), int(row["count"])),
         ]
         for row in report.slos.to_dict("records")
     ]
-
-
-SETUP_HEADER = ("method", "route", "count", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms")
 
 
 def _setup_text(report: Report) -> str:
@@ -367,181 +440,137 @@ def _setup_text(report: Report) -> str:
     )
 
 
-def _manifest_rows(manifest: RunManifest) -> list[list[str]]:
-    def flat(prefix: str, value: Any) -> list[list[str]]:
-        if isinstance(value, Mapping):
-            return [
-                row
-                for key, item in value.items()
-                for row in flat(f"{prefix}.{key}" if prefix else str(key), item)
-            ]
-        if isinstance(value, list) and value and isinstance(value[0], Mapping):
-            return [row for index, item in enumerate(value) for row in flat(f"{prefix}[{index}]", item)]
-        return [[prefix, str(value)]]
+def _intro(report: Report) -> str:
+    manifest, load = report.manifest, report.load
+    text = (
+        f"Scenario {manifest.scenario.name} on profile {manifest.profile.name}, "
+        f"{report.duration_s:.0f} s from {manifest.started_at}; {load.requests:,} requests: offered "
+        f"{number(load.offered_requests_per_s)} requests/s, answered {number(load.achieved_requests_per_s)} "
+        f"requests/s in the {load.window_s:g} s measured window (corrected p50 {number(load.p50_ms)} ms, "
+        f"p90 {number(load.p90_ms)} ms, p99 {number(load.p99_ms)} ms)."
+    )
+    if load.warm_up_s > 0:
+        text += (
+            f" Before it, a {load.warm_up_s:g} s warm-up at the same rate: {load.warm_up_requests:,} "
+            "requests, never judged."
+        )
+    return text
 
-    return flat("", dataclasses.asdict(manifest))
+
+def _generator_text(manifest: RunManifest) -> str:
+    generator = manifest.load_generator
+    if not generator.processes:
+        return "The manifest names no load generator process."
+    cores = ", ".join(map(str, generator.cores)) or "any"
+    return (
+        f"Locust's master and {generator.workers} worker(s) on core(s) {cores}; the master sends the "
+        "workers their shares of the schedule and generates no load. Each process is sampled with its "
+        "CPU limit; the run is invalid when any of them (or all together) is CPU-bound."
+    )
 
 
-SLO_HEADER = ("SLO", "source", "view", "threshold", "limit", "measured", "count", "verdict")
-TIER_HEADER = ("tier", "saturated", "onset", "metric", "figure")
-FLOW_HEADER = (
-    "flow",
-    "target/s",
-    "achieved/s",
-    "scheduled",
-    "started",
-    "late",
-    "late unqueued",
-    "queued",
-    "dropped",
-    "completed",
-    "failed",
-    "unfinished",
-)
-ERROR_HEADER = ("method", "route", "status", "error code", "count")
+def run_page(report: Report) -> Page:
+    """Describe a run's report as a page (three verdict boxes first)."""
+    slo_line, validity_line, tier_line = report.headline()
+    generator = report.manifest.load_generator
+    return Page(
+        title=f"Run {report.run_id}",
+        headlines=(
+            Headline(slo_line, page.PASS if report.slo_passed else page.FAIL, "slo-verdict"),
+            Headline(validity_line, page.PASS if report.valid else page.FAIL, "validity-verdict"),
+            Headline(tier_line, page.INFO, "first-saturated"),
+        ),
+        intro=_intro(report),
+        sections=(
+            Section("Over time", (Charts(report.charts[:2]),)),
+            Section(
+                "Routes",
+                (
+                    Paragraph(
+                        "Latency in ms. Corrected: from the intended start (coordinated omission "
+                        "corrected); uncorrected: from the send; server: interpolated from the server's "
+                        "duration histogram."
+                    ),
+                    Table(
+                        [label for _, label in ROUTE_COLUMNS],
+                        rows_of(report.routes, [column for column, _ in ROUTE_COLUMNS]),
+                        groups=[("", 5), ("corrected", 6), ("uncorrected", 6), ("server", 6)],
+                    ),
+                ),
+            ),
+            Section("SLOs", (Table(SLO_HEADER, _slo_rows(report)),)),
+            Section(
+                "Setup phase",
+                (
+                    Paragraph(_setup_text(report)),
+                    Table(SETUP_HEADER, rows_of(report.setup, list(report.setup.columns))),
+                ),
+                element_id="setup",
+            ),
+            Section(
+                "Saturation per tier", (Table(TIER_HEADER, _tier_rows(report)), Charts(report.charts[2:]))
+            ),
+            Section(
+                "CPU budgets",
+                (
+                    Paragraph(cpu.mechanism_text(report.manifest.profile)),
+                    Table(cpu.BUDGET_COLUMNS, rows_of(report.budgets, list(report.budgets.columns))),
+                ),
+                element_id="cpu-budgets",
+            ),
+            Section(
+                "CPU without a budget",
+                (Table(cpu.UNBUDGETED_COLUMNS, rows_of(report.unbudgeted, list(report.unbudgeted.columns))),),
+                element_id="cpu-unbudgeted",
+            ),
+            Section(
+                "Arrivals (start accounting)",
+                (
+                    Table(
+                        FLOW_HEADER,
+                        rows_of(report.flows, list(report.flows.columns)),
+                        empty="No start accounting (closed model or not recorded).",
+                    ),
+                ),
+            ),
+            Section(
+                "Load generator",
+                (
+                    Paragraph(_generator_text(report.manifest)),
+                    Table(
+                        GENERATOR_HEADER,
+                        [[item.name, item.role, f"{item.cpu_limit_cores:g}"] for item in generator.processes],
+                    ),
+                ),
+            ),
+            Section(
+                "Errors by code",
+                (
+                    Table(
+                        ERROR_HEADER,
+                        rows_of(report.errors, list(report.errors.columns)),
+                        empty="No failed request.",
+                    ),
+                ),
+            ),
+        ),
+        appendix=(Details("Manifest", Table(("key", "value"), page.flat_rows(report.manifest))),),
+    )
+
+
+def render_html(report: Report) -> str:
+    """Return the self-contained HTML report."""
+    return page.render_html(run_page(report))
 
 
 def render_markdown(report: Report) -> str:
     """Return the Markdown summary (three verdict lines first)."""
-    lines = [*(f"{line}  " for line in report.headline()), ""]
-    manifest = report.manifest
-    lines += [
-        f"# Run {report.run_id}",
-        "",
-        f"Scenario `{manifest.scenario.name}` on profile `{manifest.profile.name}`, "
-        f"{report.duration_s:.0f} s from {manifest.started_at}; "
-        f"{int(report.routes['count'].fillna(0).sum()):,} requests.",
-        "",
-        "## Routes (latency in ms: corrected from the intended start | uncorrected | server histogram)",
-        "",
-    ]
-    lines += _markdown_table(
-        [label for _, label in ROUTE_COLUMNS], _rows(report.routes, [c for c, _ in ROUTE_COLUMNS])
-    )
-    lines += ["", "## SLOs", "", *_markdown_table(SLO_HEADER, _slo_rows(report))]
-    lines += ["", "## Setup phase", "", _setup_text(report)]
-    if len(report.setup):
-        lines += ["", *_markdown_table(SETUP_HEADER, _rows(report.setup, list(report.setup.columns)))]
-    lines += ["", "## Saturation per tier", "", *_markdown_table(TIER_HEADER, _tier_rows(report))]
-    lines += ["", "## CPU budgets", "", cpu.mechanism_text(manifest.profile), ""]
-    lines += _markdown_table(cpu.BUDGET_COLUMNS, _rows(report.budgets, list(report.budgets.columns)))
-    lines += ["", "## CPU without a budget", ""]
-    lines += _markdown_table(
-        cpu.UNBUDGETED_COLUMNS, _rows(report.unbudgeted, list(report.unbudgeted.columns))
-    )
-    if len(report.flows):
-        lines += ["", "## Arrivals (start accounting)", ""]
-        lines += _markdown_table(FLOW_HEADER, _rows(report.flows, list(report.flows.columns)))
-    lines += ["", "## Errors by code", ""]
-    lines += (
-        _markdown_table(ERROR_HEADER, _rows(report.errors, list(report.errors.columns)))
-        if len(report.errors)
-        else ["none"]
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
-    return lines
-
-
-STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1600px}
-h1{font-size:22px}h2{font-size:18px;margin-top:28px}
-.verdicts p{margin:4px 0;padding:6px 10px;border-radius:4px;font-weight:600}
-.pass{background:#e6f4ea}.fail{background:#fce8e6}.info{background:#eef3fb}
-table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
-td,th{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}
-td:nth-child(-n+2),th{text-align:left}
-figure.chart{display:inline-block;margin:8px 16px 16px 0;vertical-align:top}
-figcaption{font-weight:600;margin-bottom:4px}
-svg text{font-size:11px;fill:#444}
-.legend .key{margin-right:12px;font-size:12px}
-.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
-details{margin-top:16px}
-"""
-
-
-def render_html(report: Report) -> str:
-    """Return the self-contained HTML report (inline CSS and SVG; no external reference)."""
-    slo_line, validity_line, tier_line = report.headline()
-    manifest = report.manifest
-    body = [
-        f"<h1>Run {escape(report.run_id)}</h1>",
-        '<section class="verdicts">',
-        f'<p class="{"pass" if report.slo_passed else "fail"}" id="slo-verdict">{escape(slo_line)}</p>',
-        f'<p class="{"pass" if report.valid else "fail"}" id="validity-verdict">{escape(validity_line)}</p>',
-        f'<p class="info" id="first-saturated">{escape(tier_line)}</p>',
-        "</section>",
-        f"<p>Scenario <b>{escape(manifest.scenario.name)}</b> on profile "
-        f"<b>{escape(manifest.profile.name)}</b>, {report.duration_s:.0f} s from "
-        f"{escape(manifest.started_at)}.</p>",
-        "<h2>Over time</h2>",
-        *report.charts[:2],
-        "<h2>Routes</h2>",
-        "<p>Latency in ms. Corrected: from the intended start (coordinated omission corrected); "
-        "uncorrected: from the send; server: interpolated from the server's duration histogram.</p>",
-        _html_table(
-            [label for _, label in ROUTE_COLUMNS],
-            _rows(report.routes, [c for c, _ in ROUTE_COLUMNS]),
-            groups=[("", 5), ("corrected", 6), ("uncorrected", 6), ("server", 6)],
-        ),
-        "<h2>SLOs</h2>",
-        _html_table(SLO_HEADER, _slo_rows(report)),
-        '<h2 id="setup">Setup phase</h2>',
-        f"<p>{escape(_setup_text(report))}</p>",
-        _html_table(SETUP_HEADER, _rows(report.setup, list(report.setup.columns)))
-        if len(report.setup)
-        else "",
-        "<h2>Saturation per tier</h2>",
-        _html_table(TIER_HEADER, _tier_rows(report)),
-        '<h2 id="cpu-budgets">CPU budgets</h2>',
-        f"<p>{escape(cpu.mechanism_text(manifest.profile))}</p>",
-        _html_table(cpu.BUDGET_COLUMNS, _rows(report.budgets, list(report.budgets.columns))),
-        '<h2 id="cpu-unbudgeted">CPU without a budget</h2>',
-        _html_table(cpu.UNBUDGETED_COLUMNS, _rows(report.unbudgeted, list(report.unbudgeted.columns))),
-        *report.charts[2:],
-        "<h2>Arrivals</h2>",
-        _html_table(FLOW_HEADER, _rows(report.flows, list(report.flows.columns)))
-        if len(report.flows)
-        else "<p>No start accounting (closed model or not recorded).</p>",
-        "<h2>Errors by code</h2>",
-        _html_table(ERROR_HEADER, _rows(report.errors, list(report.errors.columns)))
-        if len(report.errors)
-        else "<p>No failed request.</p>",
-        "<details><summary>Manifest</summary>",
-        _html_table(("key", "value"), _manifest_rows(report.manifest)),
-        "</details>",
-    ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Run {escape(report.run_id)}</title><style>{STYLE}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
-    )
-
-
-def _html_table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], groups: Sequence[tuple[str, int]] = ()
-) -> str:
-    head = ""
-    if groups:
-        head = (
-            "<tr>" + "".join(f'<th colspan="{span}">{escape(name)}</th>' for name, span in groups) + "</tr>"
-        )
-    head += "<tr>" + "".join(f"<th>{escape(name)}</th>" for name in header) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{escape(value)}</td>" for value in row) + "</tr>" for row in rows)
-    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+    return page.render_markdown(run_page(report))
 
 
 def render_run(run_dir: str | Path) -> Report:
     """Read a run directory, compute its report and write report.html and summary.md into it."""
     run = read_run(run_dir)
     report = build_report(run)
-    (run.path / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
-    (run.path / SUMMARY_MD).write_text(render_markdown(report), encoding="utf-8")
+    page.write_page(run_page(report), run.path / REPORT_HTML, run.path / SUMMARY_MD)
     return report

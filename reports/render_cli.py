@@ -1,6 +1,9 @@
 """Render a run directory's report: `python -m reports.render_cli RUN_DIR` (what `testbed report` calls).
 
-Exit status: 0 every SLO met, 1 an SLO failed, 2 not a run directory or a broken table.
+A capacity search's directory (with `capacity.json`) gets its capacity report instead.
+
+Exit status: 0 every SLO met (a search: a capacity bracketed), 1 an SLO failed (a search: no
+bracketed capacity), 2 not a run directory or a broken table.
 """
 
 from __future__ import annotations
@@ -8,22 +11,32 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from reports.capacity import BRACKETED, CAPACITY_HTML, CAPACITY_MD, SEARCH_JSON, render_capacity
 from reports.render import render_run
 from reports.rundir import REPORT_HTML, SUMMARY_MD, RunDirectoryError
 
 
 def report_command(run_dir: str | Path) -> int:
-    """Re-render a run's report, print its three verdict lines and where the files are."""
+    """Re-render a run's (or a search's) report, print its three opening lines and where the files are."""
+    path = Path(run_dir)
+    searched = (path / SEARCH_JSON).is_file()
     try:
-        report = render_run(run_dir)
+        if searched:
+            search = render_capacity(path)
+            lines, passed = search.headline(), search.conclusion.status == BRACKETED
+            files = (CAPACITY_HTML, CAPACITY_MD)
+        else:
+            report = render_run(path)
+            lines, passed = report.headline(), report.slo_passed
+            files = (REPORT_HTML, SUMMARY_MD)
     except (RunDirectoryError, OSError, ValueError) as error:
         print(f"testbed report: {error}", file=sys.stderr)
         return 2
-    for line in report.headline():
+    for line in lines:
         print(line)
-    print(f"report: {Path(run_dir) / REPORT_HTML}")
-    print(f"summary: {Path(run_dir) / SUMMARY_MD}")
-    return 0 if report.slo_passed else 1
+    print(f"report: {path / files[0]}")
+    print(f"summary: {path / files[1]}")
+    return 0 if passed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

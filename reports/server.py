@@ -129,6 +129,22 @@ def _bound(text: str) -> float:
     return math.inf if text in ("+Inf", "Inf", "inf") else float(text)
 
 
+def since(series: pd.DataFrame, t_s: float) -> pd.DataFrame:
+    """Return the samples from each process's last scrape at or before `t_s` on.
+
+    That scrape is the baseline of every increase, so counters and histograms cover what happened
+    after `t_s` (a warm-up before it is left out).
+    """
+    if series.empty:
+        return series
+    times = series["t_s"].to_numpy(dtype=np.float64)
+    process = series["process"].astype(str)
+    earlier = times <= t_s
+    baseline = series.loc[earlier, "t_s"].groupby(process[earlier]).max()
+    first = process.map(baseline).fillna(-math.inf).to_numpy(dtype=np.float64)
+    return series[times >= first].reset_index(drop=True)
+
+
 def server_durations(series: pd.DataFrame) -> pd.DataFrame:
     """Return per (method, route) the server's request count and duration percentiles (ms) over the run.
 

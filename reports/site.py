@@ -23,7 +23,7 @@ from reports import charts, latency
 from reports.charts import Line
 from reports.history import HISTORY_HEADER, Entry, History, entry_rows, read_capacity, run_entry, scan
 from reports.manifest import read_manifest
-from reports.render import STYLE
+from reports.page import STYLE
 from reports.rundir import REQUEST_COLUMNS, REQUESTS, read_table
 
 INDEX_HTML = "index.html"

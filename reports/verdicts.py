@@ -10,7 +10,11 @@ failure ratio when it is at or below its limit. A percentile measured on fewer s
 `min_samples` needs is "too few to judge": it neither passes nor fails the run.
 
 A run is **invalid** when its figures cannot be trusted: the load generator was CPU-bound, or the
-arrival engine missed its schedule.
+arrival engine missed its schedule. Each problem names its cause (`Problem.cause`): the load
+generator's own limits (`GENERATOR`), a missed schedule (`SCHEDULE`: the generator's fault unless a
+tier of the system saturated), or the system under test, too slow for the open model's caps
+(`SYSTEM`: starts dropped, iterations unfinished). A step of a capacity search is judged from
+these (`judge_step`): good, bad (the system did not hold the load) or generator-limited.
 
 The summary Locust prints (`loadtests/arrival/report.py`) measures from its histograms and asks
 the same functions here, so both verdicts of one run agree.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 import numpy as np
@@ -50,6 +55,27 @@ SAMPLES_ABOVE_A_PERCENTILE = 10
 PASS = "pass"  # noqa: S105 - a verdict, not a password
 FAIL = "fail"
 TOO_FEW = "too few"
+
+# Causes of a validity problem.
+GENERATOR = "generator"
+SCHEDULE = "schedule"
+SYSTEM = "system"
+
+# Outcomes of a capacity search's step.
+GOOD = "good"
+BAD = "bad"
+GENERATOR_LIMITED = "generator-limited"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a run's figures cannot be trusted, and whose limit it shows (GENERATOR, SCHEDULE, SYSTEM)."""
+
+    cause: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def min_samples(percentile: float) -> int:
@@ -112,37 +138,70 @@ class FlowStarts(Protocol):
     def unfinished(self) -> int: ...
 
 
-def schedule_problems(flows: Iterable[FlowStarts]) -> list[str]:
-    """Return how an open-model run missed its schedule, flow by flow (empty: it kept it)."""
+def schedule_problems(flows: Iterable[FlowStarts], queued: Sequence[int] = ()) -> list[Problem]:
+    """Return how an open-model run missed its schedule, flow by flow (empty: it kept it).
+
+    Late starts that did not wait for the in-flight cap are the schedule's (the dispatcher woke
+    late) when they are more than 1 % of the flow's starts and at least 10 (as a percentile is
+    judged once 10 samples lie above it); drops and unfinished iterations are the system's (it
+    was too slow for the caps). A start rate below the target is the schedule's unless the flow
+    dropped or queued starts (`queued`: the queued starts per flow, in the same order; without it
+    only drops count).
+    """
     problems = []
-    for flow in flows:
-        if flow.started and flow.late_unqueued / flow.started > MAX_LATE_RATIO:
+    for index, flow in enumerate(flows):
+        # As with a percentile: one slow wake-up on a busy machine must not decide the verdict.
+        enough = flow.late_unqueued >= SAMPLES_ABOVE_A_PERCENTILE
+        if enough and flow.late_unqueued / flow.started > MAX_LATE_RATIO:
             problems.append(
-                f"{flow.name}: missed its schedule: {flow.late_unqueued / flow.started:.2%} of starts late "
-                f"without waiting for the in-flight cap (limit {MAX_LATE_RATIO:.0%})"
+                Problem(
+                    SCHEDULE,
+                    f"{flow.name}: missed its schedule: {flow.late_unqueued / flow.started:.2%} of starts "
+                    f"late without waiting for the in-flight cap (limit {MAX_LATE_RATIO:.0%})",
+                )
             )
         if flow.scheduled and flow.target_rate_per_s > 0:
             ratio = flow.achieved_rate_per_s / flow.target_rate_per_s
             if ratio < MIN_RATE_RATIO:
-                problems.append(f"{flow.name}: achieved start rate is {ratio:.2%} of the target")
+                waited = flow.dropped or (queued[index] if index < len(queued) else 0)
+                problems.append(
+                    Problem(
+                        SYSTEM if waited else SCHEDULE,
+                        f"{flow.name}: achieved start rate is {ratio:.2%} of the target",
+                    )
+                )
         if flow.dropped:
-            problems.append(f"{flow.name}: {flow.dropped} starts dropped (in-flight cap and queue full)")
+            problems.append(
+                Problem(SYSTEM, f"{flow.name}: {flow.dropped} starts dropped (in-flight cap and queue full)")
+            )
         if flow.unfinished:
-            problems.append(f"{flow.name}: {flow.unfinished} iterations still running when the run stopped")
+            problems.append(
+                Problem(
+                    SYSTEM, f"{flow.name}: {flow.unfinished} iterations still running when the run stopped"
+                )
+            )
     return problems
 
 
 # Locust's own warning: its process passed 90 % CPU at some moment (the arrival engine's summary
 # has no per-second samples; the report judges those).
-GENERATOR_WARNED_PROBLEM = "the load generator's CPU went above 90 %: its figures are not trustworthy"
+GENERATOR_WARNED_PROBLEM = Problem(
+    GENERATOR, "the load generator's CPU went above 90 %: its figures are not trustworthy"
+)
 
 
-def generator_overloaded_problem(process: str, share: float, peak_percent: float | None = None) -> str:
-    """Return the problem of a CPU-bound load generator (its timings include its own queueing)."""
+def generator_overloaded_problem(
+    process: str, share: float, peak_percent: float | None = None, *, subject: str = ""
+) -> Problem:
+    """Return the problem of a CPU-bound load generator (its timings include its own queueing).
+
+    `subject` replaces "load generator <process>" (e.g. the generator's processes together).
+    """
     peak = f" (peak {peak_percent:.0f} %)" if peak_percent is not None else ""
-    return (
-        f"load generator {process} was CPU-bound: >= {GENERATOR_CPU_PERCENT:g} % of its core in "
-        f"{share:.0%} of seconds{peak}"
+    return Problem(
+        GENERATOR,
+        f"{subject or f'load generator {process}'} was CPU-bound: >= {GENERATOR_CPU_PERCENT:g} % of "
+        f"its CPU limit in {share:.0%} of seconds{peak}",
     )
 
 
@@ -196,31 +255,91 @@ def validity_problems(
     requests_count: int,
     model: str = "open",
     window_s: tuple[float, float] | None = None,
-) -> list[str]:
+    generator_cores: int = 0,
+) -> list[Problem]:
     """Return why a run's figures cannot be trusted (empty: the run is valid).
 
     `window_s`: the load's window; the generator's CPU counts only there. A sample says how busy
     the process was in the second before it, so the generator's start-up (imports, logins of the
     personas before the first intended start) does not count against the run.
+    `generator_cores`: the cores the load generator's processes share; with several processes,
+    their sum at >= 90 % of those cores is CPU-bound too, whichever process used them.
     """
     problems = []
     if requests_count == 0:
-        problems.append("no request was recorded")
+        problems.append(Problem(GENERATOR, "no request was recorded"))
     generator = processes[processes["tier"].astype(str) == LOAD_GENERATOR]
     if window_s is not None:
         seconds = generator["t_s"].to_numpy(dtype=np.float64)
         generator = generator[(seconds - 1.0 >= window_s[0]) & (seconds <= window_s[1])]
-    for name, rows in generator.groupby(generator["process"].astype(str), observed=True):
+    names = generator["process"].astype(str)
+    for name, rows in generator.groupby(names, observed=True):
         limit = rows["cpu_limit_cores"].fillna(1.0).to_numpy(dtype=np.float64) * 100
-        busy = rows["cpu_percent"].to_numpy(dtype=np.float64) >= GENERATOR_CPU_PERCENT / 100 * limit
-        share = float(busy.mean()) if len(busy) else 0.0
-        if busy.sum() >= 2 and share >= GENERATOR_CPU_BOUND_SHARE:
-            problems.append(generator_overloaded_problem(name, share, float(rows["cpu_percent"].max())))
+        problem = _cpu_bound(rows["cpu_percent"].to_numpy(dtype=np.float64), limit, f"load generator {name}")
+        if problem is not None:
+            problems.append(problem)
+    if generator_cores and names.nunique() > 1:
+        # The sampler takes every process in one tick, under one time stamp.
+        together = generator.groupby("t_s")["cpu_percent"].sum().to_numpy(dtype=np.float64)
+        what = f"the load generator ({names.nunique()} processes together on {generator_cores} core(s))"
+        problem = _cpu_bound(together, np.full(len(together), generator_cores * 100.0), what)
+        if problem is not None:
+            problems.append(problem)
     if model != "open":
         return problems
     # Each row has the fields of FlowStarts, under the same names.
     starts = cast(Iterable[FlowStarts], flows.rename(columns={"flow": "name"}).itertuples(index=False))
-    return problems + schedule_problems(starts)
+    return problems + schedule_problems(starts, queued=flows["queued"].tolist())
+
+
+def _cpu_bound(cpu_percent: np.ndarray, limit_percent: np.ndarray, what: str) -> Problem | None:
+    busy = cpu_percent >= GENERATOR_CPU_PERCENT / 100 * limit_percent
+    share = float(busy.mean()) if len(busy) else 0.0
+    if busy.sum() >= 2 and share >= GENERATOR_CPU_BOUND_SHARE:
+        return generator_overloaded_problem("", share, float(cpu_percent.max()), subject=what)
+    return None
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    """A capacity search's step: GOOD, BAD or GENERATOR_LIMITED, and why in one sentence."""
+
+    outcome: str
+    reason: str
+
+
+def judge_step(
+    slo_passed: bool, slo_missed: Sequence[str], problems: Sequence[Problem], tier_saturated: bool
+) -> StepVerdict:
+    """Judge one step of a capacity search (docs/capacity.md, "The capacity search").
+
+    Generator-limited: a problem of the load generator's own (CPU-bound, nothing recorded), or a
+    missed schedule while the system kept up: no tier saturated and no cap of the open model
+    filled (no start dropped, no iteration unfinished); its figures say nothing of the system.
+    Bad: otherwise, an SLO failed or the system was too slow for the open model's caps (then a
+    missed schedule is the system's too: a generator holding every iteration a slow system leaves
+    in flight wakes late). Good: the SLO held on a valid run.
+    `slo_missed`: the thresholds missed, as the headline names them.
+    """
+    system_behind = tier_saturated or any(problem.cause == SYSTEM for problem in problems)
+    generator = [
+        problem
+        for problem in problems
+        if problem.cause == GENERATOR or (problem.cause == SCHEDULE and not system_behind)
+    ]
+    if generator:
+        return StepVerdict(
+            GENERATOR_LIMITED,
+            "the load generator could not drive it: " + "; ".join(map(str, generator)),
+        )
+    if not slo_passed:
+        shown = "; ".join(slo_missed[:3]) + (
+            f"; and {len(slo_missed) - 3} more" if len(slo_missed) > 3 else ""
+        )
+        return StepVerdict(BAD, f"SLO failed: {shown or 'no SLO could be judged'}")
+    if problems:
+        return StepVerdict(BAD, "invalid because of the system under test: " + "; ".join(map(str, problems)))
+    return StepVerdict(GOOD, "every SLO met on a valid run")
 
 
 # The comparison of two results (reports/compare.py): one verdict per figure.

@@ -1,6 +1,6 @@
 """`testbed`: the load side's command line; it parses and hands each command to its wing.
 
-    testbed run | report              one experiment, its report      (testbed/run/)
+    testbed run | capacity | report   one experiment, the capacity search, their reports   (testbed/run/)
     testbed compare | history | site  what lies under results/         (testbed/run/results.py)
     testbed up | down | profile       landscapes as local processes   (testbed/landscape/)
     testbed seed                      identity pools                  (testbed/seed.py)

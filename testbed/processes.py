@@ -9,12 +9,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ProcessExited(RuntimeError):
@@ -118,3 +122,20 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
         process.wait()
     except ProcessLookupError:
         process.wait()
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP during a block that must finish (stopping what a run started);
+    a signal that came meanwhile is delivered again, to the previous handler, once the block is done."""
+    received: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda number, _: received.append(number)) for number in STOP_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            signal.raise_signal(received[0])

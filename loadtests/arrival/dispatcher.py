@@ -7,6 +7,10 @@ immediately, and those count as late. A start that finds `max_in_flight` iterati
 waits in a queue of at most `max_queued` starts (it counts as queued, and as late when it waits
 more than 10 ms); a start that finds the queue full too is dropped.
 
+A warm-up (a capacity search's step) is the schedule's first `warm_up_s`: its starts run like any
+other, but are accounted in a record of their own, so the run's start accounting, its rates and
+its offsets cover the measured window after it.
+
 This module uses gevent but not Locust, so its accounting can be tested with a fake clock.
 """
 
@@ -57,6 +61,7 @@ class Start:
     index: int
     intended_s: float
     queued: bool = False
+    warm_up: bool = False
 
 
 Spawn = Callable[[Callable[[], None]], object]
@@ -79,6 +84,8 @@ class FlowDispatcher:
         max_queued: int = 0,
         late_after_s: float = LATE_AFTER_S,
         on_error: Callable[[str, Exception], None] | None = None,
+        warm_up_s: float = 0.0,
+        warm_up_record: FlowLatencies | None = None,
     ) -> None:
         self.name = name
         self._offsets_s = offsets_s
@@ -90,6 +97,8 @@ class FlowDispatcher:
         self._max_queued = max_queued
         self._late_after_s = late_after_s
         self._on_error = on_error
+        self._warm_up_s = warm_up_s
+        self._warm_up_record = warm_up_record or FlowLatencies()
         self._queue: deque[Start] = deque()
         self._t0_s = 0.0
         self.in_flight = 0
@@ -114,24 +123,33 @@ class FlowDispatcher:
                 self._clock.sleep_s(wait_s)
             if self.stopped:
                 break
-            self._due(Start(index, intended_s))
+            self._due(Start(index, intended_s, warm_up=offset_s < self._warm_up_s))
         self.schedule_done = True
+
+    def _accounting(self, start: Start) -> tuple[FlowLatencies, float]:
+        """The record a start counts in, and where its offsets count from (the measured window's
+        start after a warm-up)."""
+        if start.warm_up:
+            return self._warm_up_record, self._t0_s
+        return self._record, self._t0_s + self._warm_up_s
 
     def stop(self) -> None:
         """Start nothing more; starts still waiting for a slot count as dropped."""
         self.stopped = True
-        self._record.counters.dropped += len(self._queue)
+        for start in self._queue:
+            self._accounting(start)[0].counters.dropped += 1
         self._queue.clear()
 
     def _due(self, start: Start) -> None:
-        counters = self._record.counters
+        record, origin_s = self._accounting(start)
+        counters = record.counters
         counters.scheduled += 1
-        counters.last_intended_offset_s = max(counters.last_intended_offset_s, start.intended_s - self._t0_s)
+        counters.last_intended_offset_s = max(counters.last_intended_offset_s, start.intended_s - origin_s)
         if self.in_flight < self._max_in_flight:
             self._launch(start)
         elif len(self._queue) < self._max_queued:
             counters.queued += 1
-            self._queue.append(Start(start.index, start.intended_s, queued=True))
+            self._queue.append(Start(start.index, start.intended_s, queued=True, warm_up=start.warm_up))
         else:
             counters.dropped += 1
 
@@ -143,14 +161,15 @@ class FlowDispatcher:
     def _iterate(self, start: Start) -> None:
         started_s = self._clock.now_s()
         delay_s = started_s - start.intended_s
-        counters = self._record.counters
+        record, origin_s = self._accounting(start)
+        counters = record.counters
         counters.started += 1
-        counters.last_start_offset_s = max(counters.last_start_offset_s, started_s - self._t0_s)
+        counters.last_start_offset_s = max(counters.last_start_offset_s, started_s - origin_s)
         if delay_s > self._late_after_s:
             counters.late += 1
             if not start.queued:
                 counters.late_unqueued += 1
-        self._record.start_delay.record_s(delay_s)
+        record.start_delay.record_s(delay_s)
         try:
             self._run_iteration(start, delay_s)
         except gevent.GreenletExit:
@@ -158,12 +177,12 @@ class FlowDispatcher:
             raise
         except Exception as error:
             counters.failed += 1
-            self._record.iteration.record_s(self._clock.now_s() - start.intended_s)
+            record.iteration.record_s(self._clock.now_s() - start.intended_s)
             if self._on_error is not None:
                 self._on_error(self.name, error)
         else:
             counters.completed += 1
-            self._record.iteration.record_s(self._clock.now_s() - start.intended_s)
+            record.iteration.record_s(self._clock.now_s() - start.intended_s)
         finally:
             self.in_flight -= 1
             if self._queue and not self.stopped:
@@ -196,9 +215,13 @@ class ArrivalEngine:
         clock: Clock | None = None,
         flows: Mapping[str, Flow] | None = None,
         on_error: Callable[[str, Exception], None] | None = None,
+        warm_up_s: float = 0.0,
+        warm_up_recorder: ArrivalRecorder | None = None,
     ) -> None:
         self.scenario = scenario
         self.share = share
+        self.warm_up_s = warm_up_s
+        self._warm_up_recorder = warm_up_recorder or ArrivalRecorder()
         self._client = client
         self._recorder = recorder
         self._clock = clock or GeventClock()
@@ -219,11 +242,13 @@ class ArrivalEngine:
     def in_flight(self) -> int:
         return sum(dispatcher.in_flight for dispatcher in self.dispatchers)
 
-    def start(self) -> None:
-        """Start one scheduling loop per flow, from now.
+    def start(self, delay_s: float = 0.0) -> None:
+        """Start one scheduling loop per flow; the schedule's clock starts `delay_s` from now.
 
         Every schedule is computed before the clock starts: computing one flow's thousands of
-        offsets after t0 would make the first starts of the flows after it late.
+        offsets after t0 would make the first starts of the flows after it late. A delay leaves
+        the process time to finish what it is doing (a worker: Locust's own start) before the
+        first start is due.
         """
         profile = profile_for(self.scenario.shape)
         for spec in self.scenario.flows:
@@ -245,10 +270,12 @@ class ArrivalEngine:
                 max_in_flight=spec.max_in_flight,
                 max_queued=spec.max_queued,
                 on_error=self._on_error,
+                warm_up_s=self.warm_up_s,
+                warm_up_record=self._warm_up_recorder.flow(spec.name),
             )
             self.dispatchers.append(dispatcher)
-        self.t0_s = self._clock.now_s()
-        self.t0_epoch_s = time.time()
+        self.t0_s = self._clock.now_s() + delay_s
+        self.t0_epoch_s = time.time() + delay_s
         for dispatcher in self.dispatchers:
             self._loops.spawn(dispatcher.run, self.t0_s)
         log.info(
@@ -268,7 +295,7 @@ class ArrivalEngine:
 
     def _iteration_runner(self, name: str, flow: Flow, params: Mapping[str, Any]) -> RunIteration:
         def run(start: Start, delay_s: float) -> None:
-            set_current_iteration(IterationLatency(delay_s, flow=name))
+            set_current_iteration(IterationLatency(delay_s, flow=name, warm_up=start.warm_up))
             intended_epoch_s = self.t0_epoch_s + (start.intended_s - self.t0_s)
             flow(
                 FlowContext(

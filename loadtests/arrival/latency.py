@@ -142,11 +142,15 @@ class LatencyHistogram:
 class IterationLatency:
     """The corrected view of one iteration: only its first request carries the start delay."""
 
-    __slots__ = ("_pending_delay_s", "flow", "open_model")
+    __slots__ = ("_pending_delay_s", "flow", "open_model", "warm_up")
 
-    def __init__(self, start_delay_s: float, *, open_model: bool = True, flow: str = "") -> None:
+    def __init__(
+        self, start_delay_s: float, *, open_model: bool = True, flow: str = "", warm_up: bool = False
+    ) -> None:
         self.open_model = open_model
         self.flow = flow
+        # Started in the schedule's warm-up: its requests are recorded apart.
+        self.warm_up = warm_up
         self._pending_delay_s = max(0.0, start_delay_s)
 
     def corrected_s(self, service_s: float) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,8 @@ class ArrivalReport:
     # What the load generator requested before the schedule's clock started (the personas'
     # log-ins): reported, never judged.
     setup_routes: tuple[RouteResult, ...] = ()
+    # The schedule's first seconds, left out of every figure above (a capacity search's warm-up).
+    warm_up_s: float = 0.0
 
     @property
     def valid(self) -> bool:
@@ -119,6 +121,7 @@ def build_report(
     processes: int = 1,
     generator_overloaded: bool = False,
     setup: ArrivalRecorder | None = None,
+    warm_up_s: float = 0.0,
 ) -> ArrivalReport:
     """Summarise a recorder (merged over all processes) for one scenario run.
 
@@ -138,6 +141,7 @@ def build_report(
         slos=slos,
         problems=tuple(problems),
         setup_routes=_route_results(setup) if setup is not None else (),
+        warm_up_s=warm_up_s,
     )
 
 
@@ -177,11 +181,11 @@ def _flow_result(name: str, counters: FlowCounters, latencies: Any) -> FlowResul
     )
 
 
-def _problems(flows: Iterable[FlowResult], model: str, generator_overloaded: bool) -> list[str]:
+def _problems(flows: Sequence[FlowResult], model: str, generator_overloaded: bool) -> list[str]:
     problems = [verdicts.GENERATOR_WARNED_PROBLEM] if generator_overloaded else []
-    if model != "open":
-        return problems
-    return problems + list(verdicts.schedule_problems(flows))
+    if model == "open":
+        problems += verdicts.schedule_problems(flows, queued=[flow.queued for flow in flows])
+    return [problem.text for problem in problems]
 
 
 def _judge(slo: SloSpec, recorder: ArrivalRecorder, model: str) -> list[SloResult]:
@@ -226,8 +230,10 @@ def _judge(slo: SloSpec, recorder: ArrivalRecorder, model: str) -> list[SloResul
 
 def format_report(report: ArrivalReport) -> str:
     """Render the report as fixed-width text tables."""
+    warm_up = f", after a {report.warm_up_s:g} s warm-up left out" if report.warm_up_s else ""
     lines = [
-        f"Arrivals: scenario {report.scenario}, {report.model} model, {report.processes} load process(es)",
+        f"Arrivals: scenario {report.scenario}, {report.model} model, {report.processes} load "
+        f"process(es){warm_up}",
     ]
     if report.model == "open":
         lines.append(

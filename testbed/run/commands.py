@@ -1,13 +1,17 @@
-"""`testbed run` (one experiment from landscape to report, leaving `results/<run-id>/` behind) and
-`testbed report` (render a run directory's report again).
+"""`testbed run` (one experiment from landscape to report, leaving `results/<run-id>/` behind),
+`testbed capacity` (the highest load a landscape holds, leaving `results/<search-id>/`) and
+`testbed report` (render a run's or a search's report again).
 
 Exit status of `run`: 0 every SLO met on a valid run, 1 an SLO failed or the run is invalid,
 2 bad input, 3 the landscape, the seeding or the load generator failed, 130 interrupted.
+Exit status of `capacity`: 0 a capacity bracketed by a good and a bad step, 1 only a lower bound
+or no capacity, 2, 3 and 130 as for `run`.
 
 Everything the command line names is checked before anything starts: the profile with its
-changes (`--option`, `--workers`, `--threads`, `--setting`), the CPU plan, the pool config and
-the scenario with its overrides (`--multiplier`, `--duration`, `--seed`), which Locust applies to
-the same file in the same way.
+changes (`--option`, `--workers`, `--threads`, `--setting`), the CPU plan, the load generator's
+processes, the pool config and the scenario with its overrides (`--multiplier`, `--duration`,
+`--seed`), which Locust applies to the same file in the same way; for `capacity` also the
+search's plan. All problems of one kind are listed at once.
 """
 
 from __future__ import annotations
@@ -18,71 +22,50 @@ import math
 import secrets
 import signal
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reports.render import render_run
 from reports.rundir import LOGS
-from scenarios.landscape import ProfileError, load_profile
+from scenarios.landscape import LandscapeProfile, ProfileError, load_profile
 from scenarios.pool_schema import PoolConfigError, load_pool_config
-from scenarios.schema import ScenarioError, ScenarioOverrides, load_scenario
-from testbed.landscape.cpu import CpuPlanError, plan_cpus
-from testbed.processes import REPOSITORY
-from testbed.run.experiment import Experiment, Pool, RunError
+from scenarios.schema import ConstantShape, Scenario, ScenarioError, ScenarioOverrides, load_scenario
+from testbed.landscape.cpu import CpuPlan, CpuPlanError, plan_cpus
+from testbed.processes import REPOSITORY, STOP_SIGNALS
+from testbed.run.capacity import SearchPlan, SearchPlanError
+from testbed.run.experiment import Experiment, LoadPhase, Pool, RunError
 from testbed.run.launched import LaunchedLandscape
+from testbed.run.load_generator import LoadGeneratorError, LoadGeneratorPlan, default_workers
 from testbed.run.repeat import run_repeated
 
 RESULTS_DIR = REPOSITORY / "results"
 WORK_DIR = REPOSITORY / "var" / "runs"
 DEFAULT_SCENARIOS = ("production-mix", "smoke")
 DEFAULT_DURATION_S = 30.0
+DEFAULT_STEP_S = 30.0
+DEFAULT_WARM_UP_S = 10.0
+DEFAULT_RESOLUTION = 0.05
+DEFAULT_MAX_STEPS = 10
+DEFAULT_GROWTH = 2.0
+MAX_STEP_S = 3600.0
 # PBKDF2 cost of the seeded pool's passwords: a run measures its flows, not the hash at the
 # backbone's 100,000 iterations (each seeded hash carries its own count, new ones the setting's).
 POOL_PASSWORD_HASH_ITERATIONS = 1000
 
 
 def add_run_commands(commands: Any) -> None:
-    """Add `run` and `report` to the `testbed` parser; each sets `run`."""
+    """Add `run`, `capacity` and `report` to the `testbed` parser; each sets `run`."""
     run = commands.add_parser(
         "run",
         help="run a scenario on a landscape and write results/<run-id>/ with its report",
         description="Bring the landscape up, seed, load it, collect, bring it down, report. "
         "Exit 1 when an SLO failed or the run is invalid.",
     )
-    run.add_argument("--profile", default="dev", help="landscape profile: dev, stage, prod or a TOML path")
-    run.add_argument(
-        "--scenario", help="scenario name in scenarios/ or path (default production-mix, else smoke)"
-    )
+    _add_experiment_options(run)
     run.add_argument("--multiplier", type=float, help="multiply every flow's rate (default the scenario's)")
     run.add_argument("--duration", type=float, metavar="SECONDS", help="override the scenario's duration")
-    run.add_argument("--pool", default="test", help="identity pool to seed (default test; 'none' skips)")
-    run.add_argument("--seed", type=int, default=1, help="seed of the pool and the arrivals (default 1)")
-    run.add_argument(
-        "--password-hash-iterations",
-        type=int,
-        default=POOL_PASSWORD_HASH_ITERATIONS,
-        help=f"PBKDF2 iterations of the seeded pool's passwords (default {POOL_PASSWORD_HASH_ITERATIONS})",
-    )
-    run.add_argument("--workers", type=int, help="gunicorn workers per node (default the profile's)")
-    run.add_argument("--threads", type=int, help="threads per worker (default the profile's)")
-    run.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="override a profile value, e.g. database.pool_size=1 or gateway.instances=2",
-    )
-    run.add_argument(
-        "--setting",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a backbone setting of every node, e.g. LOG_LEVEL=INFO (BACKBONE_ prefix optional)",
-    )
-    run.add_argument(
-        "--results", type=Path, default=RESULTS_DIR, help=f"where runs go (default {RESULTS_DIR})"
-    )
     run.add_argument(
         "--repeat",
         type=int,
@@ -91,9 +74,92 @@ def add_run_commands(commands: Any) -> None:
         help="run the same experiment N times, grouped in results/<group-id>/ (default 1)",
     )
     run.set_defaults(run=lambda args: run_repeated(args, run_command))
-    report = commands.add_parser("report", help="(re-)render the report of a run directory")
+    capacity = commands.add_parser(
+        "capacity",
+        help="find the highest arrival rate a landscape holds within its SLOs; write results/<search-id>/",
+        description="Bring the landscape up and seed it once, then raise the scenario's rate step by step "
+        "(warm-up, measured window) and bisect between the last good and the first bad step. Exit 0 "
+        "when a capacity was bracketed, 1 when not (docs/capacity.md).",
+    )
+    _add_experiment_options(capacity)
+    capacity.add_argument(
+        "--start-multiplier", type=float, help="the first step's scenario multiplier (default the scenario's)"
+    )
+    capacity.add_argument(
+        "--step-s",
+        type=float,
+        default=DEFAULT_STEP_S,
+        help=f"measured window per step (default {DEFAULT_STEP_S:g})",
+    )
+    capacity.add_argument(
+        "--warm-up-s",
+        type=float,
+        default=DEFAULT_WARM_UP_S,
+        help=f"load before each step's measured window, not judged (default {DEFAULT_WARM_UP_S:g})",
+    )
+    capacity.add_argument(
+        "--resolution",
+        type=float,
+        default=DEFAULT_RESOLUTION,
+        help=f"stop bisecting when (bad - good) / good <= this (default {DEFAULT_RESOLUTION:g})",
+    )
+    capacity.add_argument(
+        "--max-steps",
+        type=int,
+        default=DEFAULT_MAX_STEPS,
+        help=f"at most this many steps (default {DEFAULT_MAX_STEPS})",
+    )
+    capacity.add_argument(
+        "--growth",
+        type=float,
+        default=DEFAULT_GROWTH,
+        help=f"multiply the rate by this while every step holds (default {DEFAULT_GROWTH:g})",
+    )
+    capacity.set_defaults(run=capacity_command)
+    report = commands.add_parser("report", help="(re-)render the report of a run or a capacity search")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.set_defaults(run=lambda args: _report(args.run_dir))
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `capacity` share: landscape, scenario, pool, load generator, results."""
+    parser.add_argument("--profile", default="dev", help="landscape profile: dev, stage, prod or a TOML path")
+    parser.add_argument(
+        "--scenario", help="scenario name in scenarios/ or path (default production-mix, else smoke)"
+    )
+    parser.add_argument("--pool", default="test", help="identity pool to seed (default test; 'none' skips)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the pool and the arrivals (default 1)")
+    parser.add_argument(
+        "--password-hash-iterations",
+        type=int,
+        default=POOL_PASSWORD_HASH_ITERATIONS,
+        help=f"PBKDF2 iterations of the seeded pool's passwords (default {POOL_PASSWORD_HASH_ITERATIONS})",
+    )
+    parser.add_argument("--workers", type=int, help="gunicorn workers per node (default the profile's)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default the profile's)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override a profile value, e.g. database.pool_size=1 or gateway.instances=2",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a backbone setting of every node, e.g. LOG_LEVEL=INFO (BACKBONE_ prefix optional)",
+    )
+    parser.add_argument(
+        "--load-processes",
+        type=int,
+        metavar="N",
+        help="Locust workers under one master (default one per load-generator core of the CPU plan)",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})"
+    )
 
 
 def _report(run_dir: Path) -> int:
@@ -102,13 +168,62 @@ def _report(run_dir: Path) -> int:
     return report_command(run_dir)
 
 
-def _fail(message: str) -> int:
-    print(f"testbed run: {message}", file=sys.stderr)
+def _fail(message: str, command: str = "run") -> int:
+    print(f"testbed {command}: {message}", file=sys.stderr)
     return 2
 
 
-def _problems(what: str, problems: list[str]) -> int:
-    return _fail(f"invalid {what}:\n" + "\n".join(f"  {line}" for line in problems))
+@dataclass(frozen=True)
+class Prepared:
+    """What the command line names, checked: profile, CPU plan, load generator, scenario file."""
+
+    profile: LandscapeProfile
+    overrides: dict[str, str]
+    cpu: CpuPlan
+    generator: LoadGeneratorPlan
+    source: Path
+
+
+class BadInput(Exception):
+    """The command line names something impossible; the message lists every problem."""
+
+
+def _prepare(args: argparse.Namespace) -> Prepared:
+    """Check the options `run` and `capacity` share, or raise BadInput with every problem."""
+    if args.password_hash_iterations < 1:
+        raise BadInput("--password-hash-iterations must be >= 1")
+    try:
+        overrides = profile_overrides(args)
+        profile = load_profile(args.profile, overrides)
+        cpu = plan_cpus(profile)
+        workers = args.load_processes
+        generator = LoadGeneratorPlan(
+            cpu.load_generator_cores,
+            default_workers(cpu.load_generator_cores) if workers is None else workers,
+        )
+        if args.pool != "none":
+            load_pool_config(args.pool)
+        source = scenario_path(args.scenario)
+    except (ValueError, CpuPlanError, FileNotFoundError, LoadGeneratorError) as error:
+        raise BadInput(str(error)) from None
+    except ProfileError as error:
+        raise BadInput(_listed("profile", error.problems)) from None
+    except PoolConfigError as error:
+        raise BadInput(_listed("pool config", error.problems)) from None
+    for warning in cpu.warnings:
+        print(f"testbed {args.command}: warning: {warning}", file=sys.stderr)
+    return Prepared(profile, overrides, cpu, generator, source)
+
+
+def _listed(what: str, problems: list[str]) -> str:
+    return f"invalid {what}:\n" + "\n".join(f"  {line}" for line in problems)
+
+
+def _scenario(source: Path, overrides: ScenarioOverrides) -> Scenario:
+    try:
+        return load_scenario(source, overrides=overrides)
+    except ScenarioError as error:
+        raise BadInput(_listed("scenario", error.problems)) from None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -117,30 +232,18 @@ def run_command(args: argparse.Namespace) -> int:
         return _fail("--multiplier must be a number > 0")
     if args.duration is not None and not (0 < args.duration <= 24 * 3600):
         return _fail("--duration must be between 0 and 86400 seconds")
-    if args.password_hash_iterations < 1:
-        return _fail("--password-hash-iterations must be >= 1")
     try:
-        overrides = profile_overrides(args)
-        profile = load_profile(args.profile, overrides)
-        cpu = plan_cpus(profile)
-        if args.pool != "none":
-            load_pool_config(args.pool)
-        source = scenario_path(args.scenario)
+        prepared = _prepare(args)
         # The main command without arguments must stay short, whatever the default scenario's length.
         duration_s = args.duration if args.duration or args.scenario else DEFAULT_DURATION_S
         scenario_overrides = ScenarioOverrides(args.multiplier, duration_s, args.seed)
-        scenario = load_scenario(source, overrides=scenario_overrides)
-    except (ValueError, CpuPlanError, FileNotFoundError) as error:
+        scenario = _scenario(prepared.source, scenario_overrides)
+    except BadInput as error:
         return _fail(str(error))
-    except ProfileError as error:
-        return _problems("profile", error.problems)
-    except PoolConfigError as error:
-        return _problems("pool config", error.problems)
-    except ScenarioError as error:
-        return _problems("scenario", error.problems)
-    for warning in cpu.warnings:
-        print(f"testbed run: warning: {warning}", file=sys.stderr)
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{source.stem}-{profile.name}-{secrets.token_hex(2)}"
+    profile = prepared.profile
+    run_id = (
+        f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{prepared.source.stem}-{profile.name}-{secrets.token_hex(2)}"
+    )
     run_dir = args.results / run_id
     work_dir = WORK_DIR / run_id
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -148,13 +251,11 @@ def run_command(args: argparse.Namespace) -> int:
         run_id,
         run_dir,
         work_dir,
-        LaunchedLandscape(profile, cpu, work_dir, run_dir / LOGS, overrides),
-        scenario,
-        scenario_overrides,
+        LaunchedLandscape(profile, prepared.cpu, work_dir, run_dir / LOGS, prepared.overrides),
+        LoadPhase(scenario, scenario_overrides, prepared.generator),
         Pool(args.pool, args.seed, args.password_hash_iterations),
     )
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, _interrupt)
+    _stop_on_signals()
     try:
         experiment.run(args.profile)
     except KeyboardInterrupt:
@@ -168,6 +269,82 @@ def run_command(args: argparse.Namespace) -> int:
         print(line)
     print(f"report: {run_dir / 'report.html'}\nsummary: {run_dir / 'summary.md'}")
     return 0 if report.slo_passed and report.valid else 1
+
+
+def capacity_command(args: argparse.Namespace) -> int:
+    """`testbed capacity`."""
+    from reports.capacity import BRACKETED, CAPACITY_HTML, CAPACITY_MD, build_capacity_report
+    from testbed.run.capacity_search import CapacitySearch
+
+    problems = _search_problems(args)
+    try:
+        prepared = _prepare(args)
+        scenario = _scenario(
+            prepared.source, ScenarioOverrides(None, args.warm_up_s + args.step_s, args.seed)
+        )
+    except BadInput as error:
+        return _fail("\n  ".join([str(error), *problems]), "capacity")
+    if not isinstance(scenario.shape, ConstantShape):
+        problems.append(
+            f"{prepared.source}: shape.kind: a capacity search needs a constant shape (each step holds "
+            f"one rate), got {type(scenario.shape).__name__.removesuffix('Shape').lower()}"
+        )
+    if problems:
+        return _fail("\n  ".join(problems), "capacity")
+    start = scenario.multiplier if args.start_multiplier is None else args.start_multiplier
+    plan = SearchPlan(start, args.growth, args.resolution, args.max_steps)
+    profile = prepared.profile
+    search_id = (
+        f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-capacity-{prepared.source.stem}-{profile.name}-"
+        f"{secrets.token_hex(2)}"
+    )
+    directory = args.results / search_id
+    work_dir = WORK_DIR / search_id
+    work_dir.mkdir(parents=True, exist_ok=True)
+    search = CapacitySearch(
+        search_id=search_id,
+        directory=directory,
+        work_dir=work_dir,
+        landscape=LaunchedLandscape(profile, prepared.cpu, work_dir, directory / LOGS, prepared.overrides),
+        source=prepared.source,
+        pool=Pool(args.pool, args.seed, args.password_hash_iterations),
+        plan=plan,
+        step_s=args.step_s,
+        warm_up_s=args.warm_up_s,
+        generator=prepared.generator,
+    )
+    _stop_on_signals()
+    try:
+        search.run(args.profile)
+    except KeyboardInterrupt:
+        print(
+            f"\ntestbed capacity: interrupted; the landscape is down, the finished steps are in {directory}",
+            file=sys.stderr,
+        )
+        return 130
+    except RunError as error:
+        print(f"testbed capacity: {error}", file=sys.stderr)
+        return 3
+    report = build_capacity_report(directory)
+    for line in report.headline():
+        print(line)
+    print(f"report: {directory / CAPACITY_HTML}\nsummary: {directory / CAPACITY_MD}")
+    return 0 if report.conclusion.status == BRACKETED else 1
+
+
+def _search_problems(args: argparse.Namespace) -> list[str]:
+    """Every problem of the search's own options (the start multiplier's default is checked later)."""
+    problems = []
+    if not 0 < args.step_s <= MAX_STEP_S:
+        problems.append(f"--step-s must be between 0 and {MAX_STEP_S:g} seconds, got {args.step_s:g}")
+    if not 0 <= args.warm_up_s <= MAX_STEP_S:
+        problems.append(f"--warm-up-s must be between 0 and {MAX_STEP_S:g} seconds, got {args.warm_up_s:g}")
+    start = 1.0 if args.start_multiplier is None else args.start_multiplier
+    try:
+        SearchPlan(start, args.growth, args.resolution, args.max_steps)
+    except SearchPlanError as error:
+        problems += str(error).splitlines()
+    return problems
 
 
 def profile_overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -190,8 +367,21 @@ def profile_overrides(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
+def _stop_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP stop the command once: the first raises KeyboardInterrupt (the
+    landscape and the load generator go down on the way out), later ones only say so."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, _interrupt)
+
+
 def _interrupt(number: int, frame: object) -> None:
+    for each in STOP_SIGNALS:
+        signal.signal(each, _already_stopping)
     raise KeyboardInterrupt
+
+
+def _already_stopping(number: int, frame: object) -> None:
+    print("testbed: already stopping; the landscape goes down first", file=sys.stderr)
 
 
 def scenario_path(name: str | None) -> Path:

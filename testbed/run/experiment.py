@@ -1,8 +1,11 @@
-"""The steps of one experiment, from landscape to run directory.
+"""The steps of one experiment, from landscape to run directory, and the pieces a search reuses.
 
-    up -> seed the pool -> scrape + sample from before the load -> Locust headless with the
-    arrival engine (live progress line) -> stop collecting -> down -> manifest
+    up -> seed the pool -> measure: scrape + sample from before the load, the load generator
+    (Locust's master and workers with the arrival engine, live progress line), stop collecting
+    -> down -> manifest
 
+A capacity search (`capacity_search.py`) brings the landscape up and seeds it once, then
+measures one load phase per step into its own run directory (`measure`, `write_run_manifest`).
 The landscape goes down whatever happens; the report is rendered from the run directory by the
 command (`commands.py`).
 """
@@ -29,21 +32,25 @@ from reports.manifest import (
     FlowRate,
     GitRevision,
     LandscapeRecord,
+    LoadGeneratorRecord,
     Machine,
     RunManifest,
     ScenarioRecord,
     write_manifest,
 )
-from reports.rundir import ARRIVAL, LOAD_GENERATOR, LOGS, REQUESTS
+from reports.rundir import ARRIVAL, LOGS, REQUESTS
 from scenarios.pool_schema import PoolConfigError
 from scenarios.schema import Scenario, ScenarioOverrides
-from testbed.processes import LOCUSTFILE, REPOSITORY, start_python, stop
+from testbed.processes import REPOSITORY, interrupts_deferred
 from testbed.run.collect import MetricsScraper, ProcessSampler, SampledGroup, SampledProcess, ScrapeTarget
+from testbed.run.load_generator import MASTER, LoadGenerator, LoadGeneratorPlan
 from testbed.run.progress import watch
 from testbed.seed import plan_pool, seed_bulk_pool
 
 # The arrival engine's Locust options that apply the command line's overrides to the scenario.
 LOCUST_OPTIONS = {"multiplier": "--multiplier", "duration_s": "--duration", "seed": "--seed"}
+# Scrapes before the first request and after the last: counters' increases start and end there.
+SCRAPE_MARGIN_S = 1.5
 
 
 class RunError(Exception):
@@ -91,6 +98,27 @@ class Pool:
         return self.name != "none"
 
 
+@dataclass(frozen=True)
+class LoadPhase:
+    """One stretch of load: the scenario with the command line's overrides, the warm-up before its
+    measured window (its requests are the warm-up's, never judged) and the load generator's plan."""
+
+    scenario: Scenario
+    overrides: ScenarioOverrides
+    generator: LoadGeneratorPlan
+    warm_up_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one load phase left besides its tables: the measured window (epoch s) and the failures."""
+
+    started_at_s: float
+    ended_at_s: float
+    scrape_failures: dict[str, int]
+    load_generator: LoadGeneratorRecord
+
+
 @dataclass
 class Experiment:
     """The steps of one run, in order, with the landscape brought down whatever happens."""
@@ -99,15 +127,8 @@ class Experiment:
     run_dir: Path
     work_dir: Path
     landscape: Landscape
-    scenario: Scenario
-    overrides: ScenarioOverrides
+    phase: LoadPhase
     pool: Pool
-    started_at_s: float = 0.0
-    ended_at_s: float = 0.0
-
-    @property
-    def logs(self) -> Path:
-        return self.run_dir / LOGS
 
     @property
     def credentials(self) -> Path:
@@ -117,126 +138,180 @@ class Experiment:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         print(f"testbed run {self.run_id}: bringing up {profile_name}", file=sys.stderr)
         access = self.landscape.up()
-        scraper = sampler = None
         try:
-            self._seed(access)
-            scraper = MetricsScraper(self.landscape.scrape_targets(), self.run_dir)
-            sampler = ProcessSampler(
-                self.landscape.sampled_processes(), self.run_dir, self.landscape.budget_groups()
+            seed_pool(access, self.pool, self.run_dir / LOGS, self.credentials)
+            measured = measure(
+                self.landscape,
+                access,
+                self.phase,
+                self.run_dir,
+                self.work_dir,
+                self.credentials if self.pool.seeded else None,
             )
-            scraper.start()
-            sampler.start()
-            time.sleep(1.5)  # a scrape before the first request: counters' increases start from it
-            self._load(access, sampler)
-            time.sleep(1.5)  # and one after the last
         finally:
-            for collector in (scraper, sampler):
-                if collector is not None:
-                    collector.stop()
-            print("testbed run: bringing the landscape down", file=sys.stderr)
-            self.landscape.down()
-        self._write_manifest(scraper)
+            bring_down(self.landscape)
+        write_run_manifest(self.run_dir, self.run_id, measured, self.landscape, self.phase, self.pool)
 
-    def _seed(self, access: LandscapeAccess) -> None:
-        if not self.pool.seeded:
-            return
-        from loadtests.seeding.bulk import SeedingError
 
-        print(f"testbed run: seeding pool {self.pool.name}", file=sys.stderr)
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs / "seed.log"
-        with log_path.open("a", encoding="utf-8") as log:
+def bring_down(landscape: Landscape) -> None:
+    """Bring the landscape down; a signal meanwhile waits until it is down."""
+    print("testbed run: bringing the landscape down", file=sys.stderr)
+    with interrupts_deferred():
+        landscape.down()
 
-            def say(line: str) -> None:
-                print(line, file=log, flush=True)
 
-            try:
-                the_plan = plan_pool(
-                    self.pool.name, seed=self.pool.seed, did_domain=access.did_domain, say=say
-                )
-                # The identities belong to the landscape's OAuth client, whose tier has no quotas;
-                # the launcher has migrated the database and made the client.
-                seed_bulk_pool(
-                    the_plan,
-                    access.database_url,
-                    client_id=access.client_id,
-                    client_secret=access.client_secret,
-                    export_path=self.credentials,
-                    password_hash_iterations=self.pool.password_hash_iterations,
-                    schema_ready=True,
-                    say=say,
-                )
-            except (PoolConfigError, SeedingError, sa.exc.SQLAlchemyError, OSError) as error:
-                # The first line only: a database error goes on with the statement and its rows.
-                first_line = next(iter(str(error).splitlines()), "")
-                say(f"seeding failed: {type(error).__name__}: {first_line}")
-                raise RunError(f"seeding the pool failed; see {log_path}") from None
+def seed_pool(access: LandscapeAccess, pool: Pool, logs: Path, credentials: Path) -> None:
+    """Seed the pool in bulk into the landscape's database and export its credentials."""
+    if not pool.seeded:
+        return
+    from loadtests.seeding.bulk import SeedingError
 
-    def _load(self, access: LandscapeAccess, sampler: ProcessSampler) -> None:
-        stats_prefix = self.work_dir / "locust"
-        args = ["-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
-        args += ["--scenario", str(self.scenario.source), "-H", access.base_url]
-        for name, value in self.overrides.given().items():
-            args += [LOCUST_OPTIONS[name], str(value)]
-        args += ["--arrival-json", str(self.run_dir / ARRIVAL), "--requests-dir", str(self.run_dir)]
-        args += ["--csv", str(stats_prefix), "--csv-full-history", "--loglevel", "WARNING"]
-        if self.pool.seeded:
-            # The personas of the upstream scenarios log in as the seeded identities.
-            args += ["--credentials", str(self.credentials)]
-        scenario = self.scenario
-        budget_s = scenario.duration_s + scenario.drain_timeout_s + 60
-        what = f"{scenario.name} for {scenario.duration_s:g} s (multiplier {scenario.multiplier:g})"
-        print(f"testbed run: {what}", file=sys.stderr)
-        secret = {SECRET_VARIABLE: access.client_secret}
-        with (self.logs / "locust.log").open("ab") as log:
-            self.started_at_s = time.time()
-            locust = start_python(args, secret, log, cores=access.load_generator_cores)
-            # One Locust process runs on one core at most, whatever cores it may use.
-            sampler.add(SampledProcess("locust", LOAD_GENERATOR, locust.pid, cpu_limit_cores=1.0))
-            try:
-                history = stats_prefix.with_name(stats_prefix.name + "_stats_history.csv")
-                watch(locust, history, self.started_at_s, budget_s)
-            finally:
-                stop(locust)
-                self.ended_at_s = time.time()
-        if not (self.run_dir / ARRIVAL).is_file():
-            raise RunError(f"the load generator wrote no results; see {self.logs / 'locust.log'}")
+    print(f"testbed run: seeding pool {pool.name}", file=sys.stderr)
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / "seed.log"
+    with log_path.open("a", encoding="utf-8") as log:
 
-    def _write_manifest(self, scraper: MetricsScraper | None) -> None:
-        scenario = self.scenario
-        # The load's window starts with the first intended start, not with Locust's process (whose
-        # start-up can take seconds): rates and onsets count from there.
-        first_s = first_intended_start_s(self.run_dir / REQUESTS)
-        if first_s is not None:
-            self.started_at_s = max(self.started_at_s, first_s)
-        manifest = RunManifest(
-            run_id=self.run_id,
-            started_at_s=self.started_at_s,
-            ended_at_s=self.ended_at_s,
-            seed=self.pool.seed,
-            pool=self.pool.name,
-            pool_pbkdf2_iterations=self.pool.password_hash_iterations if self.pool.seeded else None,
-            git=git_revision(),
-            profile=self.landscape.manifest(),
-            scenario=ScenarioRecord(
-                name=scenario.name,
-                source=relative_to_repository(scenario.source),
-                model="open",
-                multiplier=scenario.multiplier,
-                duration_s=scenario.duration_s,
-                arrivals=scenario.arrivals,
-                flows=tuple(
-                    FlowRate(flow.name, flow.flow, scenario.rate_per_s(flow)) for flow in scenario.flows
-                ),
-                slos=scenario.slos,
-                overrides=self.overrides.given(),
-                text=scenario.source.read_text(encoding="utf-8"),
-            ),
-            versions=versions(),
-            machine=machine(),
-            scrape_failures=dict(scraper.failures) if scraper is not None else {},
+        def say(line: str) -> None:
+            print(line, file=log, flush=True)
+
+        try:
+            the_plan = plan_pool(pool.name, seed=pool.seed, did_domain=access.did_domain, say=say)
+            # The identities belong to the landscape's OAuth client, whose tier has no quotas;
+            # the launcher has migrated the database and made the client.
+            seed_bulk_pool(
+                the_plan,
+                access.database_url,
+                client_id=access.client_id,
+                client_secret=access.client_secret,
+                export_path=credentials,
+                password_hash_iterations=pool.password_hash_iterations,
+                schema_ready=True,
+                say=say,
+            )
+        except (PoolConfigError, SeedingError, sa.exc.SQLAlchemyError, OSError) as error:
+            # The first line only: a database error goes on with the statement and its rows.
+            first_line = next(iter(str(error).splitlines()), "")
+            say(f"seeding failed: {type(error).__name__}: {first_line}")
+            raise RunError(f"seeding the pool failed; see {log_path}") from None
+
+
+def measure(
+    landscape: Landscape,
+    access: LandscapeAccess,
+    phase: LoadPhase,
+    run_dir: Path,
+    work_dir: Path,
+    credentials: Path | None,
+) -> Measured:
+    """Collect into `run_dir` from before the load to after it, and run the load phase.
+
+    `credentials`: the seeded pool's export, which the upstream scenarios' personas log in with.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scraper = MetricsScraper(landscape.scrape_targets(), run_dir)
+    sampler = ProcessSampler(landscape.sampled_processes(), run_dir, landscape.budget_groups())
+    scraper.start()
+    sampler.start()
+    try:
+        time.sleep(SCRAPE_MARGIN_S)
+        started_at_s, ended_at_s = _load(access, phase, run_dir, work_dir, credentials, sampler)
+        time.sleep(SCRAPE_MARGIN_S)
+    finally:
+        with interrupts_deferred():
+            scraper.stop()
+            sampler.stop()
+    # The load's window starts with the first intended start, not with Locust's processes (whose
+    # start-up can take seconds): rates and onsets count from there, after the warm-up.
+    first_s = first_intended_start_s(run_dir / REQUESTS)
+    if first_s is not None:
+        started_at_s = max(started_at_s, first_s)
+    return Measured(
+        started_at_s=started_at_s + phase.warm_up_s,
+        ended_at_s=ended_at_s,
+        scrape_failures=dict(scraper.failures),
+        load_generator=phase.generator.record(),
+    )
+
+
+def _load(
+    access: LandscapeAccess,
+    phase: LoadPhase,
+    run_dir: Path,
+    work_dir: Path,
+    credentials: Path | None,
+    sampler: ProcessSampler,
+) -> tuple[float, float]:
+    """Run Locust's master and workers until the scenario ends; return when they started and ended."""
+    stats_prefix = work_dir / "locust"
+    master = ["--headless", "--only-summary", "--scenario", str(phase.scenario.source), "-H", access.base_url]
+    for name, value in phase.overrides.given().items():
+        master += [LOCUST_OPTIONS[name], str(value)]
+    if phase.warm_up_s > 0:
+        master += ["--warm-up", f"{phase.warm_up_s:g}"]
+    master += ["--arrival-json", str(run_dir / ARRIVAL)]
+    master += ["--csv", str(stats_prefix), "--csv-full-history", "--loglevel", "WARNING"]
+    worker = ["--requests-dir", str(run_dir), "--loglevel", "WARNING"]
+    if credentials is not None:
+        # The personas of the upstream scenarios log in as the seeded identities.
+        worker += ["--credentials", str(credentials)]
+    scenario = phase.scenario
+    budget_s = scenario.duration_s + scenario.drain_timeout_s + 90
+    what = f"{scenario.name} for {scenario.duration_s:g} s (multiplier {scenario.multiplier:g})"
+    workers = phase.generator.workers
+    print(f"testbed run: {what}, {workers} load worker(s) and a master", file=sys.stderr)
+    logs = run_dir / LOGS
+    generator = LoadGenerator(phase.generator, logs, {SECRET_VARIABLE: access.client_secret})
+    started_at_s = time.time()
+    try:
+        generator.start(master, worker, sampler)
+        assert generator.master is not None
+        history = stats_prefix.with_name(stats_prefix.name + "_stats_history.csv")
+        watch(generator.master, history, started_at_s, budget_s)
+    finally:
+        with interrupts_deferred():
+            generator.stop()
+        ended_at_s = time.time()
+    if not (run_dir / ARRIVAL).is_file():
+        raise RunError(
+            f"the load generator wrote no results; see {logs / (MASTER + '.log')} and its workers' logs"
         )
-        write_manifest(self.run_dir, manifest)
+    return started_at_s, ended_at_s
+
+
+def write_run_manifest(
+    run_dir: Path, run_id: str, measured: Measured, landscape: Landscape, phase: LoadPhase, pool: Pool
+) -> None:
+    """Write the run directory's manifest.json (secrets redacted)."""
+    scenario = phase.scenario
+    manifest = RunManifest(
+        run_id=run_id,
+        started_at_s=measured.started_at_s,
+        ended_at_s=measured.ended_at_s,
+        seed=pool.seed,
+        pool=pool.name,
+        pool_pbkdf2_iterations=pool.password_hash_iterations if pool.seeded else None,
+        git=git_revision(),
+        profile=landscape.manifest(),
+        scenario=ScenarioRecord(
+            name=scenario.name,
+            source=relative_to_repository(scenario.source),
+            model="open",
+            multiplier=scenario.multiplier,
+            duration_s=scenario.duration_s,
+            arrivals=scenario.arrivals,
+            flows=tuple(FlowRate(flow.name, flow.flow, scenario.rate_per_s(flow)) for flow in scenario.flows),
+            slos=scenario.slos,
+            overrides=phase.overrides.given(),
+            text=scenario.source.read_text(encoding="utf-8"),
+            warm_up_s=phase.warm_up_s,
+        ),
+        load_generator=measured.load_generator,
+        versions=versions(),
+        machine=machine(),
+        scrape_failures=measured.scrape_failures,
+    )
+    write_manifest(run_dir, manifest)
 
 
 def first_intended_start_s(directory: Path) -> float | None:

@@ -1,5 +1,6 @@
-"""`testbed run` end to end: the run directory, its report and no secret in it (dev), the first
-saturated tier on `stage` with a database pool of one and with one worker of one thread per node."""
+"""`testbed run` end to end: the run directory, its report and no secret in it (dev, with two load
+workers under Locust's master), the first saturated tier on `stage` with a database pool of one and
+with one worker of one thread per node."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def run(
 ) -> tuple[Path, subprocess.CompletedProcess[str], dict[str, str]]:
     results = tmp_path_factory.mktemp("results")
     answer, found = run_capturing_secrets(
-        "run", "--scenario", "smoke", "--duration", "8", "--results", str(results)
+        "run", "--scenario", "smoke", "--duration", "8", "--load-processes", "2", "--results", str(results)
     )
     runs = list(results.iterdir())
     assert answer.returncode in (0, 1), answer.stderr
@@ -131,15 +132,39 @@ def test_the_run_directory_holds_every_table_and_the_manifest(
     assert keys == {("POST", "/api/v2/Challenges"), ("GET", "/api/v2/Tags")}
     assert (requests["corrected_latency_s"] >= requests["latency_s"] - 1e-9).all()
     assert set(data.processes["tier"].astype(str)) == {"node", "admin", "load-generator"}
-    # The load generator ran on the cores the CPU plan gave it, apart from the landscape's.
-    assert manifest.profile.cpu.load_generator_cores != manifest.profile.cpu.landscape_cores
+    # The load generator ran on the cores the CPU plan gave it, apart from the landscape's: Locust's
+    # master and two workers, each sampled with its limit (the workers share the generator's cores).
+    cores = manifest.profile.cpu.load_generator_cores
+    assert cores != manifest.profile.cpu.landscape_cores
+    generator = manifest.load_generator
+    assert generator.cores == cores
+    assert [(process.name, process.role) for process in generator.processes] == [
+        ("locust-master", "master"),
+        ("locust-worker1", "worker"),
+        ("locust-worker2", "worker"),
+    ]
+    limits = data.processes.groupby("process", observed=True)["cpu_limit_cores"].max()
+    worker_limit = min(1.0, len(cores) / 2)
+    assert limits["locust-master"] == 1.0
+    assert limits["locust-worker1"] == limits["locust-worker2"] == worker_limit
+    # Each worker took its share of the schedule and wrote its own parts of the requests table.
+    parts = {path.name.rsplit("-", 1)[0] for path in (run_dir / "requests").glob("*.parquet")}
+    assert len(parts) == 2
     assert "http_server_request_duration_seconds_bucket" in set(data.series["name"].astype(str))
     # Client and server count the same requests per route: the scrapes bracket the load.
     answered = requests[requests["status"] > 0]
     server = server_durations(data.series).set_index(["method", "route"])
     for (method, route), count in answered.groupby(["method", "route"], observed=True).size().items():
         assert server.loc[(method, route), "server_count"] == count
-    for name in ("node1.log", "admin-api.log", "migrate.log", "seed.log", "locust.log"):
+    logs = (
+        "node1.log",
+        "admin-api.log",
+        "migrate.log",
+        "seed.log",
+        "locust-master.log",
+        "locust-worker1.log",
+    )
+    for name in (*logs, "locust-worker2.log"):
         assert (run_dir / "logs" / name).is_file()
     assert "req/s" in answer.stderr  # the progress line
 
@@ -185,6 +210,7 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         (["--multiplier", "0"], "--multiplier must be a number > 0"),
         (["--scenario", "no-such-scenario"], "no scenario no-such-scenario"),
         (["--setting", "POOL"], "expected NAME=VALUE"),
+        (["--load-processes", "0"], "--load-processes must be an integer in 1..64, got 0"),
     ):
         answer = run_testbed("run", *args, timeout_s=60)
         assert answer.returncode == 2, args

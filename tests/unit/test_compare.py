@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from reports import bootstrap, verdicts
+from reports.capacity import BRACKETED, LOWER_BOUND, NONE, Conclusion, SearchRecord, write_search, write_steps
 from reports.compare import (
     COMPARED_PERCENTILES,
     NotComparable,
@@ -25,8 +24,8 @@ from reports.compare import (
     render_html,
     render_markdown,
 )
-from reports.history import CAPACITY_MANIFEST, CAPACITY_TABLE, read_capacity
-from reports.manifest import read_manifest, write_manifest
+from reports.history import read_capacity
+from reports.manifest import LandscapeRecord, ScenarioRecord, read_manifest, write_manifest
 from reports.synthetic import write_synthetic_run
 from testbed.run.results import compare_command, parse_threshold
 
@@ -270,40 +269,62 @@ def _args(baseline: Path, candidate: Path, results: Path, markdown: Path | None 
 # Capacity searches
 
 
-def capacity_dir(
-    path: Path, scenario: str, capacity: float | None, steps: list[tuple[float, float, bool]], tier: str
-) -> Path:
-    """A capacity search as issue 21's `testbed capacity` is expected to leave it."""
-    path.mkdir(parents=True)
-    (path / CAPACITY_MANIFEST).write_text(
-        json.dumps(
+def capacity_dir(path: Path, scenario: str, steps: list[tuple[float, float, bool]], tier: str) -> Path:
+    """A capacity search as `testbed capacity` leaves it (reports/capacity.py's writers): steps of
+    (multiplier, achieved requests/s, held); the first step that did not hold names `tier`."""
+    rows = []
+    for index, (multiplier, achieved, held) in enumerate(steps, start=1):
+        rows.append(
             {
-                "search_id": path.name,
-                "scenario": scenario,
-                "profile": "stage",
-                "started_at_s": 1_700_000_000.0,
-                "capacity_rps": capacity,
-                "multiplier": 4.0,
-                "limiting_tier": tier,
-                "problems": [],
+                "step": index,
+                "multiplier": multiplier,
+                "run_dir": f"step-{index:02d}",
+                "offered_iterations_per_s": multiplier,
+                "offered_requests_per_s": achieved,
+                "achieved_requests_per_s": achieved,
+                "requests": int(achieved * 30),
+                "errors": 0,
+                "p50_ms": 10.0,
+                "p90_ms": 20.0,
+                "p99_ms": 40.0,
+                "slo_passed": held,
+                "valid": True,
+                "outcome": "good" if held else "bad",
+                "reason": "every SLO met on a valid run" if held else "SLO failed",
+                "first_saturated_tier": "" if held else tier,
+                "saturation_evidence": "",
+                "slo_missed": "" if held else "GET /a p90_ms 80.0 (limit 50)",
+                "problems": "",
             }
         )
+    good = [row for row in rows if row["slo_passed"]]
+    bad = [row for row in rows if not row["slo_passed"]]
+    if good and bad:
+        conclusion = Conclusion(
+            BRACKETED, "bracketed", good[-1]["multiplier"], good[-1]["step"], bad[0]["step"], True
+        )
+    elif good:
+        conclusion = Conclusion(LOWER_BOUND, "every step held", good[-1]["multiplier"], good[-1]["step"])
+    else:
+        conclusion = Conclusion(NONE, "the first step was already bad", bad_step=bad[0]["step"])
+    path.mkdir(parents=True)
+    write_search(
+        path,
+        SearchRecord(
+            search_id=path.name,
+            started_at_s=1_700_000_000.0,
+            profile=LandscapeRecord(name="stage"),
+            scenario=ScenarioRecord(name=scenario),
+            conclusion=conclusion,
+        ),
     )
-    table = pa.table(
-        {
-            "multiplier": [step[0] for step in steps],
-            "achieved_rps": [step[1] for step in steps],
-            "passed": [step[2] for step in steps],
-            "run": [f"step-{index}" for index in range(len(steps))],
-        }
-    )
-    pq.write_table(table, path / CAPACITY_TABLE)
+    write_steps(path, rows)
     return path
 
 
 def test_a_capacity_search_is_read_with_its_resolution(tmp_path: Path) -> None:
     steps = [(1.0, 100.0, True), (2.0, 200.0, True), (4.0, 400.0, True), (8.0, 700.0, False)]
-    result = read_capacity(capacity_dir(tmp_path / "search", "smoke", 400.0, steps, "database"))
+    result = read_capacity(capacity_dir(tmp_path / "search", "smoke", steps, "database"))
     assert result.capacity_rps == 400.0
     assert result.next_failed_rps == 700.0
     assert result.limiting_tier == "database"
@@ -312,12 +333,12 @@ def test_a_capacity_search_is_read_with_its_resolution(tmp_path: Path) -> None:
 
 def test_capacities_compare_by_their_steps(tmp_path: Path) -> None:
     base_steps = [(2.0, 200.0, True), (4.0, 400.0, True), (8.0, 800.0, False)]
-    baseline = read_capacity(capacity_dir(tmp_path / "a", "smoke", 400.0, base_steps, "node"))
+    baseline = read_capacity(capacity_dir(tmp_path / "a", "smoke", base_steps, "node"))
     worse = read_capacity(
-        capacity_dir(tmp_path / "b", "smoke", 100.0, [(1.0, 100.0, True), (2.0, 190.0, False)], "database")
+        capacity_dir(tmp_path / "b", "smoke", [(1.0, 100.0, True), (2.0, 190.0, False)], "database")
     )
     close = read_capacity(
-        capacity_dir(tmp_path / "c", "smoke", 420.0, [(4.0, 420.0, True), (8.0, 810.0, False)], "node")
+        capacity_dir(tmp_path / "c", "smoke", [(4.0, 420.0, True), (8.0, 810.0, False)], "node")
     )
     regression = compare(baseline, worse, threshold=0.05)
     assert regression.capacity is not None
@@ -330,7 +351,7 @@ def test_capacities_compare_by_their_steps(tmp_path: Path) -> None:
     assert noise.capacity is not None
     assert noise.capacity.verdict == verdicts.NO_CHANGE
     assert noise.exit_status == 0
-    other = read_capacity(capacity_dir(tmp_path / "d", "production-mix", 50.0, [(1.0, 50.0, True)], "node"))
+    other = read_capacity(capacity_dir(tmp_path / "d", "production-mix", [(1.0, 50.0, True)], "node"))
     with pytest.raises(NotComparable, match="different scenarios"):
         compare(baseline, other)
 
@@ -339,7 +360,7 @@ def test_a_run_and_a_capacity_search_are_not_comparable(
     synthetic_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     baseline, _ = synthetic_runs
-    search = read_capacity(capacity_dir(tmp_path / "a", "synthetic", 400.0, [(4.0, 400.0, True)], "node"))
+    search = read_capacity(capacity_dir(tmp_path / "a", "synthetic", [(4.0, 400.0, True)], "node"))
     with pytest.raises(NotComparable, match="a capacity search and a run"):
         compare(load_result(baseline), search)
 

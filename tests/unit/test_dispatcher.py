@@ -246,3 +246,31 @@ def test_the_unit_tests_run_without_gevent_monkey_patching() -> None:
     import gevent.monkey
 
     assert not gevent.monkey.is_anything_patched()
+
+
+def test_the_warm_up_counts_apart_and_the_measured_window_starts_after_it() -> None:
+    """10 starts/s for 3 s with a 1 s warm-up; a 50 ms hiccup inside the warm-up makes late starts
+    there, none in the measured window, whose offsets count from its own start."""
+    clock = FakeClock(hiccups={100.45: 0.05})
+    record, warm_up = FlowLatencies(), FlowLatencies()
+    flow = FlowDispatcher(
+        "flow",
+        every(0.1, 30),
+        lambda start, delay_s: None,
+        record=record,
+        clock=clock,
+        spawn=immediate,
+        max_in_flight=100,
+        warm_up_s=1.0,
+        warm_up_record=warm_up,
+    )
+    flow.run(clock.now_s())
+
+    assert (warm_up.counters.scheduled, record.counters.scheduled) == (
+        9,
+        21,
+    )  # 0.1 .. 0.9 s, then 1.0 .. 3.0 s
+    assert warm_up.counters.late_unqueued >= 1
+    assert record.counters.late == 0
+    assert record.counters.last_intended_offset_s == pytest.approx(2.0)
+    assert record.start_delay.count == 21

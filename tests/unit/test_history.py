@@ -79,7 +79,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("template") / "results"
     dated_run(root / "old-run", now - 40 * DAY_S)
     dated_run(root / "new-run", now - 1 * DAY_S, seed=2)
-    capacity_dir(root / "old-capacity", "synthetic", 400.0, [(4.0, 400.0, True), (8.0, 700.0, False)], "node")
+    capacity_dir(root / "old-capacity", "synthetic", [(4.0, 400.0, True), (8.0, 700.0, False)], "node")
     manifest = json.loads((root / "old-capacity" / "capacity.json").read_text())
     manifest["started_at_s"] = now - 45 * DAY_S
     (root / "old-capacity" / "capacity.json").write_text(json.dumps(manifest))

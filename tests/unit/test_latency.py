@@ -137,11 +137,11 @@ def test_a_run_that_kept_its_schedule_is_valid() -> None:
 
 
 def test_a_run_that_missed_its_schedule_says_so() -> None:
-    report = build_report(recorder_of_a_run(started=90, late_unqueued=5, dropped=10), SCENARIO)
+    report = build_report(recorder_of_a_run(started=90, late_unqueued=10, dropped=10), SCENARIO)
 
     assert not report.valid
     assert report.problems == (
-        "f: missed its schedule: 5.56% of starts late without waiting for the in-flight cap (limit 1%)",
+        "f: missed its schedule: 11.11% of starts late without waiting for the in-flight cap (limit 1%)",
         "f: achieved start rate is 90.00% of the target",
         "f: 10 starts dropped (in-flight cap and queue full)",
     )

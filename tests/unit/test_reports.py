@@ -150,6 +150,44 @@ def test_errors_by_code_counts_failures_most_frequent_first() -> None:
     ]
 
 
+def test_offered_requests_are_the_schedule_times_the_requests_per_started_iteration() -> None:
+    """Flow a: 10 starts/s, 2 requests per iteration; flow b: 5 starts/s, 1 request: 25 requests/s,
+    whatever the server answered."""
+    rows = [{"flow": "a", "route": "/a", "latency_s": 0.01}] * 40 + [
+        {"flow": "b", "route": "/b", "latency_s": 0.01}
+    ] * 10
+    flows = flows_table(
+        {
+            "flows": [
+                {"name": "a", "target_rate_per_s": 10.0, "started": 20},
+                {"name": "b", "target_rate_per_s": 5.0, "started": 10},
+            ]
+        }
+    )
+    assert latency.offered_requests_per_s(requests_frame(rows), flows) == pytest.approx(25.0)
+    assert math.isnan(latency.offered_requests_per_s(requests_frame(rows), flows_table({})))
+
+
+def test_answered_requests_count_the_responses_inside_the_window() -> None:
+    rows = [
+        {"start_s": T0 + 0.5, "latency_s": 0.1},  # inside
+        {"start_s": T0 + 9.5, "latency_s": 0.4},  # inside, answered at 9.9 s
+        {"start_s": T0 + 9.8, "latency_s": 0.5},  # answered after the window
+        {"start_s": T0 - 0.5, "latency_s": 0.1},  # answered before it (the warm-up)
+        {"start_s": T0 + 1.0, "latency_s": 0.1, "status": 0},  # no answer
+    ]
+    rows = [{"route": "/a", **row} for row in rows]
+    assert latency.answered_per_s(requests_frame(rows), T0, 10.0) == pytest.approx(0.2)
+
+
+def test_since_keeps_each_process_from_its_last_scrape_before_the_window_on() -> None:
+    rows = [(t, process, "node", "c", {}, float(t)) for process in ("n1", "n2") for t in (0.0, 1.0, 2.0)]
+    rows.append((1.5, "n3", "node", "c", {}, 1.0))  # scraped only after the window started
+    kept = server.since(series_frame(rows), T0 + 1.2)
+    by_process = kept.groupby(kept["process"].astype(str))["t_s"].min() - T0
+    assert by_process.to_dict() == {"n1": 1.0, "n2": 1.0, "n3": 1.5}
+
+
 def test_window_for_keeps_charts_to_a_few_hundred_points() -> None:
     assert latency.window_for(60) == 1
     assert latency.window_for(3600) == 15
@@ -445,7 +483,8 @@ def test_a_run_is_invalid_when_the_load_generator_is_cpu_bound() -> None:
     )
     problems = verdicts.validity_problems(processes, flows_table({}), requests_count=10)
     assert len(problems) == 1
-    assert "load generator locust was CPU-bound" in problems[0]
+    assert "load generator locust was CPU-bound" in problems[0].text
+    assert problems[0].cause == verdicts.GENERATOR
     calm = processes_frame([(t, "locust", "load-generator", 60.0, 1.0) for t in range(40)])
     assert verdicts.validity_problems(calm, flows_table({}), requests_count=10) == []
     # Busy only while starting up, before the load's window: that is not the load's doing.
@@ -477,26 +516,87 @@ def flow(**overrides: float) -> dict[str, float]:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "problem"),
+    ("overrides", "problem", "cause"),
     [
-        ({"late": 20, "late_unqueued": 20}, "missed its schedule: 2.00% of starts late"),
-        ({"achieved_rate_per_s": 9.7}, "achieved start rate is 97.00% of the target"),
-        ({"dropped": 3}, "3 starts dropped"),
-        ({"unfinished": 2}, "2 iterations still running"),
+        ({"late": 20, "late_unqueued": 20}, "missed its schedule: 2.00% of starts late", verdicts.SCHEDULE),
+        ({"achieved_rate_per_s": 9.7}, "achieved start rate is 97.00% of the target", verdicts.SCHEDULE),
+        # Starts that waited for the in-flight cap: the system was too slow, not the dispatcher.
+        (
+            {"achieved_rate_per_s": 9.7, "queued": 40},
+            "achieved start rate is 97.00% of the target",
+            verdicts.SYSTEM,
+        ),
+        ({"dropped": 3}, "3 starts dropped", verdicts.SYSTEM),
+        ({"unfinished": 2}, "2 iterations still running", verdicts.SYSTEM),
     ],
 )
-def test_a_run_is_invalid_when_it_missed_its_schedule(overrides: dict[str, float], problem: str) -> None:
+def test_a_run_is_invalid_when_it_missed_its_schedule(
+    overrides: dict[str, float], problem: str, cause: str
+) -> None:
     flows = flows_table({"flows": [flow(**overrides)]})
     problems = verdicts.validity_problems(empty_processes(), flows, requests_count=1000)
     assert len(problems) == 1
-    assert problem in problems[0]
+    assert problem in problems[0].text
+    assert problems[0].cause == cause
+
+
+def test_the_load_generators_processes_are_cpu_bound_together_when_they_fill_its_cores() -> None:
+    """A master and two workers on one core: 45 + 45 + 5 % is a full core, though none is at 90 %."""
+    rows = [
+        (t, name, "load-generator", cpu, 1.0)
+        for t in range(40)
+        for name, cpu in (("locust-master", 5.0), ("locust-worker1", 45.0), ("locust-worker2", 45.0))
+    ]
+    problems = verdicts.validity_problems(processes_frame(rows), flows_table({}), 10, generator_cores=1)
+    assert [problem.cause for problem in problems] == [verdicts.GENERATOR]
+    assert "the load generator (3 processes together on 1 core(s)) was CPU-bound" in problems[0].text
+    # On two cores the same processes leave room.
+    assert verdicts.validity_problems(processes_frame(rows), flows_table({}), 10, generator_cores=2) == []
+    # Each process is judged against its own limit: a worker at half a core's limit of 0.5 is CPU-bound.
+    halves = [(t, "locust-worker1", "load-generator", 48.0, 0.5) for t in range(40)]
+    (problem,) = verdicts.validity_problems(processes_frame(halves), flows_table({}), 10, generator_cores=1)
+    assert "load generator locust-worker1 was CPU-bound" in problem.text
+
+
+SCHEDULE_MISSED = verdicts.Problem(verdicts.SCHEDULE, "f: missed its schedule")
+DROPPED = verdicts.Problem(verdicts.SYSTEM, "f: 3 starts dropped")
+CPU_BOUND = verdicts.Problem(verdicts.GENERATOR, "load generator locust-worker1 was CPU-bound")
+
+
+@pytest.mark.parametrize(
+    ("slo_passed", "problems", "saturated", "outcome", "reason"),
+    [
+        (True, [], False, verdicts.GOOD, "every SLO met on a valid run"),
+        (True, [], True, verdicts.GOOD, "every SLO met"),  # saturation alone ends nothing
+        (False, [], True, verdicts.BAD, "SLO failed: GET /a p90_ms 80.0 (limit 50)"),
+        (True, [DROPPED], False, verdicts.BAD, "invalid because of the system under test: f: 3 starts"),
+        # A missed schedule is the system's when a tier saturated or its caps filled, else the generator's.
+        (True, [SCHEDULE_MISSED], True, verdicts.BAD, "invalid because of the system under test"),
+        (True, [SCHEDULE_MISSED, DROPPED], False, verdicts.BAD, "system under test: f: missed its sc"),
+        (True, [SCHEDULE_MISSED], False, verdicts.GENERATOR_LIMITED, "could not drive it: f: missed"),
+        # A CPU-bound generator's figures say nothing of the system, failed SLO or not.
+        (False, [CPU_BOUND, DROPPED], True, verdicts.GENERATOR_LIMITED, "locust-worker1 was CPU-bound"),
+    ],
+)
+def test_a_capacity_step_is_good_bad_or_generator_limited(
+    slo_passed: bool, problems: list[verdicts.Problem], saturated: bool, outcome: str, reason: str
+) -> None:
+    missed = [] if slo_passed else ["GET /a p90_ms 80.0 (limit 50)"]
+    verdict = verdicts.judge_step(slo_passed, missed, problems, saturated)
+    assert verdict.outcome == outcome
+    assert reason in verdict.reason
 
 
 def test_a_run_that_kept_its_schedule_is_valid_and_late_queued_starts_do_not_count() -> None:
     flows = flows_table({"flows": [flow(late=50, late_unqueued=5, queued=50)]})
     assert verdicts.validity_problems(empty_processes(), flows, requests_count=1000) == []
+    # 1.4 % late, but one start of 70: too few to say the dispatcher missed its schedule.
+    few = flows_table({"flows": [flow(scheduled=70, started=70, completed=70, late=1, late_unqueued=1)]})
+    assert verdicts.validity_problems(empty_processes(), few, requests_count=70) == []
+    many = flows_table({"flows": [flow(late=11, late_unqueued=11)]})
+    assert "1.10% of starts late" in verdicts.validity_problems(empty_processes(), many, 1000)[0].text
     assert verdicts.validity_problems(empty_processes(), flows, requests_count=0) == [
-        "no request was recorded"
+        verdicts.Problem(verdicts.GENERATOR, "no request was recorded")
     ]
 
 
