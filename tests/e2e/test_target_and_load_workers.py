@@ -17,8 +17,13 @@ from typing import Any
 
 import pytest
 
+from reports.manifest import CpuRecord
 from reports.rundir import read_run
+from scenarios.landscape import load_profile
+from testbed.landscape.prometheus import prometheus_executable, running_prometheus
 from testbed.processes import free_port
+from testbed.run.target import TargetClient, TargetLandscape
+from tests.helpers.services import unavailable
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # The dev landscape with a cheaper password hash, so seeding the test pool through the API takes
@@ -177,3 +182,40 @@ def test_the_target_was_seeded_through_its_api_and_its_server_tiers_are_not_judg
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "http://" not in html
     assert "https://" not in html
+
+
+def test_the_targets_prometheus_gives_its_server_figures_per_job_and_instance(
+    landscape: tuple[Path, dict[str, Any]], run: tuple[Path, str, list[str]], tmp_path: Path
+) -> None:
+    """`--prometheus URL`: every target the deployment's Prometheus scrapes is a process of the run,
+    its job the tier, read through /federate without the labels Prometheus added."""
+    if prometheus_executable() is None:
+        unavailable("prometheus is not installed (Debian package 'prometheus')")
+    profile_path, state = landscape
+    node = state["node_urls"][0].removeprefix("http://").replace("localhost", "127.0.0.1")
+    with running_prometheus(tmp_path / "prometheus", {"node": [node]}, scrape_interval_s=0.5) as prometheus:
+        deadline = time.monotonic() + 30
+        while prometheus.last_scrape("node") == 0 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        target = TargetLandscape(
+            load_profile(str(profile_path)),
+            state["node_urls"][0],
+            TargetClient("unused", "unused", "localhost"),
+            CpuRecord(),
+            prometheus.url,
+        )
+        [scraped] = target.scrape_targets()
+        assert (scraped.process, scraped.tier) == ("node1", "node")
+        assert scraped.read is not None
+        samples = scraped.read()
+    assert target.manifest().server_metrics == "prometheus"
+    names = {name for name, _, _ in samples}
+    assert "http_server_request_duration_seconds_bucket" in names
+    challenges = [
+        value
+        for name, labels, value in samples
+        if name == "http_server_request_duration_seconds_count"
+        and labels.get("http_route") == "/api/v2/Challenges"
+    ]
+    assert sum(challenges) > 0, "the run's requests are in the node's figures"
+    assert all("job" not in labels and "instance" not in labels for _, labels, _ in samples)
