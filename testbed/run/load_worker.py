@@ -4,23 +4,30 @@ The process becomes a Locust worker (Locust's own distributed mode) of the maste
 `testbed run --expect-load-workers N` (or `testbed capacity ...`) started: the master sends it
 its share of the arrival schedule and the scenario's text, it sends the master its records, its
 request parts and its CPU samples (`loadtests/arrival/locust_plugin.py`). It exits when the
-master ends the run. The target it loads is the master's, checked there against the profile's
+master ends the run; with `--keep-joining` it joins the next master instead (each step of a
+capacity search has its own), until Locust gives up waiting for one (five minutes) or it is
+interrupted. The target it loads is the master's, checked there against the profile's
 `allowed_target_hosts`.
 
-Exit status: Locust's (0 when the run ended normally), 2 bad input.
+Exit status: Locust's (0 when the run ended normally), 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 from scenarios.landscape import is_host
-from testbed.processes import LOCUSTFILE, REPOSITORY
+from testbed.processes import LOCUSTFILE, REPOSITORY, STOP_SIGNALS
 from testbed.run.load_generator import DEFAULT_MASTER_PORT
+
+# How long a worker may take to stop once interrupted (it sends its last records first).
+WORKER_STOP_TIMEOUT_S = 10.0
 
 
 def add_load_worker_command(commands: Any) -> None:
@@ -42,6 +49,11 @@ def add_load_worker_command(commands: Any) -> None:
         type=Path,
         metavar="FILE",
         help="the pool's credentials file (a copy of the run's), for scenarios whose personas log in",
+    )
+    worker.add_argument(
+        "--keep-joining",
+        action="store_true",
+        help="after a run ends, join the next one (every step of testbed capacity); stop with Ctrl-C",
     )
     worker.set_defaults(run=load_worker_command)
 
@@ -84,9 +96,44 @@ def load_worker_command(args: argparse.Namespace) -> int:
     if args.credentials is not None:
         command += ["--credentials", str(args.credentials.resolve())]
     print(f"testbed load-worker: joining the master at {host}:{port}", file=sys.stderr, flush=True)
+    if args.keep_joining:
+        return _keep_joining(command)
     # Locust finds the project's modules from the repository's root, as the run's own workers do.
     os.chdir(REPOSITORY)
     return _become(command)
+
+
+def _interrupt(number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _keep_joining(command: list[str]) -> int:
+    """Run one Locust worker after another, each joining the next master, until one fails to join
+    (Locust's own retries end it) or the command is interrupted."""
+    runs = 0
+    for number in STOP_SIGNALS:
+        signal.signal(number, _interrupt)
+    while True:
+        worker = subprocess.Popen(command, cwd=REPOSITORY)
+        try:
+            status = worker.wait()
+        except KeyboardInterrupt:
+            # A Ctrl-C reached the worker too; a signal sent to this process alone did not.
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            return 130
+        if status != 0:
+            print(
+                f"testbed load-worker: {runs} run(s) joined; the last worker ended with status {status}",
+                file=sys.stderr,
+            )
+            return 0 if runs else status
+        runs += 1
+        print(f"testbed load-worker: run {runs} ended; joining the next master", file=sys.stderr, flush=True)
 
 
 def _become(command: list[str]) -> NoReturn:
