@@ -303,8 +303,14 @@ def _target_problems(args: argparse.Namespace, profile: LandscapeProfile) -> lis
             problems.append("--prometheus reads a target's server figures: give --target too")
         elif not args.prometheus.startswith(("http://", "https://")):
             problems.append(f"--prometheus {args.prometheus!r}: expected http(s)://HOST[:PORT]")
-    if args.credentials is not None and (problem := credentials_problem(args.credentials)):
-        problems.append(problem)
+    if args.credentials is not None:
+        if args.target is None:
+            problems.append(
+                "--credentials names a pool seeded before: a landscape brought up here starts empty; "
+                "give --target"
+            )
+        elif problem := credentials_problem(args.credentials):
+            problems.append(problem)
     return problems
 
 

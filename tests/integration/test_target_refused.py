@@ -87,3 +87,35 @@ def test_the_same_target_on_an_allowed_host_passes_the_check(
     assert status == 2
     assert "--duration must be between" in capsys.readouterr().err
     assert CountingHandler.requests == []
+
+
+def test_every_problem_of_the_target_and_load_worker_options_is_listed_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "run",
+            "--prometheus",
+            "http://prometheus.example.org:9090",
+            "--credentials",
+            str(tmp_path / "missing.json"),
+            "--expect-load-workers",
+            "-1",
+            "--load-workers-timeout",
+            "0",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    for message in (
+        "--expect-load-workers must be an integer in 0..64, got -1",
+        "--load-workers-timeout must be between 0 and 3600 seconds, got 0",
+    ):
+        assert message in err
+    # The target's own options are checked once the load generator's are right.
+    status = main(["run", "--prometheus", "http://p.example.org", "--credentials", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--prometheus reads a target's server figures: give --target too" in err
+    assert "--credentials names a pool seeded before" in err
+    assert "Traceback" not in err
