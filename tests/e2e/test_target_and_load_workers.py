@@ -121,6 +121,8 @@ def run(
     runs = list((directory / "results").iterdir())
     assert len(runs) == 1, err
     assert state["client_secret"] not in out + err
+    for path in runs[0].rglob("*"):
+        assert not path.is_file() or state["client_secret"].encode() not in path.read_bytes(), path
     return runs[0], out + err, logs
 
 
