@@ -37,7 +37,7 @@ BROKER_KINDS = ("rabbitmq", "azureservicebus")
 # local launcher starts none of them.
 REMOTE_ONLY_KINDS = {"database": "sqlserver", "bus": "azureservicebus"}
 BLOB_STORE_KINDS = ("local", "s3")
-LOOPBACK_NAMES = ("localhost",)
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 # Settings the launcher derives from the profile's own tables; a profile sets them there, once.
 _OWNED_SETTINGS = {
     "ENVIRONMENT": "environment",
@@ -666,18 +666,41 @@ def _cores(table: Mapping[str, Any], key: str, read: ConfigReader) -> tuple[int,
 
 
 def _hosts(data: Mapping[str, Any], name: str, read: ConfigReader) -> tuple[str, ...]:
+    """The hosts a load generator may send load to: loopback for a local landscape, and any
+    deployment's host named here on purpose (`testbed run --target`, docs/load-model.md)."""
     value = data.get(name, ["localhost", "127.0.0.1"])
     if not isinstance(value, list) or not value or not all(isinstance(host, str) for host in value):
         read.problem(name, f"must be a non-empty list of host names, got {show(value)}")
         return ()
     for host in value:
-        if not _is_loopback(host):
+        if not is_host(host):
             read.problem(
                 name,
-                f"{host!r} is not a loopback host; a local landscape is only reachable on "
-                "localhost, 127.0.0.0/8 or ::1",
+                f"{host!r} is not a host name or IP address (no scheme, port, path or wildcard: "
+                "e.g. backbone.example.org)",
             )
     return tuple(value)
+
+
+def is_host(text: str) -> bool:
+    """A DNS host name or an IP address, as a URL's host part carries it (without brackets)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(_HOST_NAME.fullmatch(text)) and len(text) <= 253
+    return True
+
+
+def target_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether `host` is one of `allowed` (names case-insensitively, addresses in any spelling)."""
+    return _host_key(host) in {_host_key(each) for each in allowed}
+
+
+def _host_key(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower().rstrip(".")
 
 
 def _backbone_settings(value: Any, read: ConfigReader) -> dict[str, str]:
@@ -732,12 +755,3 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]) -> list[
                 continue
         target[key] = value
     return problems
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
