@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import sys
@@ -111,9 +112,8 @@ def _bench(args: argparse.Namespace, url: str, scratch: Path) -> int:
         password_hash_iterations=HASH_ITERATIONS,
         progress=lambda line: None,
     )
-    print(
-        f"bench-sse: seeded {the_plan.totals['identities']:,} identities in {time.perf_counter() - started:.1f} s"
-    )
+    seeded_s = time.perf_counter() - started
+    print(f"bench-sse: seeded {the_plan.totals['identities']:,} identities in {seeded_s:.1f} s")
     identities = load_identities(export)
     server_cores, client_cores = _cores()
     os.sched_setaffinity(0, client_cores)
@@ -285,7 +285,8 @@ async def _measure(
     connect_s = time.perf_counter() - started
     at_start = tally.connected
     print(
-        f"bench-sse: {at_start:,} of {len(apps):,} streams connected in {connect_s:.1f} s ({tally.refused} refused)"
+        f"bench-sse: {at_start:,} of {len(apps):,} streams connected in {connect_s:.1f} s"
+        f" ({tally.refused} refused)"
     )
     await asyncio.sleep(2)
     rss_held = server.memory_info().rss
@@ -304,8 +305,11 @@ async def _measure(
     await asyncio.gather(*holders, return_exceptions=True)
     for client in clients:
         await client.aclose()
-    return _verdict(args, len(apps), at_start, still_open, tally, window_s, rss_before, rss_held,
-                    _cpu(server_cpu_after) - _cpu(server_cpu_before), _cpu(my_cpu_after) - _cpu(my_cpu_before))  # fmt: skip
+    server_cpu_s = _cpu(server_cpu_after) - _cpu(server_cpu_before)
+    client_cpu_s = _cpu(my_cpu_after) - _cpu(my_cpu_before)
+    return _verdict(
+        len(apps), at_start, still_open, tally, window_s, rss_before, rss_held, server_cpu_s, client_cpu_s
+    )
 
 
 def _cpu(times: psutil._common.pcputimes) -> float:  # type: ignore[name-defined]
@@ -313,7 +317,6 @@ def _cpu(times: psutil._common.pcputimes) -> float:  # type: ignore[name-defined
 
 
 def _verdict(
-    args: argparse.Namespace,
     wanted: int,
     at_start: int,
     still_open: int,
@@ -331,37 +334,36 @@ def _verdict(
     delivered = len(latencies)
 
     def rank(q: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, max(0, int(q * len(latencies) + 0.999999) - 1))]
-            if latencies
-            else float("nan")
-        )
+        """The nearest-rank percentile."""
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, max(0, math.ceil(q * len(latencies)) - 1))]
 
     stayed = still_open / wanted
     delivered_ratio = delivered / sent if sent else 0.0
     load = os.getloadavg()
-    print(
-        f"bench-sse: window {window_s:.0f} s; machine load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared cores)"
-    )
-    print(
-        f"bench-sse: streams held to the end {still_open:,} of {wanted:,} ({stayed:.2%}; connected at the start {at_start:,}, ended early {tally.ended_early})"
-    )
-    print(
-        f"bench-sse: events delivered {delivered:,} of {sent:,} messages ({delivered_ratio:.3%}; {tally.send_errors} sends failed)"
-    )
-    print(
-        f"bench-sse: delivery latency p50 {rank(0.5) * 1000:.0f} ms, p99 {rank(0.99) * 1000:.0f} ms, max {rank(1.0) * 1000:.0f} ms"
-    )
-    print(
-        f"bench-sse: SSE process memory {rss_before / 2**20:.0f} MiB before, {rss_held / 2**20:.0f} MiB holding the streams: {(rss_held - rss_before) / max(1, at_start) / 1024:.1f} KiB per stream"
-    )
-    print(
-        f"bench-sse: SSE process CPU {server_cpu_s / window_s:.1%} of a core; the client's {client_cpu_s / window_s:.1%} of its core"
-    )
+    per_stream_kib = (rss_held - rss_before) / max(1, at_start) / 1024
+    lines = [
+        f"window {window_s:.0f} s; machine load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        " (the cores are shared)",
+        f"streams held to the end {still_open:,} of {wanted:,} ({stayed:.2%}; connected at the start"
+        f" {at_start:,}, ended early {tally.ended_early})",
+        f"events delivered {delivered:,} of {sent:,} messages ({delivered_ratio:.3%};"
+        f" {tally.send_errors} sends failed)",
+        f"delivery latency (message sent to event read) p50 {rank(0.5) * 1000:.0f} ms,"
+        f" p99 {rank(0.99) * 1000:.0f} ms, max {rank(1.0) * 1000:.0f} ms",
+        f"SSE process memory {rss_before / 2**20:.0f} MiB before, {rss_held / 2**20:.0f} MiB holding"
+        f" the streams: {per_stream_kib:.1f} KiB per stream",
+        f"SSE process CPU {server_cpu_s / window_s:.1%} of a core; the client's"
+        f" {client_cpu_s / window_s:.1%} of its core",
+    ]
     ok = stayed >= STAYED_TARGET and delivered_ratio >= DELIVERED_TARGET and rank(0.99) < P99_TARGET_S
-    print(
-        f"bench-sse: {'PASS' if ok else 'FAIL'} (targets: >= {STAYED_TARGET:.0%} held, >= {DELIVERED_TARGET:.1%} delivered, p99 < {P99_TARGET_S:g} s)"
+    lines.append(
+        f"{'PASS' if ok else 'FAIL'} (targets: >= {STAYED_TARGET:.0%} held, >= {DELIVERED_TARGET:.1%}"
+        f" delivered, p99 < {P99_TARGET_S:g} s)"
     )
+    for line in lines:
+        print(f"bench-sse: {line}")
     return 0 if ok else 1
 
 
