@@ -276,7 +276,6 @@ def _serve_sse(settings: Settings, args: argparse.Namespace) -> int:
         sse_server.serve(services, settings, host=args.host, port=args.port)
     finally:
         services.close()
-    log.info("SSE server stopped")
     return 0
 
 

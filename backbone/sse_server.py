@@ -94,6 +94,9 @@ class StreamResource:
         resp.stream = _Body(stream, lambda: self._ended(principal))
 
     async def _ended(self, principal: Principal) -> None:
+        if self._streams.closing:
+            # Shutting down: `serve` deletes this replica's registrations in one statement.
+            return
         # Another stream of the device on this replica (a reconnect that overtook the old
         # stream's end) keeps the registration.
         if self._streams.has_device(principal.address, principal.device_id):
@@ -323,3 +326,5 @@ def serve(services: Services, settings: Settings, *, host: str, port: int) -> No
         limit,
     )
     _Server(config, application.streams).run()
+    deleted = services.push.end_sse_replica(replica_url)
+    log.info("SSE server stopped; deleted the %d registration(s) of its streams", deleted)

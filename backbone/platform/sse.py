@@ -139,6 +139,10 @@ class Streams:
     def count(self) -> int:
         return self._count
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     def open(self, address: str, device_id: str) -> Stream | None:
         """A new stream, or None when the process is full or shutting down."""
         if self._closing or self._count >= self.max_connections:

@@ -227,10 +227,18 @@ async def _send_messages(
                     "body": BODY,
                     "attachments": [],
                 }
+                headers = {"Authorization": f"Bearer {tokens[sender]}"}
                 sent_at = time.monotonic()
-                response = await client.post(
-                    "/api/v2/Messages", json=body, headers={"Authorization": f"Bearer {tokens[sender]}"}
-                )
+                try:
+                    response = await client.post("/api/v2/Messages", json=body, headers=headers)
+                except httpx.TransportError:
+                    # A keep-alive connection the server closed just then: once more on a new one.
+                    sent_at = time.monotonic()
+                    try:
+                        response = await client.post("/api/v2/Messages", json=body, headers=headers)
+                    except httpx.HTTPError:
+                        tally.send_errors += 1
+                        return
                 if response.status_code == 201:
                     tally.sent[recipient] = sent_at
                 else:

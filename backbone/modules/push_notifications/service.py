@@ -101,6 +101,12 @@ class PushService:
                 connection, [caller.device_id], PushPlatform.sse, replica_url
             )
 
+    def end_sse_replica(self, replica_url: str) -> int:
+        """The SSE replica at `replica_url` stopped: delete every registration naming it (one
+        statement, where each stream's own delete would hold the shutdown up); return how many."""
+        with self._db.transaction() as connection:
+            return self._registrations.delete_with_handle_only(connection, PushPlatform.sse, replica_url)
+
     def unregister(self, caller: Principal) -> None:
         with self._db.transaction() as connection:
             self._registrations.delete(connection, caller.device_id)
