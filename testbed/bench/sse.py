@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psutil
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from backbone.platform.encoding import b64url
 from loadtests.identities import SeededIdentity, load_identities
@@ -56,6 +57,8 @@ class Tally:
     refused: int = 0
     ended_early: int = 0
     sent: dict[str, float] = field(default_factory=dict)
+    # How long each message request took (the Consumer API's share of the delivery latency).
+    request_s: list[float] = field(default_factory=list)
     arrived: dict[str, float] = field(default_factory=dict)
     send_errors: int = 0
 
@@ -241,6 +244,7 @@ async def _send_messages(
                         return
                 if response.status_code == 201:
                     tally.sent[recipient] = sent_at
+                    tally.request_s.append(time.monotonic() - sent_at)
                 else:
                     tally.send_errors += 1
 
@@ -313,15 +317,47 @@ async def _measure(
     await asyncio.gather(*holders, return_exceptions=True)
     for client in clients:
         await client.aclose()
+    in_replica = await _replica_latency(f"http://127.0.0.1:{sse_port}/metrics")
     server_cpu_s = _cpu(server_cpu_after) - _cpu(server_cpu_before)
     client_cpu_s = _cpu(my_cpu_after) - _cpu(my_cpu_before)
+    print(f"bench-sse: {in_replica}")
     return _verdict(
         len(apps), at_start, still_open, tally, window_s, rss_before, rss_held, server_cpu_s, client_cpu_s
     )
 
 
+async def _replica_latency(url: str) -> str:
+    """The replica's own delivery latency (connector request to event handed to the connection)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(url)).text
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(text):
+        if family.name == "backbone_sse_delivery_latency_seconds":
+            buckets = [
+                (float(sample.labels["le"]), sample.value)
+                for sample in family.samples
+                if sample.name.endswith("_bucket")
+            ]
+    if not buckets or buckets[-1][1] == 0:
+        return "in the replica: no deliveries"
+    total = buckets[-1][1]
+    bounds = {q: next(le for le, count in buckets if count >= q * total) for q in (0.5, 0.99)}
+    return (
+        f"in the replica (connector request to the event handed to the connection, bucket bounds):"
+        f" p50 <= {bounds[0.5] * 1000:g} ms, p99 <= {bounds[0.99] * 1000:g} ms of {total:,.0f}"
+    )
+
+
 def _cpu(times: psutil._common.pcputimes) -> float:  # type: ignore[name-defined]
     return float(times.user + times.system)
+
+
+def nearest(values: list[float], q: float) -> float:
+    """The nearest-rank percentile (NaN of nothing)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def _verdict(
@@ -342,10 +378,7 @@ def _verdict(
     delivered = len(latencies)
 
     def rank(q: float) -> float:
-        """The nearest-rank percentile."""
-        if not latencies:
-            return float("nan")
-        return latencies[min(len(latencies) - 1, max(0, math.ceil(q * len(latencies)) - 1))]
+        return nearest(latencies, q)
 
     stayed = still_open / wanted
     delivered_ratio = delivered / sent if sent else 0.0
@@ -360,6 +393,8 @@ def _verdict(
         f" {tally.send_errors} sends failed)",
         f"delivery latency (message sent to event read) p50 {rank(0.5) * 1000:.0f} ms,"
         f" p99 {rank(0.99) * 1000:.0f} ms, max {rank(1.0) * 1000:.0f} ms",
+        f"of which the message request (the Consumer API) p50 {nearest(tally.request_s, 0.5) * 1000:.0f} ms,"
+        f" p99 {nearest(tally.request_s, 0.99) * 1000:.0f} ms",
         f"SSE process memory {rss_before / 2**20:.0f} MiB before, {rss_held / 2**20:.0f} MiB holding"
         f" the streams: {per_stream_kib:.1f} KiB per stream",
         f"SSE process CPU {server_cpu_s / window_s:.1%} of a core; the client's"
