@@ -3,9 +3,13 @@ from the Consumer API's process (in-process bus) or from `backbone worker` (Rabb
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -257,3 +261,57 @@ def test_sigterm_closes_every_stream_within_the_graceful_timeout(inprocess_lands
     assert elapsed < SHUTDOWN_TIMEOUT_S, f"streams closed after {elapsed:.2f} s"
     assert replica.process.returncode == 0
     assert all(landscape.registration(account) is None for account in accounts)
+
+
+def test_a_client_that_stops_reading_is_dropped_and_another_stream_keeps_getting_events(
+    inprocess_landscape: Landscape,
+) -> None:
+    landscape = inprocess_landscape
+    replica = landscape.replica()
+    slow, quick = onboard(landscape.api), onboard(landscape.api)
+    host, port = replica.url.removeprefix("http://").split(":")
+    # A client with a tiny receive buffer that never reads after the headers.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((host, int(port)))
+    stalled.sendall(
+        f"GET /api/v2/sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {slow.token}\r\n\r\n".encode()
+    )
+    reading = EventStream(replica.url, quick.token)
+    try:
+        assert next_event_other_than_keep_alive(reading, 5) == "ConnectionOpened"
+        # Large events fill the stalled client's buffers within a few writes.
+        big = "E" * 100_000
+        deadline = time.monotonic() + 15
+        while metric(replica.url, "backbone_sse_streams_dropped_total") < 1 and time.monotonic() < deadline:
+            post_event(replica.url, slow.address, big)
+            started = time.monotonic()
+            post_event(replica.url, quick.address, "Test")
+            received = reading.next_event(2)
+            assert received is not None
+            assert received.event == "Test"
+            assert received.at - started < 1.0, "the stalled client held up another stream"
+        assert metric(replica.url, "backbone_sse_streams_dropped_total") >= 1
+        # Its connection closes once a write has stalled for a keep-alive interval (1 s here).
+        deadline = time.monotonic() + 5
+        while metric(replica.url, "backbone_sse_connections") > 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric(replica.url, "backbone_sse_connections") == 1
+        assert landscape.registration(slow) is None
+    finally:
+        stalled.close()
+        reading.close()
+
+
+def post_event(url: str, address: str, event_name: str) -> int:
+    request = urllib.request.Request(
+        f"{url}/{urllib.parse.quote(address, safe='')}/events",
+        data=json.dumps({"eventName": event_name}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
