@@ -355,6 +355,7 @@ def _charts(
             y_label="MiB",
         )
     )
+    found += _sse_charts(series, t0_s)
     queued = server.gauge(series, "haproxy_backend_current_queue", by_process=True)
     if len(queued):
         found.append(
@@ -366,6 +367,45 @@ def _charts(
             )
         )
     return found
+
+
+def _sse_charts(series: pd.DataFrame, t0_s: float) -> list[str]:
+    """The SSE replicas (when the landscape has any): streams held, events delivered, and the
+    delivery latency inside the replica, with the run's totals in the title."""
+    held = server.gauge(series, "backbone_sse_connections")
+    if held.empty:
+        return []
+    delivered = server.samples(series, "backbone_sse_events_delivered_total")
+    per_second = server.per_interval(delivered, server.label_keys(delivered)) if len(delivered) else delivered
+    if len(per_second):
+        per_second = (
+            per_second.assign(value=per_second["value"] / per_second["interval_s"])
+            .groupby(["t_s", "process"], observed=True)["value"]
+            .sum()
+            .reset_index()
+        )
+    total = server.totals(series, {"delivered": "backbone_sse_events_delivered_total"})["delivered"]
+    count, p99_s = server.run_quantile(series, "backbone_sse_delivery_latency_seconds", 0.99)
+    latency = server.mean_per_interval(series, "backbone_sse_delivery_latency_seconds").dropna()
+    title = (
+        f"SSE: streams held, events delivered ({total:,.0f} in the run) and delivery latency in the"
+        f" replica (p99 {p99_s * 1000:.1f} ms of {count:,.0f})"
+    )
+    return [
+        charts.line_chart(
+            "sse",
+            title,
+            [
+                *(Line(f"{line.name} streams", line.x, line.y) for line in _per_process(held, t0_s)),
+                *(Line(f"{line.name} events/s", line.x, line.y) for line in _per_process(per_second, t0_s)),
+                *(
+                    Line(f"{line.name} latency (ms)", line.x, line.y)
+                    for line in _per_process(latency, t0_s, 1000)
+                ),
+            ],
+            y_label="streams, events/s, ms",
+        )
+    ]
 
 
 # The page

@@ -157,6 +157,14 @@ class WorkerProfile:
 
 
 @dataclass(frozen=True)
+class SseProfile:
+    """`backbone serve-sse` replicas (event streams of connected apps) and the CPU budget of each."""
+
+    replicas: int = 0
+    cpu_limit: float | None = None
+
+
+@dataclass(frozen=True)
 class AdminApiProfile:
     """The Admin API: one gunicorn with its workers and CPU budget."""
 
@@ -202,6 +210,7 @@ class LandscapeProfile:
     cpu: CpuProfile
     allowed_target_hosts: tuple[str, ...]
     backbone: Mapping[str, str]
+    sse: SseProfile = SseProfile()
 
     @property
     def total_node_workers(self) -> int:
@@ -209,8 +218,8 @@ class LandscapeProfile:
 
     @property
     def database_clients(self) -> int:
-        """Processes with a connection pool: node workers, Admin API workers, worker replicas."""
-        return self.total_node_workers + self.admin_api.workers + self.worker.replicas
+        """Processes with a connection pool: node workers, Admin API workers, worker and SSE replicas."""
+        return self.total_node_workers + self.admin_api.workers + self.worker.replicas + self.sse.replicas
 
     def database_connections_needed(self) -> int:
         """The most connections the landscape can open: every pool of every process full."""
@@ -250,6 +259,7 @@ class LandscapeProfile:
         for tier, role, option, count, cores in (
             ("node", "node", "nodes", self.nodes.count, self.nodes.cpu_limit),
             ("events", "worker", "worker", self.worker.replicas, self.worker.cpu_limit),
+            ("sse", "sse", "sse", self.sse.replicas, self.sse.cpu_limit),
             ("gateway", "gateway", "gateway", self.gateway.instances, self.gateway.cpu_limit),
         ):
             processes += [
@@ -340,6 +350,7 @@ def parse_profile(text: str, *, source: Path, overrides: Mapping[str, str] | Non
         cpu=_cpu(_table(read, data, "cpu", CpuProfile), read),
         allowed_target_hosts=_hosts(data, "allowed_target_hosts", read),
         backbone=MappingProxyType(_backbone_settings(data.get("backbone", {}), read)),
+        sse=_sse(_table(read, data, "sse", SseProfile), read),
     )
     _check_budget_periods(profile, read)
     if (
@@ -364,6 +375,7 @@ _TOP_KEYS = (
     "blob_store",
     "worker",
     "admin_api",
+    "sse",
     "cpu",
     "backbone",
 )
@@ -599,6 +611,16 @@ def _admin_api(table: dict[str, Any], read: ConfigReader) -> AdminApiProfile:
         workers=read.integer(table, "admin_api", "workers", AdminApiProfile.workers, minimum=1, maximum=16),
         cpu_limit=_cpu_limit(read, table, "admin_api"),
     )
+
+
+def _sse(table: dict[str, Any], read: ConfigReader) -> SseProfile:
+    sse = SseProfile(
+        replicas=read.integer(table, "sse", "replicas", 0, minimum=0, maximum=64),
+        cpu_limit=_cpu_limit(read, table, "sse"),
+    )
+    if sse.replicas == 0 and sse.cpu_limit is not None:
+        read.problem("sse.cpu_limit", "is set, but there is no SSE server (sse.replicas = 0)")
+    return sse
 
 
 def _worker(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> WorkerProfile:
