@@ -323,7 +323,7 @@ def _dimension_charts(report: SweepReport) -> list[str]:
         )
         x = np.array([cell.options[fit.dimension] for cell in measured], dtype=np.float64)
         y = np.array([cell.capacity(unit) for cell in measured], dtype=np.float64)
-        lines = [Line("measured", x, y)]
+        lines = []
         if fit.fitted and len(x):
             grid = np.linspace(float(x.min()), float(x.max()), 40)
             bands = [fit.band(value) for value in grid]
@@ -332,6 +332,7 @@ def _dimension_charts(report: SweepReport) -> list[str]:
                 Line("95 % band, low", grid, np.array([band.low for band in bands])),
                 Line("95 % band, high", grid, np.array([band.high for band in bands])),
             ]
+        lines.append(Line("measured", x, y))  # last: drawn over the curve
         figures.append(
             charts.line_chart(
                 f"sweep-dimension-{index}",
@@ -340,7 +341,7 @@ def _dimension_charts(report: SweepReport) -> list[str]:
                 x_label=fit.dimension,
                 y_label="requests/s" if unit == REQUESTS_PER_S else "scenario multiplier",
                 limits={"target x (1 + headroom)": need},
-                markers=True,
+                markers={"measured"},
             )
         )
     return figures

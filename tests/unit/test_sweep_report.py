@@ -49,3 +49,19 @@ def test_testbed_report_renders_a_sweep_again(tmp_path: Path, capsys: object) ->
     (directory / SWEEP_HTML).unlink(missing_ok=True)
     assert report_command(directory) == 0
     assert (directory / SWEEP_HTML).is_file()
+
+
+def test_the_sweep_appears_in_the_history_and_on_the_site(tmp_path: Path) -> None:
+    from reports.history import scan
+    from reports.site import render_site
+
+    directory = write_synthetic_sweep(tmp_path / "20261205T120000Z-sweep-nodes-abcd")
+    render_sweep(directory)
+    history = scan(tmp_path)
+    [entry] = history.of_kind("sweep")
+    assert entry.report == SWEEP_HTML
+    assert entry.verdicts == "8 of 8 cell(s)"
+    assert entry.capacity.startswith("Recommended: cell-05 (nodes.count = 6)")
+    site = render_site(history)
+    assert 'id="sweep-table"' in site
+    assert f'href="{directory.name}/{SWEEP_HTML}"' in site
