@@ -12,7 +12,8 @@ tier, validity) and the dimensions' scaling models (`reports.scaling_model`):
   interval, marked as predicted; a predicted cell "would hold" only when its interval's low end is
   at least the need, and it is never the answer (measure it first);
 * every cell names its limiting tier and what to scale next (the dimension that gives that tier
-  more: nodes -> nodes.count, database -> database.cpu_limit, ...);
+  more: nodes -> nodes.count, database -> database.cpu_limit, or database.pool_size when the
+  evidence is the nodes' pools waiting for a connection, ...);
 * when no measured cell holds: the cheapest predicted cell that would, or that none does within
   the measured range.
 """
@@ -86,6 +87,7 @@ class Cell:
     valid: bool
     predicted: bool = False
     interval: Interval | None = None  # predicted cells only, in the target's unit
+    evidence: str = ""  # the limiting tier's metric and figure
 
     def capacity(self, unit: str) -> float:
         return self.capacity_requests_per_s if unit == REQUESTS_PER_S else self.capacity_multiplier
@@ -95,6 +97,10 @@ class Cell:
         return self.valid and self.status in ("bracketed", "lower bound")
 
     def scale_next(self) -> str:
+        # The nodes' pools waited for a connection: a larger pool first (the database sweep shows
+        # whether the server's budget or the pool holds it back).
+        if self.limiting_tier == "database" and "db_client_connection" in self.evidence:
+            return "database.pool_size"
         return SCALE_NEXT.get(self.limiting_tier, "")
 
 

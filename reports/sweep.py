@@ -54,6 +54,7 @@ CELL_COLUMNS: dict[str, str] = {
     "capacity_multiplier": "float64",  # the good step's scenario multiplier (NaN: none)
     "status": "object",  # the search's conclusion: bracketed, lower bound, none
     "limiting_tier": "object",  # the first saturated tier of the bad step ("" when none)
+    "limiting_evidence": "object",  # that tier's metric and figure
     "valid": "bool",  # the good step was a valid run
     "reason": "object",  # the search's conclusion in one sentence
     "saturation": "object",  # JSON: per tier, the bad (else last) step's highest share of a budget used
@@ -154,6 +155,7 @@ def cell_row(
         else math.nan,
         "status": conclusion.status,
         "limiting_tier": str(bad["first_saturated_tier"]) if bad is not None else "",
+        "limiting_evidence": str(bad["saturation_evidence"]) if bad is not None else "",
         "valid": bool(good["valid"]) if good is not None else False,
         "reason": conclusion.reason,
         "saturation": json.dumps(saturation, sort_keys=True),
@@ -188,6 +190,7 @@ def cells_of(frame: pd.DataFrame) -> list[Cell]:
                 status=str(row["status"]),
                 limiting_tier=str(row["limiting_tier"]),
                 valid=bool(row["valid"]),
+                evidence=str(row["limiting_evidence"]),
             )
         )
     return cells

@@ -428,6 +428,9 @@ def write_synthetic_sweep(directory: Path, *, counts: Sequence[int] = (1, 2, 3, 
                 "capacity_multiplier": capacity / 20,
                 "status": "bracketed",
                 "limiting_tier": "node" if count < 4 else "database",
+                "limiting_evidence": "CPU budget: 97 % of 0.125 core"
+                if count < 4
+                else "CPU budget: 95 % of 0.3 core",
                 "valid": True,
                 "reason": "step 3 held and step 4 did not",
                 "saturation": json.dumps(

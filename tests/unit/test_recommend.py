@@ -126,3 +126,14 @@ def test_when_no_measured_cell_holds_the_model_names_a_predicted_one_that_would(
     assert answer.would_hold.interval is not None
     assert answer.would_hold.interval.low >= 331.5
     assert "No measured cell holds it. The model says nodes.count = " in "\n".join(answer.lines())
+
+
+def test_a_database_limited_by_pool_waits_scales_the_pool_next() -> None:
+    waited = cell(
+        "waited", 1, 0.5, 10, tier="database", evidence="db_client_connection_wait_time_seconds: p95 41 ms"
+    )
+    assert waited.scale_next() == "database.pool_size"
+    assert (
+        cell("busy", 1, 0.5, 10, tier="database", evidence="CPU budget: 97 %").scale_next()
+        == "database.cpu_limit"
+    )
