@@ -65,3 +65,18 @@ def test_the_sweep_appears_in_the_history_and_on_the_site(tmp_path: Path) -> Non
     site = render_site(history)
     assert 'id="sweep-table"' in site
     assert f'href="{directory.name}/{SWEEP_HTML}"' in site
+
+
+def test_the_heat_map_figure_is_the_share_of_the_budget_the_kernel_counted(tmp_path: Path) -> None:
+    from reports.sweep import budget_saturation
+    from reports.synthetic import write_synthetic_run
+
+    # The synthetic nodes spend about 99 % (stressed) or 30 % of their budget each second.
+    stressed = budget_saturation(
+        write_synthetic_run(tmp_path / "stressed", requests=2000, duration_s=20, stress="node")
+    )
+    calm = budget_saturation(write_synthetic_run(tmp_path / "calm", requests=2000, duration_s=20))
+    assert set(stressed) == {"node"}
+    assert 0.93 <= stressed["node"] <= 1.0
+    assert 0.25 <= calm["node"] <= 0.4
+    assert budget_saturation(tmp_path / "no-run") == {}
