@@ -141,7 +141,7 @@ def parse_sweep(
     read.only(workload, "workload", _WORKLOAD_KEYS)
     start = workload.get("start_multiplier")
     dimensions = _dimensions(read, read.table(data.get("dimensions", {}), "dimensions"))
-    options = _options(read, read.table(data.get("options", {}), "options"), "options")
+    options = _flatten(read, read.table(data.get("options", {}), "options"), "options")
     for name in set(dimensions) & set(options):
         read.problem(f"options.{name}", "is also a dimension; a cell's value is the dimension's")
     search = read.table(data.get("search", {}), "search")
@@ -184,6 +184,8 @@ def parse_sweep(
 
 
 def _dimensions(read: ConfigReader, table: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    if not table:
+        read.problem("dimensions", "is required: at least one option to vary, e.g. nodes.count = [1, 2]")
     dimensions = {}
     for name, values in _flatten(read, table, "dimensions").items():
         if not isinstance(values, list) or not values:
@@ -192,13 +194,7 @@ def _dimensions(read: ConfigReader, table: dict[str, Any]) -> dict[str, tuple[An
         if len(set(map(json.dumps, values))) != len(values):
             read.problem(f"dimensions.{name}", f"lists a value twice: {show(values)}")
         dimensions[name] = tuple(values)
-    if not dimensions and "dimensions" not in "".join(read.problems):
-        read.problem("dimensions", "is required: at least one option to vary, e.g. nodes.count = [1, 2]")
     return dimensions
-
-
-def _options(read: ConfigReader, table: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return _flatten(read, table, prefix)
 
 
 def _flatten(read: ConfigReader, table: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -133,10 +133,11 @@ def prepare(args: argparse.Namespace, file: str) -> PreparedSweep:
             plans.append(plan_cpus(cell.profile))
         except CpuPlanError as error:
             problems += [f"{sweep.source}: cell {cell.label()}: {problem}" for problem in error.problems]
-    try:
-        load_pool_config(sweep.pool) if sweep.pool != "none" else None
-    except PoolConfigError as error:
-        problems += error.problems
+    if sweep.pool != "none":
+        try:
+            load_pool_config(sweep.pool)
+        except PoolConfigError as error:
+            problems += error.problems
     step_s = _pick(args.step_s, sweep.search.get("step_s"), DEFAULT_STEP_S)
     warm_up_s = _pick(args.warm_up_s, sweep.search.get("warm_up_s"), DEFAULT_WARM_UP_S)
     if not 0 < step_s <= MAX_STEP_S:

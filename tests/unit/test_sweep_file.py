@@ -139,3 +139,11 @@ def test_a_missing_file_or_resume_is_one_line(tmp_path: Path, capsys: pytest.Cap
     assert "cannot read the sweep" in capsys.readouterr().err
     assert main(["sweep", "--resume", "nope", "--results", str(tmp_path)]) == 2
     assert "not a sweep's directory" in capsys.readouterr().err
+
+
+def test_a_sweep_without_dimensions_or_profile_says_both() -> None:
+    with pytest.raises(SweepError) as raised:
+        parse('target = { multiplier = 1 }\nprofile = "no-such-profile"')
+    problems = "\n".join(raised.value.problems)
+    assert "dimensions: is required" in problems
+    assert "profile: no profile 'no-such-profile'" in problems
