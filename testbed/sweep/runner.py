@@ -90,7 +90,7 @@ class SweepRun:
                 f"interrupted; the landscape is down. continue with: testbed sweep --resume {self.sweep_id}"
             )
         except RunError as error:
-            self.say(f"{error}")
+            self.say(f"{error}; the finished cells are kept: testbed sweep --resume {self.sweep_id}")
             self._finish(record, interrupted=True)
             return 3
         report = self._finish(record, interrupted=interrupted)

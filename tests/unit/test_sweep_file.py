@@ -9,6 +9,7 @@ import pytest
 
 from scenarios.sweep_schema import GRID, ONE_AT_A_TIME, SweepError, load_sweep, parse_sweep
 from testbed.cli import main
+from testbed.landscape.cpu import plan_cpus
 
 GOOD = """
 name = "tiny"
@@ -38,6 +39,10 @@ def test_the_shipped_sweeps_read_and_each_cell_is_a_valid_profile(name: str) -> 
     assert sweep.headroom == 0.3
     for cell in sweep.cells:
         assert set(cell.values) == set(sweep.dimensions)
+        # Within a 2-core machine: core 0 the landscape's, core 1 the load generator's.
+        plan = plan_cpus(cell.profile, available={0, 1}, find=lambda: None)
+        assert plan.load_generator_cores == (1,)
+        assert plan.budget_total_cores <= 1.0 + 1e-9
 
 
 def test_nodes_is_one_to_four_nodes_at_an_eighth_of_a_core() -> None:
