@@ -295,9 +295,13 @@ def _comparison_entry(path: Path) -> Entry:
 
 
 def _sweep_entry(path: Path) -> Entry:
+    from reports.rundir import RunDirectoryError
     from reports.sweep import SWEEP_HTML, build_sweep_report
 
-    report = build_sweep_report(path)
+    try:
+        report = build_sweep_report(path)
+    except RunDirectoryError as error:
+        raise HistoryError(str(error)) from None
     record = report.recommendation
     lines = record.lines()
     return Entry(

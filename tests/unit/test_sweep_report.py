@@ -80,3 +80,18 @@ def test_the_heat_map_figure_is_the_share_of_the_budget_the_kernel_counted(tmp_p
     assert 0.93 <= stressed["node"] <= 1.0
     assert 0.25 <= calm["node"] <= 0.4
     assert budget_saturation(tmp_path / "no-run") == {}
+
+
+def test_a_sweep_with_a_broken_table_is_unreadable_in_the_history_not_a_traceback(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from reports.history import scan
+    from reports.sweep import SWEEP_TABLE
+
+    directory = write_synthetic_sweep(tmp_path / "broken")
+    pd.read_parquet(directory / SWEEP_TABLE).drop(columns=["cost"]).to_parquet(directory / SWEEP_TABLE)
+    history = scan(tmp_path)
+    assert history.of_kind("sweep") == []
+    [line] = history.unreadable
+    assert "missing column(s) cost" in line
+    assert report_command(directory) == 2
