@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse sweep clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,12 @@ $(NODE_STAMP): tests/real-client/package.json tests/real-client/package-lock.jso
 # failed or which is invalid (exit 1) has done its job: the verdicts are printed and in the report.
 run: setup
 	$(BIN)/testbed run $(RUN_ARGS) || test $$? -eq 1
+
+# make sweep SWEEP=scenarios/sweeps/database.toml SWEEP_ARGS="--step-s 20 --keep-requests none".
+# Exit 1 (no measured cell holds the target) has done its job: the report says what would.
+SWEEP ?= scenarios/sweeps/nodes.toml
+sweep: setup
+	$(BIN)/testbed sweep $(SWEEP) $(SWEEP_ARGS) || test $$? -eq 1
 
 serve: setup
 	$(BIN)/backbone serve

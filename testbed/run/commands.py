@@ -385,7 +385,7 @@ def run_command(args: argparse.Namespace) -> int:
         LoadPhase(scenario, scenario_overrides, prepared.generator),
         _pool(args),
     )
-    _stop_on_signals()
+    stop_on_signals()
     try:
         experiment.run(_what_comes_up(args))
     except KeyboardInterrupt:
@@ -443,7 +443,7 @@ def capacity_command(args: argparse.Namespace) -> int:
         warm_up_s=args.warm_up_s,
         generator=prepared.generator,
     )
-    _stop_on_signals()
+    stop_on_signals()
     try:
         search.run(_what_comes_up(args))
     except KeyboardInterrupt:
@@ -497,7 +497,7 @@ def profile_overrides(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
-def _stop_on_signals() -> None:
+def stop_on_signals() -> None:
     """SIGINT, SIGTERM and SIGHUP stop the command once: the first raises KeyboardInterrupt (the
     landscape and the load generator go down on the way out), later ones only say so."""
     for number in STOP_SIGNALS:
