@@ -32,11 +32,11 @@ CLOCK_TIMEOUT_S = 300.0
 class FaultTarget(Protocol):
     """What a fault may do to the run's landscape, by role (node1, worker1, postgresql) or tier."""
 
-    def kill(self, role: str) -> None: ...
+    def kill(self, role: str) -> int: ...
 
-    def stop_database(self) -> None: ...
+    def stop_database(self) -> int: ...
 
-    def restart(self, role: str) -> None: ...
+    def restart(self, role: str) -> int: ...
 
     def cut(self, proxy: str) -> None: ...
 
@@ -65,6 +65,9 @@ class AppliedFault:
     restart: bool = True
     error: str = ""
     interrupted: bool = False
+    # The process group a kill or a stop ended, and the process started again in its place (0: none).
+    stopped_pid: int = 0
+    restarted_pid: int = 0
 
 
 class FaultRunner(threading.Thread):
@@ -135,13 +138,13 @@ class FaultRunner(threading.Thread):
             case "kill-node" | "kill-worker":
                 role = spec.target or target.roles(spec.tier)[0]
                 fault.target = role
-                target.kill(role)
+                fault.stopped_pid = target.kill(role)
                 if spec.restart:
-                    undo = lambda: target.restart(role)  # noqa: E731
+                    undo = lambda: _restarted(fault, target.restart(role))  # noqa: E731
             case "stop-database":
                 fault.target = "postgresql"
-                target.stop_database()
-                undo = lambda: target.restart("postgresql")  # noqa: E731
+                fault.stopped_pid = target.stop_database()
+                undo = lambda: _restarted(fault, target.restart("postgresql"))  # noqa: E731
             case "cut-broker":
                 fault.target = "broker-proxy"
                 target.cut("broker-proxy")
@@ -189,6 +192,10 @@ class _Undo(Protocol):
 
 def _nothing() -> None:
     return None
+
+
+def _restarted(fault: AppliedFault, pid: int) -> None:
+    fault.restarted_pid = pid
 
 
 def _say(text: str) -> None:

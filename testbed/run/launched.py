@@ -120,18 +120,18 @@ class LaunchedLandscape:
         """The roles of a tier's processes, in the profile's order (node1, node2)."""
         return [process.role for process in self.profile.processes() if process.tier == tier]
 
-    def kill(self, role: str) -> None:
-        """SIGKILL the process group of `role` (its current life) and wait until it is gone."""
-        self._stop_group(role, signal.SIGKILL)
+    def kill(self, role: str) -> int:
+        """SIGKILL the process group of `role` (its current life), wait until it is gone; its PID."""
+        return self._stop_group(role, signal.SIGKILL)
 
-    def stop_database(self) -> None:
+    def stop_database(self) -> int:
         """Stop the landscape's own PostgreSQL server (fast shutdown: its sessions end at once)."""
-        self._stop_group("postgresql", signal.SIGINT)
+        return self._stop_group("postgresql", signal.SIGINT)
 
-    def restart(self, role: str) -> None:
+    def restart(self, role: str) -> int:
         if self.launcher is None:
             raise RunError("the landscape is not up")
-        self.launcher.restart(role)
+        return self.launcher.restart(role)
 
     def cut(self, proxy: str) -> None:
         self._proxy(proxy).cut()
@@ -155,7 +155,7 @@ class LaunchedLandscape:
             raise RunError(f"the {tier} tier has no CPU group to change (budgets held by {self.cpu.mechanism})")
         return changed
 
-    def _stop_group(self, role: str, number: int) -> None:
+    def _stop_group(self, role: str, number: int) -> int:
         recorded = [process for process in self._state.processes if process.role == role]
         if not recorded:
             raise RunError(f"no process {role} in this landscape")
@@ -168,6 +168,7 @@ class LaunchedLandscape:
             if time.monotonic() > deadline:
                 signal_group(leader, signal.SIGKILL)
             time.sleep(0.05)
+        return leader
 
     def _proxy(self, role: str) -> ProxyControl:
         port = self._state.proxy_control_ports.get(role)
