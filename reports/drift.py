@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,8 @@ def p90_bins(requests: pd.DataFrame, start_s: float, end_s: float) -> pd.DataFra
         bin=lambda frame: ((frame["intended_start_s"] - start_s) // bin_s).astype(int)
     )
     rows = []
-    for (method, route, index), group in window.groupby(["method", "route", "bin"], observed=True):
+    for key, group in window.groupby(["method", "route", "bin"], observed=True):
+        method, route, index = cast(tuple[str, str, int], key)
         if len(group) < MIN_BIN_REQUESTS:
             continue
         (p90,) = nearest_rank(group["corrected_latency_s"].to_numpy(float), (90.0,))
@@ -107,7 +109,9 @@ def p90_drift(bins: pd.DataFrame, limits: SoakLimits, start_s: float, end_s: flo
     """One row per route with at least two judged bins: p90 growth per hour."""
     rows = []
     for (method, route), group in bins.groupby(["method", "route"]):
-        first, last, per_h = fit(group["t_s"].to_numpy(float), group["p90_ms"].to_numpy(float), start_s, end_s)
+        first, last, per_h = fit(
+            group["t_s"].to_numpy(float), group["p90_ms"].to_numpy(float), start_s, end_s
+        )
         if math.isnan(per_h):
             continue
         percent = _percent(per_h, first)

@@ -82,7 +82,11 @@ def acknowledged_line(result: Mapping[str, Any] | None) -> str:
 
 
 def recovery_table(
-    requests: pd.DataFrame, faults: Sequence[Mapping[str, Any]], slos: Sequence[SloSpec], t0_s: float, end_s: float
+    requests: pd.DataFrame,
+    faults: Sequence[Mapping[str, Any]],
+    slos: Sequence[SloSpec],
+    t0_s: float,
+    end_s: float,
 ) -> pd.DataFrame:
     """One row per fault (RECOVERY_COLUMNS); times in seconds since `t0_s`."""
     intended = requests["intended_start_s"].to_numpy(dtype=np.float64)
@@ -108,7 +112,9 @@ def recovery_table(
         ]
         errors = Counter(code for code in codes[during & ~ok] if code)
         recovered = (
-            _recovered_after_s(intended, corrected, ok, limits, ratio, stop_s, next_start) if applied else math.nan
+            _recovered_after_s(intended, corrected, ok, limits, ratio, stop_s, next_start)
+            if applied
+            else math.nan
         )
         label = str(fault.get("label", fault.get("kind", "?")))
         if fault.get("error"):
@@ -168,7 +174,9 @@ def _recovered_after_s(
         judged = chosen & ~np.isnan(limits_ms)
         over = int((corrected_ms[judged] >= limits_ms[judged]).sum())
         failures = int((chosen & ~ok).sum())
-        if verdicts.window_within_slo(over, int(judged.sum()), failures, int(chosen.sum()), max_failure_ratio):
+        if verdicts.window_within_slo(
+            over, int(judged.sum()), failures, int(chosen.sum()), max_failure_ratio
+        ):
             return start - ended_s
         start += verdicts.RECOVERY_STEP_S
     return math.nan

@@ -70,7 +70,9 @@ class Report:
     unbudgeted: pd.DataFrame
     # Each fault's recovery (reports/recovery.py; empty without faults), the acknowledged writes'
     # read-back (None: not verified), and a soak's drift (empty unless the shape is a soak).
-    recovery: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(recovery.RECOVERY_COLUMNS)))
+    recovery: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(recovery.RECOVERY_COLUMNS))
+    )
     acknowledged: dict[str, Any] | None = None
     rss_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(drift.RSS_COLUMNS)))
     p90_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(drift.P90_COLUMNS)))
@@ -96,29 +98,31 @@ class Report:
     def closing_lines(self) -> list[str]:
         """The lines after the headline: each fault's recovery, the acknowledged writes, the drift."""
         lines = []
-        for row in self.recovery.itertuples():
-            if math.isnan(row.recovered_after_s):
-                lines.append(f"Fault {row.fault}: FAIL: not back within the SLO before the run ended")
+        for row in self.recovery.to_dict("records"):
+            if math.isnan(row["recovered_after_s"]):
+                lines.append(f"Fault {row['fault']}: FAIL: not back within the SLO before the run ended")
             else:
                 lines.append(
-                    f"Fault {row.fault}: recovered {row.recovered_after_s:.0f} s after it ended "
-                    f"(errors during it: {row.errors_during}; p90 before/during/after "
-                    f"{number(row.p90_before_ms)}/{number(row.p90_during_ms)}/{number(row.p90_after_ms)} ms)"
+                    f"Fault {row['fault']}: recovered {row['recovered_after_s']:.0f} s after it ended "
+                    f"(errors during it: {row['errors_during']}; p90 before/during/after "
+                    f"{number(row['p90_before_ms'])}/{number(row['p90_during_ms'])}/"
+                    f"{number(row['p90_after_ms'])} ms)"
                 )
         if self.has_faults or self.acknowledged is not None:
-            lines.append(recovery.acknowledged_line(self.acknowledged).capitalize())
+            lines.append(_sentence(recovery.acknowledged_line(self.acknowledged)))
         if self.is_soak:
             judged = "" if self.drift_window_s >= verdicts.MIN_DRIFT_WINDOW_S else " (too short to judge)"
             lines.append(f"Drift over {self.drift_window_s / 60:.1f} min after the ramp{judged}:")
-            for row in self.rss_drift.itertuples():
+            for row in self.rss_drift.to_dict("records"):
                 lines.append(
-                    f"  RSS {row.process}: {row.pct_per_h:+.1f} %/h ({row.mib_per_h:+.1f} MiB/h, "
-                    f"{row.start_mib:.0f} -> {row.end_mib:.0f} MiB) {_drift_verdict(row.verdict)}"
+                    f"  RSS {row['process']}: {row['pct_per_h']:+.1f} %/h ({row['mib_per_h']:+.1f} MiB/h, "
+                    f"{row['start_mib']:.0f} -> {row['end_mib']:.0f} MiB) {_drift_verdict(row['verdict'])}"
                 )
-            for row in self.p90_drift.itertuples():
+            for row in self.p90_drift.to_dict("records"):
                 lines.append(
-                    f"  p90 {row.method} {row.route}: {row.pct_per_h:+.1f} %/h ({row.ms_per_h:+.1f} ms/h, "
-                    f"{row.start_ms:.1f} -> {row.end_ms:.1f} ms) {_drift_verdict(row.verdict)}"
+                    f"  p90 {row['method']} {row['route']}: {row['pct_per_h']:+.1f} %/h "
+                    f"({row['ms_per_h']:+.1f} ms/h, {row['start_ms']:.1f} -> {row['end_ms']:.1f} ms) "
+                    f"{_drift_verdict(row['verdict'])}"
                 )
         return lines
 
@@ -265,7 +269,11 @@ def _resilience(
                 "rss",
                 "Resident memory per process (MiB) over the soak",
                 [
-                    Line(str(name), rows["t_s"].to_numpy(float) - t0_s, rows["rss_bytes"].to_numpy(float) / 2**20)
+                    Line(
+                        str(name),
+                        rows["t_s"].to_numpy(float) - t0_s,
+                        rows["rss_bytes"].to_numpy(float) / 2**20,
+                    )
                     for name, rows in memory.sort_values("t_s").groupby("process", observed=True)
                 ],
                 y_label="MiB",
@@ -276,7 +284,11 @@ def _resilience(
                 "p90-drift",
                 "p90 per route (corrected, ms) per bin over the soak",
                 [
-                    Line(f"{method} {route}", rows["t_s"].to_numpy(float) - t0_s, rows["p90_ms"].to_numpy(float))
+                    Line(
+                        f"{method} {route}",
+                        rows["t_s"].to_numpy(float) - t0_s,
+                        rows["p90_ms"].to_numpy(float),
+                    )
                     for (method, route), rows in bins.groupby(["method", "route"])
                 ],
                 y_label="ms",
@@ -687,9 +699,9 @@ def _resilience_sections(report: Report) -> list[Section]:
             f"while it was active, the corrected latency in ms up to {recovery.COMPARED_S:g} s before, "
             "during and after it, and how long after it ended the landscape was back within its SLO: the "
             f"first {verdicts.RECOVERY_WINDOW_S:g} s window in which at most "
-            f"{verdicts.RECOVERY_OVER_P90_SHARE:.0%} of requests took longer than their route's p90 limit and "
-            "the failure ratio was within the SLO's. "
-            + recovery.acknowledged_line(report.acknowledged).capitalize()
+            f"{verdicts.RECOVERY_OVER_P90_SHARE:.0%} of requests took longer than their route's p90 "
+            "limit and the failure ratio was within the SLO's. "
+            + _sentence(recovery.acknowledged_line(report.acknowledged))
             + ": every id the backbone acknowledged with a 2xx, read back from the landscape's database "
             "after the load."
         )
@@ -734,6 +746,10 @@ def _resilience_sections(report: Report) -> list[Section]:
             )
         )
     return sections
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _drift_verdict(verdict: str) -> str:

@@ -398,7 +398,9 @@ def recovery_failure_ratio(slos: Sequence[SloSpec]) -> float:
     return min(named) if named else DEFAULT_RECOVERY_FAILURE_RATIO
 
 
-def window_within_slo(over_p90: int, judged: int, failures: int, count: int, max_failure_ratio: float) -> bool:
+def window_within_slo(
+    over_p90: int, judged: int, failures: int, count: int, max_failure_ratio: float
+) -> bool:
     """Whether one recovery window is within the SLO: `over_p90` of `judged` requests (those with
     a p90 limit) above their limit, `failures` of `count` requests failed. An empty window is not."""
     if count == 0:

@@ -25,7 +25,9 @@ def fault_problems(scenario: Scenario, profile: LandscapeProfile) -> list[str]:
 
 def proxied_servers(scenario: Scenario) -> frozenset[str]:
     """The servers the landscape must reach through a proxy of its own for these faults."""
-    return frozenset(PROXIED_BY_KIND[fault.kind] for fault in scenario.faults if fault.kind in PROXIED_BY_KIND)
+    return frozenset(
+        PROXIED_BY_KIND[fault.kind] for fault in scenario.faults if fault.kind in PROXIED_BY_KIND
+    )
 
 
 def _problem(fault: FaultSpec, profile: LandscapeProfile) -> str | None:
@@ -38,7 +40,9 @@ def _problem(fault: FaultSpec, profile: LandscapeProfile) -> str | None:
             '"private" needed; a shared server is never touched)'
         )
     if fault.kind == "slow-database" and profile.database.kind != "postgresql":
-        return f"the profile {name} has no PostgreSQL database tier (database.kind = {profile.database.kind!r})"
+        return (
+            f"the profile {name} has no PostgreSQL database tier (database.kind = {profile.database.kind!r})"
+        )
     processes = [process for process in profile.processes() if process.tier == fault.tier]
     if fault.kind in ("kill-node", "kill-worker", "throttle-tier"):
         if not processes:
@@ -46,7 +50,9 @@ def _problem(fault: FaultSpec, profile: LandscapeProfile) -> str | None:
             return f"the profile {name} has no {fault.tier} tier (its tiers: {', '.join(tiers)})"
         roles = [process.role for process in processes]
         if fault.target and fault.target not in roles:
-            return f"no process {fault.target!r} in the {fault.tier} tier of {name} (it has {', '.join(roles)})"
+            return (
+                f"no process {fault.target!r} in the {fault.tier} tier of {name} (it has {', '.join(roles)})"
+            )
     if fault.kind == "throttle-tier" and not any(process.cpu_limit is not None for process in processes):
         return f"the {fault.tier} tier of {name} has no CPU budget to change (set its cpu_limit)"
     return None

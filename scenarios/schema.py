@@ -7,6 +7,7 @@ service level objectives per route. Every problem in a file is reported at once,
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -391,7 +392,7 @@ def _faults(value: Any, shape: Shape | None, read: ConfigReader) -> tuple[FaultS
             )
         faults.append(fault)
     ordered = sorted(faults, key=lambda fault: fault.at_s)
-    for earlier, later in zip(ordered, ordered[1:], strict=False):
+    for earlier, later in itertools.pairwise(ordered):
         if later.at_s < earlier.ends_at_s:
             read.problem(
                 "faults",

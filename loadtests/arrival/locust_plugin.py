@@ -397,10 +397,9 @@ class ArrivalPlugin:
             self.acknowledged = None
             return
         # Imported only when asked for: pandas and pyarrow cost every load process start-up time.
+        from loadtests.arrival.acknowledged import AcknowledgedWrites
         from loadtests.arrival.request_sink import RequestSink
         from reports.rundir import SETUP_REQUESTS
-
-        from loadtests.arrival.acknowledged import AcknowledgedWrites
 
         self.sink = RequestSink(Path(directory))
         self.setup_sink = RequestSink(Path(directory), table=SETUP_REQUESTS)

@@ -74,7 +74,7 @@ def _found(connection: sa.Connection, table: str, ids: list[str]) -> set[str]:
     if table not in TABLES:
         raise ValueError(f"not a table of acknowledged writes: {table}")
     # The table name comes from WRITES, never from input; the ids are bound parameters.
-    query = sa.text(f"SELECT id FROM {table} WHERE id IN :ids").bindparams(  # noqa: S608
+    query = sa.text(f"SELECT id FROM {table} WHERE id IN :ids").bindparams(
         sa.bindparam("ids", expanding=True)
     )
     found: set[str] = set()

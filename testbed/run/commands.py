@@ -256,7 +256,12 @@ def run_command(args: argparse.Namespace) -> int:
         run_dir,
         work_dir,
         LaunchedLandscape(
-            profile, prepared.cpu, work_dir, run_dir / LOGS, prepared.overrides, proxied=proxied_servers(scenario)
+            profile,
+            prepared.cpu,
+            work_dir,
+            run_dir / LOGS,
+            prepared.overrides,
+            proxied=proxied_servers(scenario),
         ),
         LoadPhase(scenario, scenario_overrides, prepared.generator),
         Pool(args.pool, args.seed, args.password_hash_iterations),
@@ -304,7 +309,9 @@ def capacity_command(args: argparse.Namespace) -> int:
     except BadInput as error:
         return _fail("\n  ".join([str(error), *problems]), "capacity")
     if scenario.faults:
-        problems.append(f"{prepared.source}: faults: a capacity search takes none (each step is judged alone)")
+        problems.append(
+            f"{prepared.source}: faults: a capacity search takes none (each step is judged alone)"
+        )
     if not isinstance(scenario.shape, ConstantShape):
         problems.append(
             f"{prepared.source}: shape.kind: a capacity search needs a constant shape (each step holds "

@@ -109,7 +109,7 @@ class FaultRunner(threading.Thread):
                 break
             try:
                 undo = self._apply(spec, fault)
-            except Exception as error:  # noqa: BLE001 - recorded in the report, the run goes on
+            except Exception as error:
                 fault.error = f"{type(error).__name__}: {error}"
                 _say(f"fault {spec.label} could not be applied: {fault.error}")
                 self._save()
@@ -122,7 +122,7 @@ class FaultRunner(threading.Thread):
                 break
             try:
                 undo()
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 fault.error = f"undoing it failed: {type(error).__name__}: {error}"
                 _say(f"fault {spec.label}: {fault.error}")
             fault.ended_at_s = time.time()

@@ -152,7 +152,9 @@ class LaunchedLandscape:
             budgets.enforce(group if cores is None else dataclasses.replace(group, cores=cores))
             changed.append(group.role)
         if not changed:
-            raise RunError(f"the {tier} tier has no CPU group to change (budgets held by {self.cpu.mechanism})")
+            raise RunError(
+                f"the {tier} tier has no CPU group to change (budgets held by {self.cpu.mechanism})"
+            )
         return changed
 
     def _stop_group(self, role: str, number: int) -> int:
