@@ -323,14 +323,14 @@ def _scenario(
 def _take_flows_from(top: dict[str, Any], source: Path, read: ConfigReader) -> None:
     """Fill [[flows]], [slo] and [backbone] from another scenario file (a fault on a shared mix).
 
-    The file is named relative to this one; this file's own tables of the same name are refused,
-    so what runs is never a merge of two.
+    The file is named relative to this one. This file may not have [[flows]] or [backbone] itself
+    (what runs is never a merge of two); its own [slo], when it has one, replaces the other's whole.
     """
     name = top.pop("flows_from")
     if not isinstance(name, str) or not name:
         read.problem("flows_from", f"must be a scenario file's path, got {show(name)}")
         return
-    for key in ("flows", "slo", "backbone"):
+    for key in ("flows", "backbone"):
         if key in top:
             read.problem(key, f"comes from flows_from ({name}); remove it here")
     path = (source.parent / name).resolve()

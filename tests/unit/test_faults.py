@@ -105,7 +105,8 @@ def test_the_catalogue_runs_on_the_production_mix_and_stage_takes_every_fault() 
     for path in catalogue:
         scenario = load_scenario(path)
         assert [flow.name for flow in scenario.flows] == [flow.name for flow in mix.flows], path
-        assert scenario.slos == mix.slos
+        if not path.name.startswith("ci-"):  # CI's file has an SLO of its own (a shared machine)
+            assert scenario.slos == mix.slos
         assert fault_problems(scenario, load_profile("stage")) == [], path
         kinds |= {fault.kind for fault in scenario.faults}
     assert kinds == {
