@@ -36,6 +36,7 @@ RECOVERY_COLUMNS = (
     "errors_during",
     "error_codes_during",
     *(f"p{p:g}_{stretch}_ms" for stretch in ("before", "during", "after") for p in PERCENTILES),
+    "within_slo_before",
     "recovered_after_s",
     "verdict",
 )
@@ -111,6 +112,16 @@ def recovery_table(
             for value in nearest_rank(corrected[chosen], PERCENTILES)
         ]
         errors = Counter(code for code in codes[during & ~ok] if code)
+        # The same rule over the whole stretch before: a landscape outside its SLO before the
+        # fault cannot come back within it, and the table says so.
+        judged_before = before & ~np.isnan(limits)
+        within_before = verdicts.window_within_slo(
+            int((corrected[judged_before] >= limits[judged_before]).sum()),
+            int(judged_before.sum()),
+            int((before & ~ok).sum()),
+            int(before.sum()),
+            ratio,
+        )
         recovered = (
             _recovered_after_s(intended, corrected, ok, limits, ratio, stop_s, next_start)
             if applied
@@ -131,6 +142,7 @@ def recovery_table(
                 int((during & ~ok).sum()),
                 ", ".join(f"{code} {count}" for code, count in errors.most_common(5)),
                 *figures,
+                within_before,
                 recovered,
                 verdicts.judge_recovery(applied and not fault.get("interrupted"), recovered),
             ]

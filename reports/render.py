@@ -100,7 +100,10 @@ class Report:
         lines = []
         for row in self.recovery.to_dict("records"):
             if math.isnan(row["recovered_after_s"]):
-                lines.append(f"Fault {row['fault']}: FAIL: not back within the SLO before the run ended")
+                before = "" if row["within_slo_before"] else " (nor within it before the fault)"
+                lines.append(
+                    f"Fault {row['fault']}: FAIL: not back within the SLO before the run ended{before}"
+                )
             else:
                 lines.append(
                     f"Fault {row['fault']}: recovered {row['recovered_after_s']:.0f} s after it ended "
@@ -684,6 +687,7 @@ RECOVERY_HEADER = (
     "errors",
     "error codes",
     *(f"p{p:g} {stretch}" for stretch in ("before", "during", "after") for p in recovery.PERCENTILES),
+    "within SLO before",
     "back within SLO after s",
     "verdict",
 )

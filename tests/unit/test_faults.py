@@ -308,12 +308,16 @@ def test_recovery_is_the_first_window_within_the_slo_after_the_fault_ended() -> 
     assert row.errors_during == 200
     assert row.error_codes_during == "HTTP 503 200"
     assert (row.p90_before_ms, row.p90_during_ms, row.p90_after_ms) == (20, 300, 300)
+    assert row.within_slo_before
     assert row.recovered_after_s == 6  # the first 5 s window without a slow request starts at 36 s
     assert row.verdict == verdicts.PASS
     never = requests_over(range(60), t0, latency_ms=lambda s: 300 if s >= 20 else 20, ok=lambda s: True)
     (row,) = recovery.recovery_table(never, [fault], slos, t0, t0 + 60).itertuples()
     assert math.isnan(row.recovered_after_s)
     assert row.verdict == verdicts.FAIL
+    slow_throughout = requests_over(range(60), t0, latency_ms=lambda s: 300, ok=lambda s: True)
+    (row,) = recovery.recovery_table(slow_throughout, [fault], slos, t0, t0 + 60).itertuples()
+    assert not row.within_slo_before
 
 
 def test_drift_is_the_fitted_growth_per_hour_judged_only_on_a_long_enough_window() -> None:
