@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse sweep clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse bench-soak sweep clean
 
 setup: $(STAMP)
 
@@ -69,6 +69,12 @@ bench-capacity: setup
 # make bench-sse BENCH_ARGS="--connections 5000 --hold-s 60 --sample 1000"
 bench-sse: setup
 	$(BIN)/python -m testbed.bench.sse $(BENCH_ARGS)
+
+# 30 minutes of the production mix at 5 times on stage (scenarios/soak.toml): prints each process's
+# RSS growth per hour and each route's p90 drift. A shorter proof: make bench-soak SOAK_ARGS="--duration 180"
+# (a window under 10 minutes after the ramp is reported, not judged). Exit 1 (a verdict failed) is a result.
+bench-soak: setup
+	$(BIN)/testbed run --profile stage --scenario soak $(SOAK_ARGS) || test $$? -eq 1
 
 clean:
 	rm -rf var results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

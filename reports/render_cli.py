@@ -23,6 +23,7 @@ def report_command(run_dir: str | Path) -> int:
     """Re-render a run's (or a search's) report, print its three opening lines and where the files are."""
     path = Path(run_dir)
     searched = (path / SEARCH_JSON).is_file()
+    lines: tuple[str, ...]
     try:
         if is_sweep(path):
             sweep = render_sweep(path)
@@ -34,7 +35,8 @@ def report_command(run_dir: str | Path) -> int:
             files = (CAPACITY_HTML, CAPACITY_MD)
         else:
             report = render_run(path)
-            lines, passed = report.headline(), report.slo_passed
+            lines = (*report.headline(), *report.closing_lines())
+            passed = report.slo_passed and report.resilience_passed
             files = (REPORT_HTML, SUMMARY_MD)
     except (RunDirectoryError, OSError, ValueError) as error:
         print(f"testbed report: {error}", file=sys.stderr)
