@@ -173,12 +173,10 @@ class Launcher:
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
 
-    def _bring_up(self) -> None:
+    def _start_servers(self, environment: dict[str, str]) -> None:
+        """The database (migrated) and the broker, with the pooler, replicas and the proxies the
+        run's faults act through; their URLs go into the backbone's `environment`."""
         profile, state = self.profile, self.state
-        run_dir = Path(state.run_dir)
-        environment = self._backbone_environment(run_dir)
-        # SeaweedFS takes seconds to accept writes: it starts first and is waited for last.
-        seaweedfs = self._start_seaweedfs(run_dir) if profile.blob_store.kind == "s3" else None
         if profile.database.private:
             environment["BACKBONE_DATABASE_URL"] = self._start_private_database()
             self._checkpoint()
@@ -202,6 +200,14 @@ class Launcher:
             # Writes and the reads on the primary: what a slow database slows.
             url = environment["BACKBONE_DATABASE_URL"]
             environment["BACKBONE_DATABASE_URL"] = self._start_proxy("database-proxy", url)
+
+    def _bring_up(self) -> None:
+        profile, state = self.profile, self.state
+        run_dir = Path(state.run_dir)
+        environment = self._backbone_environment(run_dir)
+        # SeaweedFS takes seconds to accept writes: it starts first and is waited for last.
+        seaweedfs = self._start_seaweedfs(run_dir) if profile.blob_store.kind == "s3" else None
+        self._start_servers(environment)
         if seaweedfs is not None:
             process, server = seaweedfs
             try:

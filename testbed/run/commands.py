@@ -466,7 +466,7 @@ def capacity_command(args: argparse.Namespace) -> int:
         search_id=search_id,
         directory=directory,
         work_dir=work_dir,
-        landscape=_landscape(args, prepared, work_dir, directory / LOGS),
+        landscape=_landscape(args, prepared, work_dir, directory / LOGS, proxied=frozenset()),
         source=prepared.source,
         pool=_pool(args),
         plan=plan,
