@@ -255,15 +255,22 @@ def node_scrape_rule(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
     return [_result("node", "scrape answered late", "scrape_duration_seconds, up", held, figure)]
 
 
-def pool_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
-    """Database: the pool is exhausted (used = pool + overflow), or checkout waits >= 10 ms on average."""
+def pool_rules(
+    series: pd.DataFrame, t0_s: float, node_at_budget: pd.Series | None = None
+) -> list[RuleResult]:
+    """Database: the pool is exhausted (used = pool + overflow), or checkout waits >= 10 ms on average.
+
+    Not in the seconds `node_at_budget` marks: a node throttled at its CPU budget holds each
+    connection while it waits for its next quota period, so its threads queue for connections the
+    database would have served at once; that wait is the node's, and its budget rule shows it.
+    """
     results = []
     used = server.gauge(series, "db_client_connection_count", db_client_connection_state="used")
     ceiling = server.gauge(series, "db_client_connection_max")
     if not used.empty and not ceiling.empty:
         joined = used.merge(ceiling, on=["t_s", "process"], suffixes=("_used", "_max"))
         joined = joined[joined["value_max"] > 0].reset_index(drop=True)
-        held = per_second(joined, t0_s, joined["value_used"] >= joined["value_max"])
+        held = _without(per_second(joined, t0_s, joined["value_used"] >= joined["value_max"]), node_at_budget)
         figure = (
             f"connections checked out = pool size + overflow ({int(joined['value_max'].max())}) in "
             f"{_percent(float(held.mean()) if len(held) else 0)} of seconds"
@@ -273,6 +280,7 @@ def pool_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
     wait_name = "db_client_connection_wait_time_seconds"
     if (waits := _mean_at_least(series, t0_s, wait_name, POOL_WAIT_LIMIT_S)) is not None:
         held, count, p95_s = waits
+        held = _without(held, node_at_budget)
         share = float(held.mean()) if len(held) else 0.0
         figure = (
             f"pool checkout wait p95 {p95_s * 1000:.1f} ms over {int(count)} checkouts; mean wait >= "
@@ -280,6 +288,20 @@ def pool_rules(series: pd.DataFrame, t0_s: float) -> list[RuleResult]:
         )
         results.append(_result("database", "pool checkout wait", wait_name, held, figure))
     return results
+
+
+def _without(held: pd.Series, excluded: pd.Series | None) -> pd.Series:
+    """`held`, false in the seconds `excluded` marks."""
+    if excluded is None or held.empty:
+        return held
+    return held & ~excluded.reindex(held.index, fill_value=False).astype(bool)
+
+
+def node_at_budget(budgets: pd.DataFrame, t0_s: float) -> pd.Series:
+    """Per second, whether any node spent >= 90 % of its CPU budget (empty without node budgets)."""
+    rates = budget_rates(budgets)
+    rows = rates[(rates["t_s"] >= t0_s) & (rates["tier"].astype(str) == "node")].reset_index(drop=True)
+    return per_second(rows, t0_s, rows["cores"] >= CPU_LIMIT_SHARE * rows["budget_cores"])
 
 
 def _mean_at_least(
@@ -388,7 +410,7 @@ def evaluate(
         *node_slot_rule(series, t0_s, threads_per_worker),
         *(node_wait_rule(series, requests, t0_s) if requests is not None else []),
         *node_scrape_rule(series, t0_s),
-        *pool_rules(series, t0_s),
+        *pool_rules(series, t0_s, node_at_budget(budgets, t0_s) if budgeted else None),
         *events_rules(series, t0_s),
         *gateway_rules(series, t0_s),
         *pooler_rules(series, t0_s),

@@ -12,6 +12,7 @@ import pytest
 from reports import latency, saturation, server, verdicts
 from reports.manifest import redact
 from reports.rundir import (
+    BUDGET_COLUMNS,
     PROCESS_COLUMNS,
     REQUEST_COLUMNS,
     SERIES_COLUMNS,
@@ -299,6 +300,41 @@ def test_the_database_tier_is_named_when_pool_wait_dominates_even_with_the_node_
     assert first.tier == "database"
     assert first.onset_s == 5
     assert "pool checkout wait p95" in first.figure
+
+
+def node_budget(seconds: int, used_per_s: float, budget: float = 0.125) -> pd.DataFrame:
+    """The node's cgroup counters, sampled once a second, ten quota periods a second."""
+    t = np.arange(seconds + 1)
+    frame = pd.DataFrame(
+        {
+            "t_s": T0 + t,
+            "process": "node-1",
+            "tier": "node",
+            "mechanism": "cgroup v1",
+            "budget_cores": budget,
+            "period_s": 0.1,
+            "used_s": used_per_s * t,
+            "periods": 10 * t,
+            "throttled_periods": (7 if used_per_s >= 0.9 * budget else 0) * t,
+            "throttled_s": 0.0,
+        }
+    )
+    return conform(frame, BUDGET_COLUMNS, "budgets")
+
+
+@pytest.mark.parametrize(("node_cores", "named"), [(0.124, "node"), (0.05, "database")])
+def test_pool_waits_of_a_node_at_its_cpu_budget_are_the_nodes_not_the_databases(
+    node_cores: float, named: str
+) -> None:
+    # A throttled node holds its connections through the quota periods it waits for: its threads
+    # queue for connections the database would serve at once. Below its budget the wait is the pool's.
+    series = node_series(30, slots_full_from=None, wait_s=0.2, wait_from=5, used_full=True)
+    rules = saturation.evaluate(series, empty_processes(), T0, budgets=node_budget(30, node_cores))
+    first = saturation.first_saturated(saturation.tier_verdicts(rules))
+    assert first is not None
+    assert first.tier == named
+    database = next(rule for rule in rules if rule.rule == "pool checkout wait")
+    assert database.saturated is (named == "database")
 
 
 def test_the_node_tier_is_named_when_its_request_slots_saturate_without_pool_waits() -> None:
