@@ -170,19 +170,25 @@ def start_run(tmp_path: Path, kind: str) -> tuple[subprocess.Popen[bytes], Path]
     return process, log
 
 
+def applied_state(process: subprocess.Popen[bytes], log: Path) -> dict[str, Any] | None:
+    """The landscape's state once the run's fault is active, else None."""
+    assert process.poll() is None, log.read_text(errors="replace")
+    if match := re.search(r"testbed run (\S+): bringing up", log.read_text(errors="replace")):
+        run_id = match.group(1)
+        faults_path = log.parent / "results" / run_id / FAULTS
+        if faults_path.exists():
+            faults = json.loads(faults_path.read_text())["faults"]
+            if faults and faults[0]["applied_at_s"]:
+                return read_state(WORK_DIR / run_id / "landscape.json")
+    return None
+
+
 def wait_until_applied(process: subprocess.Popen[bytes], log: Path, timeout_s: float = 150) -> dict[str, Any]:
     """Wait until the run's fault is active; return the landscape's state as it is then."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")
-        text = log.read_text(errors="replace")
-        if match := re.search(r"testbed run (\S+): bringing up", text):
-            run_id = match.group(1)
-            faults_path = log.parent / "results" / run_id / FAULTS
-            if faults_path.exists():
-                faults = json.loads(faults_path.read_text())["faults"]
-                if faults and faults[0]["applied_at_s"]:
-                    return read_state(WORK_DIR / run_id / "landscape.json")
+        if (state := applied_state(process, log)) is not None:
+            return state
         time.sleep(0.2)
     raise AssertionError(
         f"the fault was not applied within {timeout_s} s:\n{log.read_text(errors='replace')}"
@@ -203,24 +209,42 @@ def load_generator_of(process: subprocess.Popen[bytes]) -> list[int]:
     return [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
 
 
-@pytest.mark.parametrize("kind", list(FAULTS_BY_KIND))
-def test_sigint_inside_a_faults_window_leaves_nothing_behind(tmp_path: Path, kind: str) -> None:
+def test_sigint_inside_each_faults_window_leaves_nothing_behind(tmp_path: Path) -> None:
+    # One run per fault kind, all at once (each its own landscape on ports of its own), so the six
+    # cost about one landscape's start; each gets SIGINT as soon as its fault is active.
     requires_landscape_tools()
-    process, log = start_run(tmp_path, kind)
+    runs = {}
+    for kind in FAULTS_BY_KIND:
+        (tmp_path / kind).mkdir()
+        runs[kind] = start_run(tmp_path / kind, kind)
+    interrupted: dict[str, tuple[dict[str, Any], list[int]]] = {}
     try:
-        state = wait_until_applied(process, log)
-        generator = load_generator_of(process)
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=90)
+        deadline = time.monotonic() + 180
+        while len(interrupted) < len(runs) and time.monotonic() < deadline:
+            for kind, (process, log) in runs.items():
+                if kind not in interrupted and (state := applied_state(process, log)) is not None:
+                    interrupted[kind] = (state, load_generator_of(process))
+                    process.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+        codes = {kind: process.wait(timeout=90) for kind, (process, _) in runs.items() if kind in interrupted}
     finally:
-        if process.poll() is None:
-            process.kill()
-    assert code == 130, log.read_text(errors="replace")[-3000:]
+        for process, _ in runs.values():
+            if process.poll() is None:
+                process.kill()
+    assert set(interrupted) == set(runs), f"faults never applied: {sorted(set(runs) - set(interrupted))}"
+    for kind, code in codes.items():
+        assert code == 130, f"{kind}: " + runs[kind][1].read_text(errors="replace")[-3000:]
     deadline = time.monotonic() + 10
-    while (left := everything_left(state, generator)) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the load generator's last processes exit after their master
-    assert left == [], left
-    assert not Path(state["state_path"]).exists()
+    while (left := everything_of(interrupted)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the load generators' last processes exit after their masters
+    assert left == {}, left
+    assert not [kind for kind, (state, _) in interrupted.items() if Path(state["state_path"]).exists()]
+
+
+def everything_of(runs: dict[str, tuple[dict[str, Any], list[int]]]) -> dict[str, list[str]]:
+    """Per fault kind, what its interrupted run left behind (only the kinds that left something)."""
+    found = {kind: everything_left(state, generator) for kind, (state, generator) in runs.items()}
+    return {kind: left for kind, left in found.items() if left}
 
 
 def test_a_killed_run_leaves_its_faulted_landscape_for_down_to_remove(tmp_path: Path) -> None:
