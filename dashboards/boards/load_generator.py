@@ -84,7 +84,7 @@ BOARD = Board(
                     "short",
                     (
                         Query(
-                            f'sum by (process) (rate(testbed_tier_cpu_seconds_total{{{LANDSCAPE}, tier="load_generator"}}{RATE}))',
+                            f'sum by (process) (rate(testbed_tier_cpu_seconds_total{{{LANDSCAPE}, tier="load-generator"}}{RATE}))',
                             "{{process}}",
                         ),
                     ),

@@ -114,28 +114,25 @@ BOARD = Board(
             (
                 Panel(
                     "Events handled per queue",
-                    "How many events each handler queue (<Module>.<EventName>) processes per second.",
+                    "How many events each handler queue (<Module>.<EventName>) of the broker processes per second.",
                     "ops",
                     (
                         Query(
-                            f"sum by (queue_name) (rate(enmeshed_events_handled_total{ANY}{RATE}))",
-                            "{{queue_name}}",
+                            "sum by (messaging_destination_name) (rate(messaging_client_consumed_messages_total"
+                            f'{{{LANDSCAPE}, outcome="handled"}}{RATE}))',
+                            "{{messaging_destination_name}}",
                         ),
                     ),
                 ),
                 Panel(
                     "Event handling failures",
-                    "Which handlers raise, and which deliveries the worker retries or dead-letters.",
+                    "Which deliveries the worker retries, dead-letters or requeues because a handler raised.",
                     "ops",
                     (
                         Query(
-                            f"sum by (queue_name) (rate(enmeshed_events_processing_errors_total{ANY}{RATE}))",
-                            "{{queue_name}}",
-                        ),
-                        Query(
-                            "sum by (outcome) (rate(messaging_client_consumed_messages_total"
+                            "sum by (messaging_destination_name, outcome) (rate(messaging_client_consumed_messages_total"
                             f'{{{LANDSCAPE}, outcome!~"handled|duplicate"}}{RATE}))',
-                            "{{outcome}}",
+                            "{{outcome}} {{messaging_destination_name}}",
                         ),
                     ),
                 ),

@@ -138,6 +138,14 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         help="write one row per request (parquet parts under DIR/requests/, see docs/reports.md)",
     )
     parser.add_argument(
+        "--arrival-metrics-port",
+        type=int,
+        default=0,
+        include_in_web_ui=False,
+        help="serve the engine's counters and latency histograms in Prometheus format on this loopback "
+        "port (a load worker, or Locust alone; 0: not)",
+    )
+    parser.add_argument(
         "--arrival-json",
         default="",
         env_var="LOCUST_ARRIVAL_JSON",
@@ -168,6 +176,8 @@ class ArrivalPlugin:
         self.setup_recorder = ArrivalRecorder()
         # The warm-up's starts and requests: kept in this process, never reported.
         self.warm_up_recorder = ArrivalRecorder()
+        # What this worker has reported to the master: with the above, what its metrics count.
+        self.reported = ArrivalRecorder()
         self.in_setup = False
         self.engine: ArrivalEngine | None = None
         self.scenario: Scenario | None = None
@@ -197,6 +207,9 @@ class ArrivalPlugin:
             environment.events.report_to_master.add_listener(self._on_report_to_master)
             runner.register_message(START_MESSAGE, self._on_start_message)
             runner.register_message(STOP_MESSAGE, self._on_stop_message)
+        port = int(getattr(environment.parsed_options, "arrival_metrics_port", 0) or 0)
+        if port and not isinstance(runner, MasterRunner):
+            self._serve_metrics(port)
         if environment.web_ui is not None:
             _extend_web_ui(environment, self)
 
@@ -404,8 +417,31 @@ class ArrivalPlugin:
 
     def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         if not self._final_sent:
-            data[REPORT_KEY] = self.recorder.take()
+            data[REPORT_KEY] = self._take()
             data[SETUP_REPORT_KEY] = self.setup_recorder.take()
+
+    def _take(self) -> dict[str, Any]:
+        """Take the recorder's data for the master, keeping it for this worker's metrics."""
+        taken = self.recorder.take()
+        self.reported.merge_data(taken)
+        return taken
+
+    def _serve_metrics(self, port: int) -> None:
+        # Imported only when asked for, like the request sink.
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from loadtests.arrival.metrics import ArrivalMetrics
+
+        def in_flight() -> dict[str, int]:
+            engine = self.engine
+            dispatchers = engine.dispatchers if engine is not None else []
+            return {dispatcher.name: dispatcher.in_flight for dispatcher in dispatchers}
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(
+            ArrivalMetrics(lambda: (self.reported, self.recorder, self.warm_up_recorder), in_flight)
+        )
+        start_http_server(port, addr="127.0.0.1", registry=registry)
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if REPORT_KEY in data:
@@ -451,7 +487,7 @@ class ArrivalPlugin:
             return
         self._close_sink()
         self._final_sent = True
-        final = {REPORT_KEY: self.recorder.take(), SETUP_REPORT_KEY: self.setup_recorder.take()}
+        final = {REPORT_KEY: self._take(), SETUP_REPORT_KEY: self.setup_recorder.take()}
         self.runner.send_message(FINAL_MESSAGE, final)
 
     # The engine in a load-generating process

@@ -1,6 +1,7 @@
 """`testbed up`, `testbed down` and `testbed profile`: landscapes from profiles, as local processes.
 
-    testbed up --profile stage [--state FILE]    start it; print the URLs and the time it took
+    testbed up --profile stage [--state FILE] [--monitor]
+                                                 start it; print the URLs and the time it took
     testbed down [--state FILE]                  stop exactly what that `up` started
     testbed profile stage prod my.toml           validate profiles; show the CPU plan and budget
 
@@ -18,6 +19,7 @@ from typing import Any
 from scenarios.landscape import PROFILES_DIR, ProfileError, load_profile
 from testbed.landscape.cpu import CpuPlanError, budget_table, plan_cpus
 from testbed.landscape.launcher import Launcher
+from testbed.landscape.monitor import MONITOR_DIR
 from testbed.landscape.state import DEFAULT_STATE, LandscapeError, LandscapeState
 from testbed.landscape.teardown import tear_down
 
@@ -32,6 +34,12 @@ def add_landscape_commands(commands: Any) -> None:
     )
     up.add_argument("--profile", required=True, help=f"profile name ({shipped}) or path to a TOML file")
     up.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})")
+    up.add_argument(
+        "--monitor",
+        action="store_true",
+        help="also start Prometheus scraping every tier (with exporters and the boards' rules); "
+        "data in the landscape's run directory (docs/dashboards.md)",
+    )
     up.set_defaults(run=_up)
 
     down = commands.add_parser("down", help="stop the landscape of a state file and remove what it created")
@@ -58,6 +66,8 @@ def _up(args: argparse.Namespace) -> int:
     for warning in cpu.warnings:
         print(f"testbed: warning: {warning}", file=sys.stderr)
     launcher = Launcher(profile, cpu, state_path=args.state, say=lambda text: print(text, file=sys.stderr))
+    if args.monitor:
+        launcher.monitor_dir = Path(launcher.state.run_dir) / MONITOR_DIR
     # The handler only takes note: raising inside it could land in a fork handler, which swallows
     # exceptions. Set explicitly: a shell starts background commands with SIGINT ignored.
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -99,6 +109,8 @@ def _summary(state: LandscapeState) -> None:
         period_ms = state.cpu_groups[0].period_us / 1000
         held = ", ".join(f"{group.role} {group.cores:g}" for group in state.cpu_groups)
         print(f"  CPU budgets {state.cpu_groups[0].mechanism}, period {period_ms:g} ms: {held}")
+    if state.prometheus_url:
+        print(f"  Prometheus {state.prometheus_url} (--monitor; data in {state.monitor_dir})")
     print(f"  OAuth client {state.client_id} (tier without quotas {state.tier_id})")
     if state.load_generator_cores:
         print(f"  load generator cores {', '.join(map(str, state.load_generator_cores))}")

@@ -42,6 +42,16 @@ from testbed.landscape import budgets
 from testbed.landscape.budgets import AFFINITY, BudgetError, CpuGroup
 from testbed.landscape.cpu import CpuPlan, confine
 from testbed.landscape.gateway import GatewayPorts, haproxy_config, haproxy_executable
+from testbed.landscape.monitor import (
+    CPU_EXPORTER_JOB,
+    CPU_PROCESSES,
+    Target,
+    WatchedProcess,
+    postgres_exporter_executable,
+    prepare,
+    prometheus_command,
+    write_watched,
+)
 from testbed.landscape.pgbouncer import (
     CLIENT_CONNECTION_MARGIN,
     PgBouncerConfig,
@@ -59,6 +69,7 @@ from testbed.landscape.postgres import (
     postgres_bin_dir,
 )
 from testbed.landscape.process_groups import MARKER, started_at_s
+from testbed.landscape.prometheus import prometheus_executable
 from testbed.landscape.seaweedfs import SeaweedFs, start_seaweedfs, wait_until_writable, weed_executable
 from testbed.landscape.state import (
     DEFAULT_STATE,
@@ -87,8 +98,11 @@ class Launcher:
         rabbitmqctl: str | None = shutil.which("rabbitmqctl"),
         postgres_bin: Callable[[], Path | None] = postgres_bin_dir,
         pgbouncer: Callable[[], str | None] = pgbouncer_executable,
+        monitor_dir: Path | None = None,
     ) -> None:
         self.profile = profile
+        # `--monitor`: Prometheus and the exporters start last, their data in this directory.
+        self.monitor_dir = monitor_dir
         self.rabbitmqctl = rabbitmqctl
         self._postgres_bin = postgres_bin
         self._pgbouncer = pgbouncer
@@ -119,6 +133,8 @@ class Launcher:
         try:
             self._bring_up()
             self._enforce_budgets()
+            if self.monitor_dir is not None:
+                self._start_monitor(self.monitor_dir)
         except BaseException:
             # A second Ctrl-C must not cut the clean-up short.
             for number in (signal.SIGINT, signal.SIGTERM):
@@ -163,6 +179,17 @@ class Launcher:
             missing.append(f"pg_basebackup in {bin_dir} for database.replicas (apt-get install postgresql)")
         if self.profile.database.pooled and self._pgbouncer() is None:
             missing.append('pgbouncer for database.pooler = "pgbouncer" (apt-get install pgbouncer)')
+        if self.monitor_dir is not None and prometheus_executable() is None:
+            missing.append("prometheus for --monitor (apt-get install prometheus)")
+        if (
+            self.monitor_dir is not None
+            and self.profile.database.kind == "postgresql"
+            and postgres_exporter_executable() is None
+        ):
+            missing.append(
+                "prometheus-postgres-exporter for --monitor of a PostgreSQL landscape "
+                "(apt-get install prometheus-postgres-exporter)"
+            )
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
 
@@ -487,6 +514,69 @@ class Launcher:
         if self.cpu.mechanism == AFFINITY:
             self._step("CPU budgets held by affinity to whole cores (no writable cgroup hierarchy)")
 
+    def _start_monitor(self, directory: Path) -> None:
+        """Start the CPU exporter, the database's exporter and Prometheus scraping them and every
+        node, worker and gateway, with the boards' rules (`monitor.py`)."""
+        state = self.state
+        directory.mkdir(parents=True, exist_ok=True)
+        state.monitor_dir = str(directory.resolve())
+        state.save()
+        write_watched(directory / CPU_PROCESSES, self._watched())
+        targets = [
+            Target("node", _address(url), f"node{index}", "node")
+            for index, url in enumerate(state.node_urls, start=1)
+        ]
+        targets += [
+            Target("worker", _address(url), f"worker{index}", "events")
+            for index, url in enumerate(state.worker_urls, start=1)
+        ]
+        targets += [
+            Target("gateway", _address(url), f"gateway{index}", "gateway")
+            for index, url in enumerate(state.gateway_operator_urls, start=1)
+        ]
+        waits = []
+        port = free_port()
+        command = [sys.executable, "-m", "testbed.landscape.cpu_exporter"]
+        command += ["--processes", str(directory / CPU_PROCESSES), "--port", str(port)]
+        waits.append((f"http://127.0.0.1:{port}/metrics", self._spawn("cpu-exporter", command, {}, port)))
+        targets.append(Target(CPU_EXPORTER_JOB, f"127.0.0.1:{port}", "cpu-exporter", "testbed"))
+        if state.database_url.startswith("postgresql"):
+            port = free_port()
+            exporter = self._spawn(
+                "postgres-exporter",
+                [postgres_exporter_executable() or "", f"--web.listen-address=127.0.0.1:{port}"],
+                # Its library asks for TLS unless told otherwise; the landscape's server speaks none.
+                {"DATA_SOURCE_NAME": _with_query(state.database_url, "sslmode=disable")},
+                port,
+            )
+            waits.append((f"http://127.0.0.1:{port}/metrics", exporter))
+            targets.append(Target("database", f"127.0.0.1:{port}", "postgresql", "database"))
+        for url, process in waits:
+            self._wait_healthy(url, process)
+        prepare(directory, state.id, targets)
+        port = free_port()
+        prometheus = self._spawn(
+            "prometheus", prometheus_command(prometheus_executable() or "", directory, port), {}, port
+        )
+        self._wait_healthy(f"http://127.0.0.1:{port}/-/ready", prometheus)
+        state.prometheus_url = f"http://127.0.0.1:{port}"
+        state.save()
+        self._step(
+            f"Prometheus on {state.prometheus_url} scrapes {len(targets)} target(s); data in {directory}"
+        )
+
+    def _watched(self) -> list[WatchedProcess]:
+        """Every long-running process of the plan with its budget and cgroup (for the CPU exporter)."""
+        watched = []
+        for process in self.state.processes:
+            planned = self.cpu.process(process.role)
+            if planned is None:
+                continue
+            group = next((group for group in self.state.cpu_groups if group.role == process.role), None)
+            budget = None if planned.cpu_limit is None else planned.limit_cores
+            watched.append(WatchedProcess(process.role, planned.tier, process.pid, budget, group))
+        return watched
+
     def prepare_broker(self) -> dict[str, str]:
         """A private vhost (rabbitmqctl), else names of its own; return the bus settings for it."""
         broker = urllib.parse.urlsplit(self.profile.bus.url)
@@ -686,6 +776,18 @@ def backbone_has_command(name: str) -> bool:
     from backbone import cli
 
     return name in cli.command_names()
+
+
+def _address(url: str) -> str:
+    """`host:port` of a loopback URL as Prometheus scrapes it."""
+    parts = urllib.parse.urlsplit(url)
+    return f"127.0.0.1:{parts.port}"
+
+
+def _with_query(url: str, parameter: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = f"{parts.query}&{parameter}" if parts.query else parameter
+    return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -33,6 +33,7 @@ from scenarios.landscape import LandscapeProfile, ProfileError, load_profile
 from scenarios.pool_schema import PoolConfigError, load_pool_config
 from scenarios.schema import ConstantShape, Scenario, ScenarioError, ScenarioOverrides, load_scenario
 from testbed.landscape.cpu import CpuPlan, CpuPlanError, plan_cpus
+from testbed.landscape.monitor import MONITOR_DIR
 from testbed.processes import REPOSITORY, STOP_SIGNALS
 from testbed.run.capacity import SearchPlan, SearchPlanError
 from testbed.run.experiment import Experiment, LoadPhase, Pool, RunError
@@ -72,6 +73,12 @@ def add_run_commands(commands: Any) -> None:
         default=1,
         metavar="N",
         help="run the same experiment N times, grouped in results/<group-id>/ (default 1)",
+    )
+    run.add_argument(
+        "--monitor",
+        action="store_true",
+        help="run Prometheus on the landscape and the load generator while it runs (rules loaded, "
+        "data in RUN_DIR/prometheus, docs/dashboards.md)",
     )
     run.set_defaults(run=lambda args: run_repeated(args, run_command))
     capacity = commands.add_parser(
@@ -251,7 +258,14 @@ def run_command(args: argparse.Namespace) -> int:
         run_id,
         run_dir,
         work_dir,
-        LaunchedLandscape(profile, prepared.cpu, work_dir, run_dir / LOGS, prepared.overrides),
+        LaunchedLandscape(
+            profile,
+            prepared.cpu,
+            work_dir,
+            run_dir / LOGS,
+            prepared.overrides,
+            monitor_dir=run_dir / MONITOR_DIR if args.monitor else None,
+        ),
         LoadPhase(scenario, scenario_overrides, prepared.generator),
         Pool(args.pool, args.seed, args.password_hash_iterations),
     )
@@ -268,6 +282,8 @@ def run_command(args: argparse.Namespace) -> int:
     for line in report.headline():
         print(line)
     print(f"report: {run_dir / 'report.html'}\nsummary: {run_dir / 'summary.md'}")
+    if args.monitor:
+        print(f"monitor: the run's time series in {run_dir / MONITOR_DIR} (docs/dashboards.md)")
     return 0 if report.slo_passed and report.valid else 1
 
 

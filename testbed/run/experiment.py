@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -43,7 +44,7 @@ from scenarios.pool_schema import PoolConfigError
 from scenarios.schema import Scenario, ScenarioOverrides
 from testbed.processes import REPOSITORY, interrupts_deferred
 from testbed.run.collect import MetricsScraper, ProcessSampler, SampledGroup, SampledProcess, ScrapeTarget
-from testbed.run.load_generator import MASTER, LoadGenerator, LoadGeneratorPlan
+from testbed.run.load_generator import MASTER, GeneratorMember, LoadGenerator, LoadGeneratorPlan
 from testbed.run.progress import watch
 from testbed.seed import plan_pool, seed_bulk_pool
 
@@ -83,6 +84,15 @@ class Landscape(Protocol):
     def budget_groups(self) -> list[SampledGroup]: ...
 
     def manifest(self) -> LandscapeRecord: ...
+
+    @property
+    def monitored(self) -> bool:
+        """Whether a Prometheus watches the landscape (`--monitor`)."""
+        ...
+
+    def watch_load_generator(self, members: Sequence[GeneratorMember]) -> None:
+        """Have the monitor watch the load generator's processes too (nothing without one)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,7 @@ def measure(
     sampler.start()
     try:
         time.sleep(SCRAPE_MARGIN_S)
-        started_at_s, ended_at_s = _load(access, phase, run_dir, work_dir, credentials, sampler)
+        started_at_s, ended_at_s = _load(access, phase, run_dir, work_dir, credentials, sampler, landscape)
         time.sleep(SCRAPE_MARGIN_S)
     finally:
         with interrupts_deferred():
@@ -241,6 +251,7 @@ def _load(
     work_dir: Path,
     credentials: Path | None,
     sampler: ProcessSampler,
+    landscape: Landscape,
 ) -> tuple[float, float]:
     """Run Locust's master and workers until the scenario ends; return when they started and ended."""
     stats_prefix = work_dir / "locust"
@@ -261,10 +272,13 @@ def _load(
     workers = phase.generator.workers
     print(f"testbed run: {what}, {workers} load worker(s) and a master", file=sys.stderr)
     logs = run_dir / LOGS
-    generator = LoadGenerator(phase.generator, logs, {SECRET_VARIABLE: access.client_secret})
+    generator = LoadGenerator(
+        phase.generator, logs, {SECRET_VARIABLE: access.client_secret}, metrics=landscape.monitored
+    )
     started_at_s = time.time()
     try:
         generator.start(master, worker, sampler)
+        landscape.watch_load_generator(generator.members)
         assert generator.master is not None
         history = stats_prefix.with_name(stats_prefix.name + "_stats_history.csv")
         watch(generator.master, history, started_at_s, budget_s)
