@@ -4,6 +4,7 @@
                                                  start it; print the URLs and the time it took
     testbed down [--state FILE]                  stop exactly what that `up` started
     testbed profile stage prod my.toml           validate profiles; show the CPU plan and budget
+    testbed monitor DIR                          serve the time series a --monitor run left in DIR
 
 Exit status: 0 done, 1 the landscape could not come up or go down, 2 bad input, 130 interrupted.
 """
@@ -11,17 +12,21 @@ Exit status: 0 done, 1 the landscape could not come up or go down, 2 bad input, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from scenarios.landscape import PROFILES_DIR, ProfileError, load_profile
 from testbed.landscape.cpu import CpuPlanError, budget_table, plan_cpus
 from testbed.landscape.launcher import Launcher
-from testbed.landscape.monitor import MONITOR_DIR
+from testbed.landscape.monitor import MONITOR_DIR, serving_recorded
 from testbed.landscape.state import DEFAULT_STATE, LandscapeError, LandscapeState
 from testbed.landscape.teardown import tear_down
+from testbed.processes import ProcessExited
 
 
 def add_landscape_commands(commands: Any) -> None:
@@ -47,6 +52,15 @@ def add_landscape_commands(commands: Any) -> None:
         "--state", type=Path, default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})"
     )
     down.set_defaults(run=_down)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="serve the time series of a --monitor run (or landscape) on a loopback Prometheus",
+        description="Start a read-only Prometheus on DIR/prometheus (or DIR itself) and print its URL; "
+        "point a Grafana with the boards' datasource at it (docs/dashboards.md). Ctrl-C stops it.",
+    )
+    monitor.add_argument("directory", type=Path, metavar="DIR", help="a run directory (or its prometheus/)")
+    monitor.set_defaults(run=_monitor)
 
     profile = commands.add_parser("profile", help="validate landscape profiles and show their plan")
     profile.add_argument("profiles", nargs="+", metavar="PROFILE", help=f"name ({shipped}) or path")
@@ -115,6 +129,32 @@ def _summary(state: LandscapeState) -> None:
     if state.load_generator_cores:
         print(f"  load generator cores {', '.join(map(str, state.load_generator_cores))}")
     print(f"  state      {state.state_path} (holds the secrets; mode 0600)")
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    directory = args.directory
+    if (directory / MONITOR_DIR).is_dir():
+        directory = directory / MONITOR_DIR
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _stop)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="testbed-monitor-") as work_dir,
+            serving_recorded(directory, Path(work_dir)) as prometheus,
+        ):
+            print(f"Prometheus {prometheus.url} serves the time series in {directory} (Ctrl-C stops it)")
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except FileNotFoundError as error:
+        return _fail(str(error))
+    except (ProcessExited, TimeoutError) as error:
+        print(f"testbed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stop(number: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _down(args: argparse.Namespace) -> int:
