@@ -144,3 +144,16 @@ def test_a_query_runs_with_grafanas_built_ins_and_variables_substituted() -> Non
     assert metric_names(
         'histogram_quantile(0.9, sum by (le) (rate(a_bucket{x="b_total{"}[1m]))) / on (le) c:d:rate5m{}'
     ) == {"a_bucket", "c:d:rate5m"}
+
+
+def test_monitor_refuses_a_directory_without_time_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from testbed.cli import main
+
+    if shutil.which("prometheus") is None:
+        unavailable("prometheus is not installed (Debian package prometheus)")
+    assert main(["monitor", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"testbed: no time series in {tmp_path} (was the run started with --monitor?)\n"
+    )
