@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,7 +25,8 @@ from dashboards.generate import GRAFANA_DIR
 from dashboards.queries import board_queries, metric_names, runnable
 from testbed.landscape.monitor import MONITOR_DIR, serving_recorded
 from tests.e2e.test_landscape import require_stage
-from tests.helpers.landscape import require, run_testbed
+from tests.e2e.test_testbed_run import assert_no_secret_in, run_capturing_secrets
+from tests.helpers.landscape import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.s3]
 
@@ -47,27 +49,38 @@ def _get(url: str, path: str, **params: Any) -> Any:
         return json.loads(error.read())
 
 
+MonitoredRun = tuple[Path, subprocess.CompletedProcess[str], dict[str, str]]
+
+
 @pytest.fixture(scope="module")
-def monitored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> MonitoredRun:
     require_stage()
     require("prometheus", "prometheus-postgres-exporter")
     results = tmp_path_factory.mktemp("results")
-    result = run_testbed(
-        "run", "--profile", "stage", "--monitor", "--duration", "30", "--results", str(results), timeout_s=400
+    answer, secrets = run_capturing_secrets(
+        "run", "--profile", "stage", "--monitor", "--duration", "30", "--results", str(results)
     )
     # 1: an SLO failed on a busy machine; the run and its time series are complete all the same.
-    assert result.returncode in (0, 1), result.stdout + result.stderr
-    assert "Prometheus on http://127.0.0.1:" in result.stderr
-    match = re.search(r"^monitor: the run's time series in (\S+) ", result.stdout, re.MULTILINE)
-    assert match, result.stdout
+    assert answer.returncode in (0, 1), answer.stdout + answer.stderr
+    assert "Prometheus on http://127.0.0.1:" in answer.stderr
+    match = re.search(r"^monitor: the run's time series in (\S+) ", answer.stdout, re.MULTILINE)
+    assert match, answer.stdout
     run_dir = Path(match.group(1)).parent
-    assert run_dir.name != MONITOR_DIR
-    return run_dir
+    assert (run_dir / MONITOR_DIR / "tsdb").is_dir()
+    return run_dir, answer, secrets
+
+
+def test_a_monitored_run_leaves_no_secret_in_its_time_series_config_or_logs(monitored: MonitoredRun) -> None:
+    run_dir, answer, secrets = monitored
+    logs = {path.name for path in (run_dir / "logs").glob("*.log")}
+    assert {"prometheus.log", "postgres-exporter.log", "cpu-exporter.log"} <= logs
+    assert_no_secret_in(run_dir, answer, secrets)
 
 
 def test_every_query_of_every_board_returns_series_from_a_monitored_run(
-    monitored_run: Path, tmp_path: Path
+    monitored: MonitoredRun, tmp_path: Path
 ) -> None:
+    monitored_run = monitored[0]
     manifest = json.loads((monitored_run / "manifest.json").read_text())
     landscape = manifest["profile"]["landscape_id"]
     queries = list(board_queries(GRAFANA_DIR))
