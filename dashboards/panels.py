@@ -20,7 +20,7 @@ from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode, Legen
 # The uid in grafana/provisioning/datasources/prometheus.yaml; tests check every target names it.
 DATASOURCE_UID = "testbed-prometheus"
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
-# Every series carries these target labels (testbed/monitor/config.py sets them).
+# Every series carries the target labels landscape, tier and process (testbed/landscape/monitor.py).
 LANDSCAPE = 'landscape=~"$landscape"'
 GRID_COLUMNS = 24
 PANEL_HEIGHT = 8

@@ -545,8 +545,9 @@ class Launcher:
             exporter = self._spawn(
                 "postgres-exporter",
                 [postgres_exporter_executable() or "", f"--web.listen-address=127.0.0.1:{port}"],
-                # Its library asks for TLS unless told otherwise; the landscape's server speaks none.
-                {"DATA_SOURCE_NAME": _with_query(state.database_url, "sslmode=disable")},
+                # Its driver asks for TLS unless told otherwise, which the private server does not
+                # speak; a URL that names an sslmode keeps it.
+                {"DATA_SOURCE_NAME": _with_default_sslmode(state.database_url)},
                 port,
             )
             waits.append((f"http://127.0.0.1:{port}/metrics", exporter))
@@ -784,9 +785,11 @@ def _address(url: str) -> str:
     return f"127.0.0.1:{parts.port}"
 
 
-def _with_query(url: str, parameter: str) -> str:
+def _with_default_sslmode(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
-    query = f"{parts.query}&{parameter}" if parts.query else parameter
+    if "sslmode" in urllib.parse.parse_qs(parts.query):
+        return url
+    query = f"{parts.query}&sslmode=disable" if parts.query else "sslmode=disable"
     return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
