@@ -113,17 +113,17 @@ BOARD = Board(
                 Panel(
                     "Corrected and uncorrected p99",
                     "How much coordinated omission hides: the service time (uncorrected) against the time from "
-                    "the intended start (corrected) at p99.",
+                    "the intended start (corrected), over all requests of every flow.",
                     "s",
                     (
                         Query(
                             "histogram_quantile(0.99, sum by (le, view) "
-                            f"(rate(testbed_arrival_request_duration_seconds_bucket{FLOWS}{RATE})))",
+                            f"(rate(testbed_arrival_request_duration_seconds_bucket{{{LANDSCAPE}}}{RATE})))",
                             "p99 {{view}}",
                         ),
                         Query(
                             "histogram_quantile(0.5, sum by (le, view) "
-                            f"(rate(testbed_arrival_request_duration_seconds_bucket{FLOWS}{RATE})))",
+                            f"(rate(testbed_arrival_request_duration_seconds_bucket{{{LANDSCAPE}}}{RATE})))",
                             "p50 {{view}}",
                         ),
                     ),

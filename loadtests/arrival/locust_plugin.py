@@ -45,6 +45,7 @@ from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 
 from loadtests.arrival.dispatcher import ArrivalEngine, current_iteration, set_current_iteration
 from loadtests.arrival.latency import ArrivalRecorder, IterationLatency
+from loadtests.arrival.metrics import ArrivalMetrics
 from loadtests.arrival.report import ArrivalReport, build_report, format_report, write_csv, write_json
 from loadtests.arrival.shapes import WHOLE, Share, profile_for
 from loadtests.flows import FlowContext, get_flow, registered_flows
@@ -176,8 +177,9 @@ class ArrivalPlugin:
         self.setup_recorder = ArrivalRecorder()
         # The warm-up's starts and requests: kept in this process, never reported.
         self.warm_up_recorder = ArrivalRecorder()
-        # What this worker has reported to the master: with the above, what its metrics count.
-        self.reported = ArrivalRecorder()
+        # `--arrival-metrics-port`: banks what is taken for the master (with the recorders above,
+        # what the worker's metrics count).
+        self.metrics: ArrivalMetrics | None = None
         self.in_setup = False
         self.engine: ArrivalEngine | None = None
         self.scenario: Scenario | None = None
@@ -423,24 +425,22 @@ class ArrivalPlugin:
     def _take(self) -> dict[str, Any]:
         """Take the recorder's data for the master, keeping it for this worker's metrics."""
         taken = self.recorder.take()
-        self.reported.merge_data(taken)
+        if self.metrics is not None:
+            self.metrics.bank(taken)
         return taken
 
     def _serve_metrics(self, port: int) -> None:
         # Imported only when asked for, like the request sink.
         from prometheus_client import CollectorRegistry, start_http_server
 
-        from loadtests.arrival.metrics import ArrivalMetrics
-
         def in_flight() -> dict[str, int]:
             engine = self.engine
             dispatchers = engine.dispatchers if engine is not None else []
             return {dispatcher.name: dispatcher.in_flight for dispatcher in dispatchers}
 
+        self.metrics = ArrivalMetrics(lambda: (self.recorder, self.warm_up_recorder), in_flight)
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(
-            ArrivalMetrics(lambda: (self.reported, self.recorder, self.warm_up_recorder), in_flight)
-        )
+        registry.register(self.metrics)
         start_http_server(port, addr="127.0.0.1", registry=registry)
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
