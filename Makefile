@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity dashboards clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity dashboards bench-sse clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,10 @@ bench-scenarios: setup
 # make bench-capacity BENCH_ARGS="--option database.cpu_limit=0.1 --repeats 3"
 bench-capacity: setup
 	$(BIN)/python -m testbed.bench.capacity $(BENCH_ARGS)
+
+# make bench-sse BENCH_ARGS="--connections 5000 --hold-s 60 --sample 1000"
+bench-sse: setup
+	$(BIN)/python -m testbed.bench.sse $(BENCH_ARGS)
 
 # The Grafana boards from their Python definitions (dashboards/); the JSON is committed.
 dashboards: setup

@@ -81,6 +81,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argpa
         serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
         serve.set_defaults(command=_serve, api=api)
 
+    sse = commands.add_parser(
+        "serve-sse", help="run the SSE server (event streams of connected apps) on uvicorn"
+    )
+    sse.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sse.add_argument("--port", type=_port, default=8082, help="port to bind (default 8082)")
+    sse.set_defaults(command=_serve_sse)
+
     worker = commands.add_parser(
         "worker", help="run the event handlers of a broker and relay outbox rows left unpublished"
     )
@@ -257,6 +264,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         extra=telemetry_hooks(settings, api.service_name),
     )
     GunicornServer(application, options).run()
+    return 0
+
+
+def _serve_sse(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings, migrate=settings.development)
+    from backbone import sse_server
+
+    services = build_services(settings)
+    try:
+        sse_server.serve(services, settings, host=args.host, port=args.port)
+    finally:
+        services.close()
     return 0
 
 

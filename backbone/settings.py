@@ -113,6 +113,16 @@ class Settings:
     push_apns_production_url: str = apns.PRODUCTION_URL
     push_apns_development_url: str = apns.DEVELOPMENT_URL
     push_ca_file: Path | None = None
+    # The SSE server (`serve-sse`, docs/sse.md): streams one process holds at most, seconds
+    # between keep-alive comments, events waiting on one stream before it is dropped as too slow,
+    # and how long SIGTERM waits for the streams to close.
+    sse_max_connections: int = 10_000
+    sse_keepalive_s: float = 15.0
+    sse_queue_size: int = 32
+    sse_shutdown_timeout_s: float = 10.0
+    # Where the push connector reaches the replica that holds a device's stream (recorded in the
+    # device's `sse` registration); empty: http://<bound host>:<port>.
+    sse_advertised_url: str = ""
 
     @property
     def development(self) -> bool:
@@ -271,6 +281,11 @@ class Settings:
             push_apns_production_url=read.https_url("PUSH_APNS_PRODUCTION_URL", apns.PRODUCTION_URL),
             push_apns_development_url=read.https_url("PUSH_APNS_DEVELOPMENT_URL", apns.DEVELOPMENT_URL),
             push_ca_file=_ca_file(read),
+            sse_max_connections=read.integer("SSE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+            sse_keepalive_s=read.number("SSE_KEEPALIVE_S", 15.0, 0.1, 300.0),
+            sse_queue_size=read.integer("SSE_QUEUE_SIZE", 32, 1, 10_000),
+            sse_shutdown_timeout_s=read.number("SSE_SHUTDOWN_TIMEOUT_S", 10.0, 0.1, 600.0),
+            sse_advertised_url=read.http_url("SSE_ADVERTISED_URL", ""),
         )
         read.finish()
         return settings
@@ -346,6 +361,13 @@ class _Reader:
             self.problem(f"{PREFIX}{name}: '{value}' is not an https URL")
             return default
         return value
+
+    def http_url(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if value and not re.match(r"^https?://[^/\s]+/?$", value):
+            self.problem(f"{PREFIX}{name}: '{value}' is not an http(s) URL of a host and port")
+            return default
+        return value.rstrip("/")
 
     def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
         return self._bounded(name, default, minimum, maximum, int, "an integer")

@@ -77,6 +77,7 @@ from backbone.platform.push.apns import ApnsConnector
 from backbone.platform.push.delivery import DeliveryOptions
 from backbone.platform.push.fcm import FcmConnector
 from backbone.platform.push.metrics import PushMetrics
+from backbone.platform.push.sse import SseConnector
 from backbone.platform.rabbitmq import RabbitMqEventBus, RabbitMqOptions
 from backbone.platform.servicebus import AzureServiceBusEventBus, ServiceBusOptions
 from backbone.platform.tracing import Tracing
@@ -382,14 +383,18 @@ def build_event_bus(settings: Settings, inbox: Inbox, registry: CollectorRegistr
 
 def build_push_connectors(settings: Settings, metrics: PushMetrics) -> PushConnectors:
     """The connector of each push platform: FCM and APNs where the push file has their
-    credentials; `dummy` and every platform without credentials only log."""
+    credentials, SSE always; `dummy` and every platform without credentials only log."""
     options = DeliveryOptions(
         timeout_s=settings.push_timeout_s,
         max_attempts=settings.push_max_attempts,
         max_retry_wait_s=settings.push_max_retry_wait_s,
         ca_file=settings.push_ca_file,
     )
-    connectors: dict[str, PushConnector] = {"dummy": LogConnector(metrics)}
+    connectors: dict[str, PushConnector] = {
+        "dummy": LogConnector(metrics),
+        # Always on: a `sse` registration names the replica that holds the device's stream.
+        "sse": SseConnector(options, metrics),
+    }
     if settings.push.fcm is not None:
         connectors["fcm"] = FcmConnector(settings.push.fcm, options, metrics, base_url=settings.push_fcm_url)
     if settings.push.apns is not None:

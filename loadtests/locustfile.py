@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import loadtests.flows.bare  # registers the bare app's flows
 import loadtests.flows.smoke  # registers the anonymous smoke flows of `testbed run`
+import loadtests.flows.sse  # registers the SSE persona
 import loadtests.flows.upstream  # registers the original's ten scenarios
 import loadtests.flows.upstream_locust  # noqa: F401  (--credentials, personas, outcome report)
 from loadtests.arrival import locust_plugin

@@ -205,12 +205,14 @@ class CapacityReport:
         )
 
     def _tier_line(self) -> str:
-        bad = self.bad
+        bad, search = self.bad, self.search
         if bad is None:
             if self.conclusion.status == LOWER_BOUND:
                 return "Limiting tier: not reached: no step was bad"
             return "Limiting tier: not named: no step showed what the system holds"
         where = f"step {bad['step']} (multiplier {bad['multiplier']:g})"
+        if not verdicts.judges_server_tiers(search.profile.server_metrics):
+            return f"Limiting tier: not judged: only client-side figures exist (at {where})"
         if not bad["first_saturated_tier"]:
             return f"Limiting tier: none named: no tier met a saturation rule at {where}"
         return f"Limiting tier: {bad['first_saturated_tier']} at {where}: {bad['saturation_evidence']}"

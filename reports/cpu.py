@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from reports.manifest import BudgetRecord, LandscapeRecord
+from reports.manifest import BudgetRecord, LandscapeRecord, LoadGeneratorRecord
 from reports.rundir import LOAD_GENERATOR
 from reports.saturation import CPU_LIMIT_SHARE, budget_rates
 
@@ -128,3 +128,25 @@ def _cores(values: pd.Series, quantile: float) -> str:
 
 def _in_window(processes: pd.DataFrame, window_s: tuple[float, float]) -> pd.DataFrame:
     return processes[(processes["t_s"] >= window_s[0]) & (processes["t_s"] <= window_s[1] + 1)]
+
+
+GENERATOR_COLUMNS = ("process", "role", "host", "share", "CPU p50", "CPU p95", "CPU max", "CPU limit")
+
+
+def generator_table(
+    generator: LoadGeneratorRecord, processes: pd.DataFrame, window_s: tuple[float, float]
+) -> pd.DataFrame:
+    """One row per load-generator process: its role, host, share of the schedule and CPU (cores) in
+    the window; a process without samples shows "-"."""
+    samples = _in_window(processes, window_s)
+    rows = []
+    for process in generator.processes:
+        used = samples.loc[samples["process"].astype(str) == process.name, "cpu_percent"] / 100
+        where = process.host + (" (joined)" if process.joined else "")
+        share = process.share or ("none" if process.role == "master" else "-")
+        rows.append(
+            [process.name, process.role, where or "-", share]
+            + [_cores(used, quantile) for quantile in (0.50, 0.95, 1.0)]
+            + [f"{process.cpu_limit_cores:g}"]
+        )
+    return pd.DataFrame(rows, columns=list(GENERATOR_COLUMNS))

@@ -145,15 +145,25 @@ class LandscapeRecord:
     # Processes of the run's path that were not sampled, each with the reason (e.g. the shared
     # broker when its process is not visible to this user).
     unsampled: tuple[str, ...] = ()
+    # A deployment that runs elsewhere (`testbed run --target`): its host, never its URL.
+    target_host: str = ""
+    # Where the server figures come from: "scraped" (each process's /metrics), "prometheus" (the
+    # target's Prometheus), "" (none: only client-side figures, no server tier is judged).
+    server_metrics: str = "scraped"
 
 
 @dataclass(frozen=True)
 class GeneratorProcess:
-    """One process of the load generator: `role` "master" (generates no load) or "worker"."""
+    """One process of the load generator: `role` "master" (generates no load) or "worker"; a
+    worker's `share` of the schedule (index from 0 of count); its `host` and whether it joined from
+    there (`testbed load-worker`) rather than being started by the run."""
 
     name: str
     role: str
     cpu_limit_cores: float
+    host: str = ""
+    share: str = ""
+    joined: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ one at or before it and the process samples before it are the warm-up's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,8 @@ class Report:
     # Every CPU budget with what held it, its use and throttling; every process without one.
     budgets: pd.DataFrame
     unbudgeted: pd.DataFrame
+    # Every load-generator process with its host, share and CPU.
+    generator: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def slo_passed(self) -> bool:
@@ -108,7 +110,12 @@ class Report:
             "Validity: VALID" if self.valid else "Validity: INVALID: " + "; ".join(map(str, self.problems))
         )
         first = self.first_saturated
-        if first is None:
+        if not verdicts.judges_server_tiers(self.manifest.profile.server_metrics):
+            tier = (
+                "Server tiers: not judged: only client-side figures exist (no server metrics were read; "
+                "give the target's --prometheus)"
+            )
+        elif first is None:
             tier = "First saturated tier: none (no tier met a saturation rule)"
         else:
             at = f" from {first.onset_s:.0f} s" if not math.isnan(first.onset_s) else ""
@@ -159,6 +166,8 @@ def build_report(run: Run) -> Report:
         machine_cores=float(manifest.machine.cpus),
         budgets=run.budgets,
     )
+    if not verdicts.judges_server_tiers(manifest.profile.server_metrics):
+        rules = []
     tiers = saturation.tier_verdicts(rules)
     return Report(
         run_id=manifest.run_id,
@@ -180,6 +189,7 @@ def build_report(run: Run) -> Report:
         charts=tuple(_charts(timeline, series, processes, t0_s, window_s, run.budgets)),
         budgets=cpu.budget_table(manifest.profile, run.budgets, processes, (t0_s, end_s)),
         unbudgeted=cpu.unbudgeted_table(manifest.profile, processes, (t0_s, end_s)),
+        generator=cpu.generator_table(manifest.load_generator, processes, (t0_s, end_s)),
     )
 
 
@@ -345,6 +355,7 @@ def _charts(
             y_label="MiB",
         )
     )
+    found += _sse_charts(series, t0_s)
     queued = server.gauge(series, "haproxy_backend_current_queue", by_process=True)
     if len(queued):
         found.append(
@@ -356,6 +367,45 @@ def _charts(
             )
         )
     return found
+
+
+def _sse_charts(series: pd.DataFrame, t0_s: float) -> list[str]:
+    """The SSE replicas (when the landscape has any): streams held, events delivered, and the
+    delivery latency inside the replica, with the run's totals in the title."""
+    held = server.gauge(series, "backbone_sse_connections")
+    if held.empty:
+        return []
+    delivered = server.samples(series, "backbone_sse_events_delivered_total")
+    per_second = server.per_interval(delivered, server.label_keys(delivered)) if len(delivered) else delivered
+    if len(per_second):
+        per_second = (
+            per_second.assign(value=per_second["value"] / per_second["interval_s"])
+            .groupby(["t_s", "process"], observed=True)["value"]
+            .sum()
+            .reset_index()
+        )
+    total = server.totals(series, {"delivered": "backbone_sse_events_delivered_total"})["delivered"]
+    count, p99_s = server.run_quantile(series, "backbone_sse_delivery_latency_seconds", 0.99)
+    latency = server.mean_per_interval(series, "backbone_sse_delivery_latency_seconds").dropna()
+    title = (
+        f"SSE: streams held, events delivered ({total:,.0f} in the run) and delivery latency in the"
+        f" replica (p99 {p99_s * 1000:.1f} ms of {count:,.0f})"
+    )
+    return [
+        charts.line_chart(
+            "sse",
+            title,
+            [
+                *(Line(f"{line.name} streams", line.x, line.y) for line in _per_process(held, t0_s)),
+                *(Line(f"{line.name} events/s", line.x, line.y) for line in _per_process(per_second, t0_s)),
+                *(
+                    Line(f"{line.name} latency (ms)", line.x, line.y)
+                    for line in _per_process(latency, t0_s, 1000)
+                ),
+            ],
+            y_label="streams, events/s, ms",
+        )
+    ]
 
 
 # The page
@@ -389,7 +439,6 @@ FLOW_HEADER = (
     "unfinished",
 )
 ERROR_HEADER = ("method", "route", "status", "error code", "count")
-GENERATOR_HEADER = ("process", "role", "CPU limit (cores)")
 
 
 def _tier_rows(report: Report) -> list[list[str]]:
@@ -462,17 +511,19 @@ def _generator_text(manifest: RunManifest) -> str:
     if not generator.processes:
         return "The manifest names no load generator process."
     cores = ", ".join(map(str, generator.cores)) or "any"
+    joined = sum(1 for process in generator.processes if process.joined)
+    from_elsewhere = f", {joined} of them joined with testbed load-worker" if joined else ""
     return (
-        f"Locust's master and {generator.workers} worker(s) on core(s) {cores}; the master sends the "
-        "workers their shares of the schedule and generates no load. Each process is sampled with its "
-        "CPU limit; the run is invalid when any of them (or all together) is CPU-bound."
+        f"Locust's master and {generator.workers} worker(s){from_elsewhere}; the run's own on core(s) "
+        f"{cores}. The master sends the workers their shares of the schedule and generates no load. "
+        "Each process is sampled with its CPU limit (a joined worker samples itself and reports to the "
+        "master); the run is invalid when any of them (or all together) is CPU-bound. CPU in cores."
     )
 
 
 def run_page(report: Report) -> Page:
     """Describe a run's report as a page (three verdict boxes first)."""
     slo_line, validity_line, tier_line = report.headline()
-    generator = report.manifest.load_generator
     return Page(
         title=f"Run {report.run_id}",
         headlines=(
@@ -537,10 +588,7 @@ def run_page(report: Report) -> Page:
                 "Load generator",
                 (
                     Paragraph(_generator_text(report.manifest)),
-                    Table(
-                        GENERATOR_HEADER,
-                        [[item.name, item.role, f"{item.cpu_limit_cores:g}"] for item in generator.processes],
-                    ),
+                    Table(cpu.GENERATOR_COLUMNS, rows_of(report.generator, list(report.generator.columns))),
                 ),
             ),
             Section(

@@ -10,7 +10,8 @@ failure ratio when it is at or below its limit. A percentile measured on fewer s
 `min_samples` needs is "too few to judge": it neither passes nor fails the run.
 
 A run is **invalid** when its figures cannot be trusted: the load generator was CPU-bound, or the
-arrival engine missed its schedule. Each problem names its cause (`Problem.cause`): the load
+arrival engine missed its schedule (every load-generator process counts, the workers that joined
+from other hosts too). Each problem names its cause (`Problem.cause`): the load
 generator's own limits (`GENERATOR`), a missed schedule (`SCHEDULE`: the generator's fault unless a
 tier of the system saturated), or the system under test, too slow for the open model's caps
 (`SYSTEM`: starts dropped, iterations unfinished). A step of a capacity search is judged from
@@ -298,6 +299,12 @@ def _cpu_bound(cpu_percent: np.ndarray, limit_percent: np.ndarray, what: str) ->
     if busy.sum() >= 2 and share >= GENERATOR_CPU_BOUND_SHARE:
         return generator_overloaded_problem("", share, float(cpu_percent.max()), subject=what)
     return None
+
+
+def judges_server_tiers(server_metrics: str) -> bool:
+    """Whether a run's server tiers can be judged: not when it collected no server figure (a
+    target elsewhere without its Prometheus), where only the client-side figures exist."""
+    return bool(server_metrics)
 
 
 @dataclass(frozen=True)

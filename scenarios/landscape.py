@@ -37,7 +37,7 @@ BROKER_KINDS = ("rabbitmq", "azureservicebus")
 # local launcher starts none of them.
 REMOTE_ONLY_KINDS = {"database": "sqlserver", "bus": "azureservicebus"}
 BLOB_STORE_KINDS = ("local", "s3")
-LOOPBACK_NAMES = ("localhost",)
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 # Settings the launcher derives from the profile's own tables; a profile sets them there, once.
 _OWNED_SETTINGS = {
     "ENVIRONMENT": "environment",
@@ -157,6 +157,14 @@ class WorkerProfile:
 
 
 @dataclass(frozen=True)
+class SseProfile:
+    """`backbone serve-sse` replicas (event streams of connected apps) and the CPU budget of each."""
+
+    replicas: int = 0
+    cpu_limit: float | None = None
+
+
+@dataclass(frozen=True)
 class AdminApiProfile:
     """The Admin API: one gunicorn with its workers and CPU budget."""
 
@@ -202,6 +210,7 @@ class LandscapeProfile:
     cpu: CpuProfile
     allowed_target_hosts: tuple[str, ...]
     backbone: Mapping[str, str]
+    sse: SseProfile = SseProfile()
 
     @property
     def total_node_workers(self) -> int:
@@ -209,8 +218,8 @@ class LandscapeProfile:
 
     @property
     def database_clients(self) -> int:
-        """Processes with a connection pool: node workers, Admin API workers, worker replicas."""
-        return self.total_node_workers + self.admin_api.workers + self.worker.replicas
+        """Processes with a connection pool: node workers, Admin API workers, worker and SSE replicas."""
+        return self.total_node_workers + self.admin_api.workers + self.worker.replicas + self.sse.replicas
 
     def database_connections_needed(self) -> int:
         """The most connections the landscape can open: every pool of every process full."""
@@ -250,6 +259,7 @@ class LandscapeProfile:
         for tier, role, option, count, cores in (
             ("node", "node", "nodes", self.nodes.count, self.nodes.cpu_limit),
             ("events", "worker", "worker", self.worker.replicas, self.worker.cpu_limit),
+            ("sse", "sse", "sse", self.sse.replicas, self.sse.cpu_limit),
             ("gateway", "gateway", "gateway", self.gateway.instances, self.gateway.cpu_limit),
         ):
             processes += [
@@ -340,6 +350,7 @@ def parse_profile(text: str, *, source: Path, overrides: Mapping[str, str] | Non
         cpu=_cpu(_table(read, data, "cpu", CpuProfile), read),
         allowed_target_hosts=_hosts(data, "allowed_target_hosts", read),
         backbone=MappingProxyType(_backbone_settings(data.get("backbone", {}), read)),
+        sse=_sse(_table(read, data, "sse", SseProfile), read),
     )
     _check_budget_periods(profile, read)
     if (
@@ -364,6 +375,7 @@ _TOP_KEYS = (
     "blob_store",
     "worker",
     "admin_api",
+    "sse",
     "cpu",
     "backbone",
 )
@@ -601,6 +613,16 @@ def _admin_api(table: dict[str, Any], read: ConfigReader) -> AdminApiProfile:
     )
 
 
+def _sse(table: dict[str, Any], read: ConfigReader) -> SseProfile:
+    sse = SseProfile(
+        replicas=read.integer(table, "sse", "replicas", 0, minimum=0, maximum=64),
+        cpu_limit=_cpu_limit(read, table, "sse"),
+    )
+    if sse.replicas == 0 and sse.cpu_limit is not None:
+        read.problem("sse.cpu_limit", "is set, but there is no SSE server (sse.replicas = 0)")
+    return sse
+
+
 def _worker(table: dict[str, Any], bus: BusProfile, read: ConfigReader) -> WorkerProfile:
     worker = WorkerProfile(_worker_replicas(table, bus, read), _cpu_limit(read, table, "worker"))
     if worker.replicas == 0 and worker.cpu_limit is not None:
@@ -666,18 +688,41 @@ def _cores(table: Mapping[str, Any], key: str, read: ConfigReader) -> tuple[int,
 
 
 def _hosts(data: Mapping[str, Any], name: str, read: ConfigReader) -> tuple[str, ...]:
+    """The hosts a load generator may send load to: loopback for a local landscape, and any
+    deployment's host named here on purpose (`testbed run --target`, docs/load-model.md)."""
     value = data.get(name, ["localhost", "127.0.0.1"])
     if not isinstance(value, list) or not value or not all(isinstance(host, str) for host in value):
         read.problem(name, f"must be a non-empty list of host names, got {show(value)}")
         return ()
     for host in value:
-        if not _is_loopback(host):
+        if not is_host(host):
             read.problem(
                 name,
-                f"{host!r} is not a loopback host; a local landscape is only reachable on "
-                "localhost, 127.0.0.0/8 or ::1",
+                f"{host!r} is not a host name or IP address (no scheme, port, path or wildcard: "
+                "e.g. backbone.example.org)",
             )
     return tuple(value)
+
+
+def is_host(text: str) -> bool:
+    """A DNS host name or an IP address, as a URL's host part carries it (without brackets)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(_HOST_NAME.fullmatch(text)) and len(text) <= 253
+    return True
+
+
+def target_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether `host` is one of `allowed` (names case-insensitively, addresses in any spelling)."""
+    return _host_key(host) in {_host_key(each) for each in allowed}
+
+
+def _host_key(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower().rstrip(".")
 
 
 def _backbone_settings(value: Any, read: ConfigReader) -> dict[str, str]:
@@ -732,12 +777,3 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]) -> list[
                 continue
         target[key] = value
     return problems
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

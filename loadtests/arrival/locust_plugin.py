@@ -15,6 +15,11 @@ How a run goes:
 * Requests are recorded twice by a request listener: the service view (as Locust's own stats
   do) and the corrected view. Workers send their records to the master with their stats
   reports, and once more when they stop.
+* Every worker says which host and process it is and samples its own CPU once a second, sent
+  with its stats reports; the master writes each worker's host, share and samples to
+  `--load-workers-json`. A worker without `--requests-dir` (one that joined from another host,
+  `testbed load-worker`) writes its request parts to a directory of its own and sends them to
+  the master before its final records; the master writes them under its `--requests-dir`.
 * The setup phase: just before its engine's clock starts, each load-generating process fires
   `engine_starting`, whose listeners prepare what the flows need (the personas log in there).
   Requests made meanwhile are recorded apart (the setup recorder, the `setup/` request table)
@@ -24,9 +29,14 @@ How a run goes:
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import math
+import os
 import random
+import shutil
+import socket
+import tempfile
 import time
 import weakref
 from collections.abc import Callable
@@ -34,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
+import psutil
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.contrib.fasthttp import FastHttpSession
@@ -60,6 +71,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 START_MESSAGE = "arrival_start"
 STOP_MESSAGE = "arrival_stop"
 FINAL_MESSAGE = "arrival_final"
+PART_MESSAGE = "arrival_part"
+PROCESS_KEY = "arrival_process"
 REPORT_KEY = "arrival"
 SETUP_REPORT_KEY = "arrival_setup"
 FINAL_WAIT_S = 5.0
@@ -139,6 +152,12 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         help="write one row per request (parquet parts under DIR/requests/, see docs/reports.md)",
     )
     parser.add_argument(
+        "--load-workers-json",
+        default="",
+        include_in_web_ui=False,
+        help="master: write every worker's host, process, share and CPU samples to this JSON file",
+    )
+    parser.add_argument(
         "--arrival-metrics-port",
         type=int,
         default=0,
@@ -191,6 +210,11 @@ class ArrivalPlugin:
         self._final_sent = False
         self._stop_sent_at_s: float | None = None
         self._watcher: gevent.Greenlet | None = None
+        # A worker's parts when it returns them to the master (no --requests-dir of its own).
+        self._returned_dir: Path | None = None
+        # The master's view of its workers: client id -> host, pid, share, CPU samples.
+        self.workers: dict[str, dict[str, Any]] = {}
+        self._cpu_samples: list[tuple[float, float, int]] = []
         runner = self.runner
         if not isinstance(runner, WorkerRunner):
             # Fail at start-up, not at the first test, when the scenario file is broken. (A worker
@@ -202,6 +226,7 @@ class ArrivalPlugin:
         if isinstance(runner, MasterRunner):
             environment.events.worker_report.add_listener(self._on_worker_report)
             runner.register_message(FINAL_MESSAGE, self._on_final_message)
+            runner.register_message(PART_MESSAGE, self._on_part_message)
         else:
             environment.events.request.add_listener(self._on_request)
             self._open_sink()
@@ -209,6 +234,7 @@ class ArrivalPlugin:
             environment.events.report_to_master.add_listener(self._on_report_to_master)
             runner.register_message(START_MESSAGE, self._on_start_message)
             runner.register_message(STOP_MESSAGE, self._on_stop_message)
+            gevent.spawn(self._sample_cpu)
         port = int(getattr(environment.parsed_options, "arrival_metrics_port", 0) or 0)
         if port and not isinstance(runner, MasterRunner):
             self._serve_metrics(port)
@@ -314,7 +340,14 @@ class ArrivalPlugin:
         if isinstance(runner, MasterRunner):
             workers = sorted(client.id for client in runner.clients.all if client.state != STATE_MISSING)
             self.workers_expected, self.workers_final = set(workers), set()
+            self.workers = {}
             for index, worker in enumerate(workers):
+                self.workers[worker] = {
+                    "client_id": worker,
+                    "index": index,
+                    "count": len(workers),
+                    "samples": [],
+                }
                 data = {
                     "index": index,
                     "count": len(workers),
@@ -325,6 +358,7 @@ class ArrivalPlugin:
                     "scenario_text": scenario.source.read_text(encoding="utf-8"),
                     "overrides": self.overrides.given(),
                     "warm_up_s": self.warm_up_s,
+                    "return_requests": bool(getattr(environment.parsed_options, "requests_dir", "")),
                 }
                 runner.send_message(START_MESSAGE, data, client_id=worker)
             log.info("arrival: %s model, shares sent to %d worker(s)", self.model, len(workers))
@@ -351,6 +385,8 @@ class ArrivalPlugin:
             write_csv(self.report, csv_prefix)
         if json_path := getattr(options, "arrival_json", None):
             write_json(self.report, json_path)
+        if workers_path := getattr(options, "load_workers_json", None):
+            Path(workers_path).write_text(json.dumps(list(self.workers.values())), encoding="utf-8")
 
     def build_report(self) -> ArrivalReport:
         """Summarise what this process knows (on the master: every worker's records)."""
@@ -400,8 +436,9 @@ class ArrivalPlugin:
                 exception=exception,
             )
 
-    def _open_sink(self) -> None:
-        directory = getattr(self.environment.parsed_options, "requests_dir", "")
+    def _open_sink(self, returned: Path | None = None) -> None:
+        configured: str = getattr(self.environment.parsed_options, "requests_dir", "") or ""
+        directory = str(returned) if returned is not None else configured
         if not directory:
             self.sink = self.setup_sink = None
             return
@@ -418,6 +455,8 @@ class ArrivalPlugin:
                 sink.flush()
 
     def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        samples, self._cpu_samples = self._cpu_samples, []
+        data[PROCESS_KEY] = {"host": socket.gethostname(), "pid": os.getpid(), "samples": samples}
         if not self._final_sent:
             data[REPORT_KEY] = self._take()
             data[SETUP_REPORT_KEY] = self.setup_recorder.take()
@@ -444,6 +483,11 @@ class ArrivalPlugin:
         start_http_server(port, addr="127.0.0.1", registry=registry)
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        if PROCESS_KEY in data and client_id in self.workers:
+            process = data[PROCESS_KEY]
+            worker = self.workers[client_id]
+            worker.update(host=process["host"], pid=process["pid"])
+            worker["samples"].extend(process["samples"])
         if REPORT_KEY in data:
             self.recorder.merge_data(data[REPORT_KEY])
         if SETUP_REPORT_KEY in data:
@@ -469,6 +513,9 @@ class ArrivalPlugin:
         self._final_sent = False
         # The host also comes with Locust's spawn message, but only after this one.
         self.environment.host = msg.data.get("host") or self.environment.host
+        if msg.data.get("return_requests") and self.sink is None:
+            self._returned_dir = Path(tempfile.mkdtemp(prefix="load-worker-"))
+            self._open_sink(self._returned_dir)
         if msg.data.get("model", "open") == "open":
             share = Share(index=int(msg.data["index"]), count=int(msg.data["count"]))
             self._start_engine(share, float(msg.data.get("warm_up_s", 0.0)))
@@ -478,8 +525,7 @@ class ArrivalPlugin:
         self._send_final()
 
     def _on_final_message(self, environment: Environment, msg: Message, **_: Any) -> None:
-        self.recorder.merge_data(msg.data[REPORT_KEY])
-        self.setup_recorder.merge_data(msg.data[SETUP_REPORT_KEY])
+        self._on_worker_report(msg.node_id, msg.data)  # the last records and CPU samples
         self.workers_final.add(msg.node_id)
 
     def _send_final(self) -> None:
@@ -487,8 +533,41 @@ class ArrivalPlugin:
             return
         self._close_sink()
         self._final_sent = True
+        self._return_parts()
         final = {REPORT_KEY: self._take(), SETUP_REPORT_KEY: self.setup_recorder.take()}
+        self._on_report_to_master("", final)  # the CPU samples since the last stats report
         self.runner.send_message(FINAL_MESSAGE, final)
+
+    def _return_parts(self) -> None:
+        """Send the request parts written here to the master (the same socket keeps their order
+        before the final records), then remove them."""
+        if self._returned_dir is None:
+            return
+        for part in sorted(self._returned_dir.glob("*/*.parquet")):
+            data = {"table": part.parent.name, "name": part.name, "data": part.read_bytes()}
+            self.runner.send_message(PART_MESSAGE, data)
+        shutil.rmtree(self._returned_dir, ignore_errors=True)
+        self._returned_dir = None
+        self.sink = self.setup_sink = None
+
+    def _on_part_message(self, environment: Environment, msg: Message, **_: Any) -> None:
+        directory = getattr(environment.parsed_options, "requests_dir", "")
+        # Names as the worker's sink made them: a table (requests, setup) and a part file.
+        table, name = Path(msg.data["table"]).name, Path(msg.data["name"]).name
+        if not directory or not name.endswith(".parquet"):
+            return
+        target = Path(directory) / table / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(msg.data["data"])
+
+    def _sample_cpu(self) -> None:
+        """Sample this worker's CPU (percent of one core) and memory once a second; the samples go
+        to the master with the next stats report."""
+        process = psutil.Process()
+        process.cpu_percent()
+        while True:
+            gevent.sleep(1.0)
+            self._cpu_samples.append((time.time(), process.cpu_percent(), process.memory_info().rss))
 
     # The engine in a load-generating process
 

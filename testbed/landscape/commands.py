@@ -109,6 +109,8 @@ def _summary(state: LandscapeState) -> None:
         print(f"  node       {url}")
     for url in state.worker_urls:
         print(f"  worker     {url}")
+    for url in state.sse_urls:
+        print(f"  SSE server {url}")
     print(f"  Admin API  {state.admin_url}")
     if state.postgres_directory:
         server = next(process for process in state.processes if process.role == "postgresql")

@@ -287,16 +287,25 @@ class Launcher:
             )
             state.worker_urls.append(f"http://localhost:{port}")
             waits.append((f"http://localhost:{port}/health", worker))
+        for index in range(1, profile.sse.replicas + 1):
+            port = free_port()
+            command = ["-m", "backbone", "serve-sse", "--host", "127.0.0.1", "--port", str(port)]
+            sse = self._spawn(f"sse{index}", [sys.executable, *command], environment, port)
+            state.sse_urls.append(f"http://127.0.0.1:{port}")
+            waits.append((f"http://127.0.0.1:{port}/health", sse))
         state.save()
         for url, process in waits:
             self._wait_healthy(url, process)
-        self._step("Admin API, nodes and workers healthy")
+        self._step("Admin API, nodes, workers and SSE servers healthy")
 
         node_ports = [int(url.rsplit(":", 1)[1]) for url in state.node_urls]
         for index in range(1, profile.gateway.instances + 1):
             ports = GatewayPorts(public=free_port(), operator=free_port())
             config = run_dir / f"gateway{index}.cfg"
-            config.write_text(haproxy_config(profile.gateway, ports, node_ports, f"gateway{index}"))
+            sse_ports = [int(url.rsplit(":", 1)[1]) for url in state.sse_urls]
+            config.write_text(
+                haproxy_config(profile.gateway, ports, node_ports, f"gateway{index}", sse_ports=sse_ports)
+            )
             gateway = self._spawn(
                 f"gateway{index}",
                 [haproxy_executable() or "haproxy", "-db", "-f", str(config)],

@@ -66,6 +66,8 @@ class LandscapeState:
     gateway_operator_urls: list[str] = field(default_factory=list)
     node_urls: list[str] = field(default_factory=list)
     worker_urls: list[str] = field(default_factory=list)
+    # The SSE replicas' own URLs (their /metrics and /health; the gateway routes only the streams).
+    sse_urls: list[str] = field(default_factory=list)
     admin_url: str = ""
     admin_api_key: str = ""
     client_id: str = ""

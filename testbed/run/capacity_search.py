@@ -60,7 +60,7 @@ class CapacitySearch:
 
     @property
     def credentials(self) -> Path:
-        return self.work_dir / "credentials.json"
+        return self.pool.credentials_path(self.work_dir)
 
     def scenario_at(self, multiplier: float) -> tuple[Scenario, ScenarioOverrides]:
         """The scenario of one step: the file at `multiplier`, warm-up and window, the search's seed."""

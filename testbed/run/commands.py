@@ -12,6 +12,10 @@ changes (`--option`, `--workers`, `--threads`, `--setting`), the CPU plan, the l
 processes, the pool config and the scenario with its overrides (`--multiplier`, `--duration`,
 `--seed`), which Locust applies to the same file in the same way; for `capacity` also the
 search's plan. All problems of one kind are listed at once.
+
+`--target URL` drives a deployment that runs elsewhere (`target.py`): its host must be in the
+profile's `allowed_target_hosts`, checked before anything is sent. `--expect-load-workers N`
+waits for N `testbed load-worker` processes (`load_worker.py`) to join the load generator.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import secrets
 import signal
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reports.manifest import CpuRecord
 from reports.render import render_run
 from reports.rundir import LOGS
 from scenarios.landscape import LandscapeProfile, ProfileError, load_profile
@@ -36,10 +43,18 @@ from testbed.landscape.cpu import CpuPlan, CpuPlanError, plan_cpus
 from testbed.landscape.monitor import MONITOR_DIR
 from testbed.processes import REPOSITORY, STOP_SIGNALS
 from testbed.run.capacity import SearchPlan, SearchPlanError
-from testbed.run.experiment import Experiment, LoadPhase, Pool, RunError
+from testbed.run.experiment import Experiment, Landscape, LoadPhase, Pool, RunError
 from testbed.run.launched import LaunchedLandscape
-from testbed.run.load_generator import LoadGeneratorError, LoadGeneratorPlan, default_workers
+from testbed.run.load_generator import (
+    DEFAULT_JOIN_TIMEOUT_S,
+    DEFAULT_MASTER_PORT,
+    LoadGeneratorError,
+    LoadGeneratorPlan,
+    default_workers,
+)
+from testbed.run.load_worker import add_load_worker_command
 from testbed.run.repeat import run_repeated
+from testbed.run.target import TargetClient, TargetError, TargetLandscape, check_target, credentials_problem
 
 RESULTS_DIR = REPOSITORY / "results"
 WORK_DIR = REPOSITORY / "var" / "runs"
@@ -126,6 +141,7 @@ def add_run_commands(commands: Any) -> None:
     report = commands.add_parser("report", help="(re-)render the report of a run or a capacity search")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.set_defaults(run=lambda args: _report(args.run_dir))
+    add_load_worker_command(commands)
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +183,54 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})"
     )
+    target = parser.add_argument_group("a deployment that runs elsewhere (docs/load-model.md)")
+    target.add_argument(
+        "--target",
+        metavar="URL",
+        help="drive this running Consumer API instead of bringing the profile up; its host must be in "
+        "the profile's allowed_target_hosts",
+    )
+    target.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="with --target: read the server figures from this Prometheus (default none: client-side only)",
+    )
+    target.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="a pool seeded before (written by testbed seed): skip seeding, the personas log in from it",
+    )
+    target.add_argument(
+        "--client-id", default="test", help="with --target: OAuth client to seed as (default test)"
+    )
+    target.add_argument(
+        "--client-secret-env",
+        default="TESTBED_CLIENT_SECRET",
+        help="with --target: variable holding the client secret (default TESTBED_CLIENT_SECRET, else test)",
+    )
+    target.add_argument("--did-domain", help="with --target: the deployment's DID domain (default its host)")
+    joining = parser.add_argument_group("load workers on other hosts (testbed load-worker)")
+    joining.add_argument(
+        "--expect-load-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="wait for N `testbed load-worker` processes to join (then --load-processes defaults to 0)",
+    )
+    joining.add_argument(
+        "--master-port",
+        type=int,
+        metavar="PORT",
+        help=f"with --expect-load-workers: the port they connect to (default {DEFAULT_MASTER_PORT})",
+    )
+    joining.add_argument(
+        "--load-workers-timeout",
+        type=float,
+        default=DEFAULT_JOIN_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for them; the run fails after (default {DEFAULT_JOIN_TIMEOUT_S:g})",
+    )
 
 
 def _report(run_dir: Path) -> int:
@@ -189,6 +253,7 @@ class Prepared:
     cpu: CpuPlan
     generator: LoadGeneratorPlan
     source: Path
+    target: str | None = None
 
 
 class BadInput(Exception):
@@ -204,11 +269,17 @@ def _prepare(args: argparse.Namespace) -> Prepared:
         profile = load_profile(args.profile, overrides)
         cpu = plan_cpus(profile)
         workers = args.load_processes
+        if workers is None:
+            # Workers that join bring the load; the run starts its own only when asked.
+            workers = 0 if args.expect_load_workers else default_workers(cpu.load_generator_cores)
         generator = LoadGeneratorPlan(
             cpu.load_generator_cores,
-            default_workers(cpu.load_generator_cores) if workers is None else workers,
+            workers,
+            joining=args.expect_load_workers,
+            master_port=(args.master_port or DEFAULT_MASTER_PORT) if args.expect_load_workers else None,
+            join_timeout_s=args.load_workers_timeout,
         )
-        if args.pool != "none":
+        if args.pool != "none" and args.credentials is None:
             load_pool_config(args.pool)
         source = scenario_path(args.scenario)
     except (ValueError, CpuPlanError, FileNotFoundError, LoadGeneratorError) as error:
@@ -217,9 +288,83 @@ def _prepare(args: argparse.Namespace) -> Prepared:
         raise BadInput(_listed("profile", error.problems)) from None
     except PoolConfigError as error:
         raise BadInput(_listed("pool config", error.problems)) from None
-    for warning in cpu.warnings:
+    if problems := _target_problems(args, profile):
+        raise BadInput("\n  ".join(problems))
+    # The CPU plan's warnings are the landscape's; a target elsewhere has none here.
+    for warning in cpu.warnings if args.target is None else ():
         print(f"testbed {args.command}: warning: {warning}", file=sys.stderr)
-    return Prepared(profile, overrides, cpu, generator, source)
+    return Prepared(profile, overrides, cpu, generator, source, args.target)
+
+
+def _target_problems(args: argparse.Namespace, profile: LandscapeProfile) -> list[str]:
+    """Every problem of --target, --prometheus and --credentials; the target's host is checked
+    against the profile here, before any request is sent."""
+    problems = []
+    if args.target is not None and getattr(args, "monitor", False):
+        problems.append(
+            "--monitor watches a landscape brought up here; a target elsewhere has its own Prometheus "
+            "(--prometheus reads it)"
+        )
+    if args.target is not None:
+        try:
+            check_target(args.target, profile)
+        except TargetError as error:
+            problems.append(str(error))
+    if args.prometheus is not None:
+        if args.target is None:
+            problems.append("--prometheus reads a target's server figures: give --target too")
+        elif not args.prometheus.startswith(("http://", "https://")):
+            problems.append(f"--prometheus {args.prometheus!r}: expected http(s)://HOST[:PORT]")
+    if args.credentials is not None:
+        if args.target is None:
+            problems.append(
+                "--credentials names a pool seeded before: a landscape brought up here starts empty; "
+                "give --target"
+            )
+        elif problem := credentials_problem(args.credentials):
+            problems.append(problem)
+    return problems
+
+
+def _landscape(
+    args: argparse.Namespace, prepared: Prepared, work_dir: Path, logs: Path, monitor_dir: Path | None = None
+) -> Landscape:
+    """The profile brought up in the run's work directory (watched by a Prometheus in `monitor_dir`
+    with `--monitor`), or the deployment `--target` names."""
+    if prepared.target is None:
+        return LaunchedLandscape(
+            prepared.profile,
+            prepared.cpu,
+            work_dir,
+            logs,
+            prepared.overrides,
+            monitor_dir=monitor_dir if getattr(args, "monitor", False) else None,
+        )
+    # The official client derives addresses from the host name, as the deployment does by default.
+    did_domain = args.did_domain or urllib.parse.urlsplit(prepared.target).hostname or ""
+    secret = os.environ.get(args.client_secret_env) or "test"
+    return TargetLandscape(
+        prepared.profile,
+        prepared.target,
+        TargetClient(args.client_id, secret, did_domain),
+        CpuRecord(load_generator_cores=prepared.cpu.load_generator_cores),
+        args.prometheus,
+        prepared.overrides,
+    )
+
+
+def _what_comes_up(args: argparse.Namespace) -> str:
+    if args.target is None:
+        return str(args.profile)
+    return f"nothing: the target runs elsewhere ({urllib.parse.urlsplit(args.target).hostname})"
+
+
+def _pool(args: argparse.Namespace) -> Pool:
+    if args.credentials is not None:
+        return Pool(
+            f"from {args.credentials.name}", args.seed, args.password_hash_iterations, args.credentials
+        )
+    return Pool(args.pool, args.seed, args.password_hash_iterations)
 
 
 def _listed(what: str, problems: list[str]) -> str:
@@ -258,20 +403,13 @@ def run_command(args: argparse.Namespace) -> int:
         run_id,
         run_dir,
         work_dir,
-        LaunchedLandscape(
-            profile,
-            prepared.cpu,
-            work_dir,
-            run_dir / LOGS,
-            prepared.overrides,
-            monitor_dir=run_dir / MONITOR_DIR if args.monitor else None,
-        ),
+        _landscape(args, prepared, work_dir, run_dir / LOGS, run_dir / MONITOR_DIR),
         LoadPhase(scenario, scenario_overrides, prepared.generator),
-        Pool(args.pool, args.seed, args.password_hash_iterations),
+        _pool(args),
     )
     _stop_on_signals()
     try:
-        experiment.run(args.profile)
+        experiment.run(_what_comes_up(args))
     except KeyboardInterrupt:
         print("\ntestbed run: interrupted; the landscape is down", file=sys.stderr)
         return 130
@@ -321,9 +459,9 @@ def capacity_command(args: argparse.Namespace) -> int:
         search_id=search_id,
         directory=directory,
         work_dir=work_dir,
-        landscape=LaunchedLandscape(profile, prepared.cpu, work_dir, directory / LOGS, prepared.overrides),
+        landscape=_landscape(args, prepared, work_dir, directory / LOGS),
         source=prepared.source,
-        pool=Pool(args.pool, args.seed, args.password_hash_iterations),
+        pool=_pool(args),
         plan=plan,
         step_s=args.step_s,
         warm_up_s=args.warm_up_s,
@@ -331,7 +469,7 @@ def capacity_command(args: argparse.Namespace) -> int:
     )
     _stop_on_signals()
     try:
-        search.run(args.profile)
+        search.run(_what_comes_up(args))
     except KeyboardInterrupt:
         print(
             f"\ntestbed capacity: interrupted; the landscape is down, the finished steps are in {directory}",

@@ -17,11 +17,11 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psutil
 import pyarrow.compute as pc
@@ -44,12 +44,25 @@ from scenarios.pool_schema import PoolConfigError
 from scenarios.schema import Scenario, ScenarioOverrides
 from testbed.processes import REPOSITORY, interrupts_deferred
 from testbed.run.collect import MetricsScraper, ProcessSampler, SampledGroup, SampledProcess, ScrapeTarget
-from testbed.run.load_generator import MASTER, GeneratorMember, LoadGenerator, LoadGeneratorPlan
+from testbed.run.load_generator import (
+    GAVE_UP,
+    MASTER,
+    GeneratorMember,
+    LoadGenerator,
+    LoadGeneratorPlan,
+    add_joined_samples,
+    read_joined,
+)
 from testbed.run.progress import watch
 from testbed.seed import plan_pool, seed_bulk_pool
 
+if TYPE_CHECKING:
+    from loadtests.seeding.planner import Plan
+
 # The arrival engine's Locust options that apply the command line's overrides to the scenario.
 LOCUST_OPTIONS = {"multiplier": "--multiplier", "duration_s": "--duration", "seed": "--seed"}
+# The master's list of its workers: host, PID, share, CPU samples (loadtests/arrival/locust_plugin.py).
+LOAD_WORKERS = "load-workers.json"
 # Scrapes before the first request and after the last: counters' increases start and end there.
 SCRAPE_MARGIN_S = 1.5
 
@@ -97,15 +110,21 @@ class Landscape(Protocol):
 
 @dataclass(frozen=True)
 class Pool:
-    """The identity pool a run seeds (`name` "none": no pool) and the cost of its passwords."""
+    """The identity pool a run seeds (`name` "none": no pool) and the cost of its passwords, or
+    the credentials file of a pool seeded before (`credentials`: nothing is seeded)."""
 
     name: str
     seed: int
     password_hash_iterations: int
+    credentials: Path | None = None
 
     @property
     def seeded(self) -> bool:
-        return self.name != "none"
+        return self.name != "none" or self.credentials is not None
+
+    def credentials_path(self, work_dir: Path) -> Path:
+        """Where the pool's credentials are: the file given, or the export of this run's seeding."""
+        return self.credentials or work_dir / "credentials.json"
 
 
 @dataclass(frozen=True)
@@ -142,7 +161,7 @@ class Experiment:
 
     @property
     def credentials(self) -> Path:
-        return self.work_dir / "credentials.json"
+        return self.pool.credentials_path(self.work_dir)
 
     def run(self, profile_name: str) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,9 +190,11 @@ def bring_down(landscape: Landscape) -> None:
 
 
 def seed_pool(access: LandscapeAccess, pool: Pool, logs: Path, credentials: Path) -> None:
-    """Seed the pool in bulk into the landscape's database and export its credentials."""
-    if not pool.seeded:
+    """Seed the pool in bulk into the landscape's database, or through its Consumer API when the
+    run has no database (a target elsewhere), and export its credentials."""
+    if not pool.seeded or pool.credentials is not None:
         return
+    from loadtests.client.api import AddressMismatch, ApiError
     from loadtests.seeding.bulk import SeedingError
 
     print(f"testbed run: seeding pool {pool.name}", file=sys.stderr)
@@ -186,6 +207,9 @@ def seed_pool(access: LandscapeAccess, pool: Pool, logs: Path, credentials: Path
 
         try:
             the_plan = plan_pool(pool.name, seed=pool.seed, did_domain=access.did_domain, say=say)
+            if not access.database_url:
+                seed_through_api(the_plan, access, credentials, say)
+                return
             # The identities belong to the landscape's OAuth client, whose tier has no quotas;
             # the launcher has migrated the database and made the client.
             seed_bulk_pool(
@@ -198,11 +222,37 @@ def seed_pool(access: LandscapeAccess, pool: Pool, logs: Path, credentials: Path
                 schema_ready=True,
                 say=say,
             )
-        except (PoolConfigError, SeedingError, sa.exc.SQLAlchemyError, OSError) as error:
+        except (
+            PoolConfigError,
+            SeedingError,
+            ApiError,
+            AddressMismatch,
+            sa.exc.SQLAlchemyError,
+            OSError,
+        ) as error:
             # The first line only: a database error goes on with the statement and its rows.
             first_line = next(iter(str(error).splitlines()), "")
             say(f"seeding failed: {type(error).__name__}: {first_line}")
             raise RunError(f"seeding the pool failed; see {log_path}") from None
+
+
+def seed_through_api(
+    the_plan: Plan, access: LandscapeAccess, credentials: Path, say: Callable[[str], None]
+) -> None:
+    """Create the pool through the target's Consumer API as its OAuth client (`testbed seed --mode
+    api`); raises SeedingError or OSError."""
+    from loadtests.client import ConsumerApiClient
+    from loadtests.seeding.api_mode import seed_api
+
+    api = ConsumerApiClient(
+        access.base_url,
+        client_id=access.client_id,
+        client_secret=access.client_secret,
+        did_domain=access.did_domain,
+    )
+    outcome = seed_api(the_plan, api, export_path=credentials, progress=say)
+    for phase, (units, seconds) in outcome.report.phases.items():
+        say(f"api: {phase:<26} {units:>8,} units {seconds:>8.1f} s")
 
 
 def measure(
@@ -225,12 +275,17 @@ def measure(
     sampler.start()
     try:
         time.sleep(SCRAPE_MARGIN_S)
-        started_at_s, ended_at_s = _load(access, phase, run_dir, work_dir, credentials, sampler, landscape)
+        started_at_s, ended_at_s, generator = _load(
+            access, phase, run_dir, work_dir, credentials, sampler, landscape
+        )
         time.sleep(SCRAPE_MARGIN_S)
     finally:
         with interrupts_deferred():
             scraper.stop()
             sampler.stop()
+    joined = read_joined(work_dir / LOAD_WORKERS)
+    record = phase.generator.record(joined, generator.local_names)
+    add_joined_samples(run_dir, record, joined)
     # The load's window starts with the first intended start, not with Locust's processes (whose
     # start-up can take seconds): rates and onsets count from there, after the warm-up.
     first_s = first_intended_start_s(run_dir / REQUESTS)
@@ -240,7 +295,7 @@ def measure(
         started_at_s=started_at_s + phase.warm_up_s,
         ended_at_s=ended_at_s,
         scrape_failures=dict(scraper.failures),
-        load_generator=phase.generator.record(),
+        load_generator=record,
     )
 
 
@@ -252,7 +307,7 @@ def _load(
     credentials: Path | None,
     sampler: ProcessSampler,
     landscape: Landscape,
-) -> tuple[float, float]:
+) -> tuple[float, float, LoadGenerator]:
     """Run Locust's master and workers until the scenario ends; return when they started and ended."""
     stats_prefix = work_dir / "locust"
     master = ["--headless", "--only-summary", "--scenario", str(phase.scenario.source), "-H", access.base_url]
@@ -260,7 +315,9 @@ def _load(
         master += [LOCUST_OPTIONS[name], str(value)]
     if phase.warm_up_s > 0:
         master += ["--warm-up", f"{phase.warm_up_s:g}"]
-    master += ["--arrival-json", str(run_dir / ARRIVAL)]
+    master += ["--arrival-json", str(run_dir / ARRIVAL), "--load-workers-json", str(work_dir / LOAD_WORKERS)]
+    # Where the workers that joined from elsewhere return their request parts.
+    master += ["--requests-dir", str(run_dir)]
     master += ["--csv", str(stats_prefix), "--csv-full-history", "--loglevel", "WARNING"]
     worker = ["--requests-dir", str(run_dir), "--loglevel", "WARNING"]
     if credentials is not None:
@@ -270,7 +327,8 @@ def _load(
     budget_s = scenario.duration_s + scenario.drain_timeout_s + 90
     what = f"{scenario.name} for {scenario.duration_s:g} s (multiplier {scenario.multiplier:g})"
     workers = phase.generator.workers
-    print(f"testbed run: {what}, {workers} load worker(s) and a master", file=sys.stderr)
+    joining = f" and {phase.generator.joining} joining" if phase.generator.joining else ""
+    print(f"testbed run: {what}, {workers} load worker(s){joining} and a master", file=sys.stderr)
     logs = run_dir / LOGS
     generator = LoadGenerator(
         phase.generator, logs, {SECRET_VARIABLE: access.client_secret}, metrics=landscape.monitored
@@ -287,10 +345,15 @@ def _load(
             generator.stop()
         ended_at_s = time.time()
     if not (run_dir / ARRIVAL).is_file():
-        raise RunError(
-            f"the load generator wrote no results; see {logs / (MASTER + '.log')} and its workers' logs"
-        )
-    return started_at_s, ended_at_s
+        master_log = logs / (MASTER + ".log")
+        if phase.generator.joining and GAVE_UP in master_log.read_text(encoding="utf-8", errors="replace"):
+            raise RunError(
+                f"fewer than the {phase.generator.joining} load worker(s) expected joined within "
+                f"{phase.generator.join_timeout_s:g} s (--load-workers-timeout); start each with "
+                "`testbed load-worker --master HOST:PORT` on its host"
+            )
+        raise RunError(f"the load generator wrote no results; see {master_log} and its workers' logs")
+    return started_at_s, ended_at_s, generator
 
 
 def write_run_manifest(

@@ -129,6 +129,10 @@ class LaunchedLandscape:
             for index, url in enumerate(state.worker_urls, start=1)
         ]
         targets += [
+            ScrapeTarget(f"sse{index}", "sse", _loopback(url) + "/metrics")
+            for index, url in enumerate(state.sse_urls, start=1)
+        ]
+        targets += [
             ScrapeTarget(f"gateway{index}", "gateway", _loopback(url) + "/metrics")
             for index, url in enumerate(state.gateway_operator_urls, start=1)
         ]

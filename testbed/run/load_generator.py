@@ -11,24 +11,42 @@ Every process is sampled with its CPU limit: a Locust process is one gevent loop
 most, and N workers on C cores get C / N cores each when they are more than the cores. The run
 is invalid when any of them, or all of them together on their cores, is CPU-bound
 (`reports/verdicts.py`).
+
+Workers on other hosts join the same way (`testbed load-worker --master HOST:PORT`, Locust's
+`--worker`): with `joining` workers expected the master listens on every interface at a known
+port and waits for them (at most `join_timeout_s`). Each such worker samples its own CPU and
+returns its samples and its request parts to the master (`loadtests/arrival/locust_plugin.py`);
+the master writes who joined, from which host, with which share (`--load-workers-json`), and
+the run adds their samples to its processes table.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from reports.manifest import GeneratorProcess, LoadGeneratorRecord
-from reports.rundir import LOAD_GENERATOR
+from reports.rundir import LOAD_GENERATOR, PROCESS_COLUMNS, PROCESSES, read_table, write_table
 from testbed.processes import LOCUSTFILE, free_port, start_python, stop
 from testbed.run.collect import ProcessSampler, SampledProcess
 
 MASTER = "locust-master"
 MAX_LOAD_PROCESSES = 64
+# Locust's own default port of the master, which `testbed load-worker` connects to by default.
+DEFAULT_MASTER_PORT = 5557
+DEFAULT_JOIN_TIMEOUT_S = 120.0
+MAX_JOIN_TIMEOUT_S = 3600.0
+# Locust's words when the expected workers did not connect in time (locust/main.py).
+GAVE_UP = "Gave up waiting for workers to connect"
 # How long the master waits for its workers to connect (importing Locust and the flows takes
 # seconds on a busy machine) before it gives up and the run fails.
 WORKERS_CONNECT_TIMEOUT_S = 60
@@ -42,31 +60,125 @@ class LoadGeneratorError(Exception):
 
 @dataclass(frozen=True)
 class LoadGeneratorPlan:
-    """How many workers run on which cores (`cores` empty: the machine's)."""
+    """How many workers run on which cores (`cores` empty: the machine's), how many join from
+    other hosts, on which port of the master and how long it waits for them."""
 
     cores: tuple[int, ...]
     workers: int
+    joining: int = 0
+    master_port: int | None = None
+    join_timeout_s: float = DEFAULT_JOIN_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        if not 1 <= self.workers <= MAX_LOAD_PROCESSES:
-            raise LoadGeneratorError(
-                f"--load-processes must be an integer in 1..{MAX_LOAD_PROCESSES}, got {self.workers}"
+        problems = []
+        lowest = 0 if self.joining else 1
+        if not lowest <= self.workers <= MAX_LOAD_PROCESSES:
+            problems.append(
+                f"--load-processes must be an integer in {lowest}..{MAX_LOAD_PROCESSES}, got {self.workers}"
             )
+        if not 0 <= self.joining <= MAX_LOAD_PROCESSES:
+            problems.append(
+                f"--expect-load-workers must be an integer in 0..{MAX_LOAD_PROCESSES}, got {self.joining}"
+            )
+        if self.master_port is not None and not 1 <= self.master_port <= 65535:
+            problems.append(f"--master-port must be an integer in 1..65535, got {self.master_port}")
+        if not 0 < self.join_timeout_s <= MAX_JOIN_TIMEOUT_S:
+            problems.append(
+                f"--load-workers-timeout must be between 0 and {MAX_JOIN_TIMEOUT_S:g} seconds, "
+                f"got {self.join_timeout_s:g}"
+            )
+        if problems:
+            raise LoadGeneratorError("\n".join(problems))
 
     @property
     def worker_cpu_limit_cores(self) -> float:
         """One core per worker, or the generator's cores shared out when the workers are more."""
         return min(1.0, len(self.cores) / self.workers) if self.cores else 1.0
 
-    def record(self) -> LoadGeneratorRecord:
-        """The manifest's description of the generator's processes."""
-        workers = tuple(
-            GeneratorProcess(worker_name(index), "worker", self.worker_cpu_limit_cores)
-            for index in range(1, self.workers + 1)
+    def record(
+        self, joined: Sequence[JoinedWorker] = (), local: Mapping[int, str] | None = None
+    ) -> LoadGeneratorRecord:
+        """The manifest's description of the generator's processes: the master, then every worker
+        with its host and share as the master gave them out (`joined`, from the master's file),
+        the run's own by the names they were started under (`local`: PID -> name)."""
+        host = socket.gethostname()
+        master = GeneratorProcess(MASTER, "master", 1.0, host=host)
+        if not joined:
+            workers = tuple(
+                GeneratorProcess(worker_name(index), "worker", self.worker_cpu_limit_cores, host=host)
+                for index in range(1, self.workers + 1)
+            )
+            return LoadGeneratorRecord(cores=self.cores, processes=(master, *workers))
+        names = local or {}
+        processes = [master]
+        for worker in joined:
+            own = worker.host == host and worker.pid in names
+            processes.append(
+                GeneratorProcess(
+                    names[worker.pid] if own else worker.name,
+                    "worker",
+                    self.worker_cpu_limit_cores if own else 1.0,
+                    host=worker.host,
+                    share=worker.share,
+                    joined=not own,
+                )
+            )
+        return LoadGeneratorRecord(cores=self.cores, processes=tuple(processes))
+
+
+@dataclass(frozen=True)
+class JoinedWorker:
+    """A worker as the master saw it: its host and PID, its share, the CPU samples it sent."""
+
+    name: str
+    host: str
+    pid: int
+    index: int
+    count: int
+    samples: tuple[tuple[float, float, int], ...]
+
+    @property
+    def share(self) -> str:
+        return f"{self.index + 1} of {self.count}"
+
+
+def read_joined(path: Path) -> list[JoinedWorker]:
+    """The workers in the master's `--load-workers-json` file, by share (none when it is missing)."""
+    try:
+        entries: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries.sort(key=lambda entry: int(entry["index"]))
+    return [
+        JoinedWorker(
+            name=f"load-worker{int(entry['index']) + 1}",
+            host=str(entry.get("host", "?")),
+            pid=int(entry.get("pid", 0)),
+            index=int(entry["index"]),
+            count=int(entry["count"]),
+            samples=tuple((float(t), float(cpu), int(rss)) for t, cpu, rss in entry.get("samples", [])),
         )
-        return LoadGeneratorRecord(
-            cores=self.cores, processes=(GeneratorProcess(MASTER, "master", 1.0), *workers)
-        )
+        for entry in entries
+    ]
+
+
+def add_joined_samples(run_dir: Path, record: LoadGeneratorRecord, joined: Sequence[JoinedWorker]) -> None:
+    """Add the CPU samples of the workers that joined from elsewhere to the processes table (the
+    run's sampler sees only its own processes)."""
+    names = {process.name for process in record.processes if process.joined}
+    rows = [
+        (t_s, worker.name, LOAD_GENERATOR, worker.pid, cpu, rss, 1.0)
+        for worker in joined
+        if worker.name in names
+        for t_s, cpu, rss in worker.samples
+    ]
+    if not rows:
+        return
+    path = run_dir / PROCESSES
+    frame = pd.DataFrame(rows, columns=list(PROCESS_COLUMNS))
+    if path.is_file():
+        frame = pd.concat([read_table(path, PROCESS_COLUMNS, "processes").astype(object), frame])
+    write_table(frame.reset_index(drop=True), path, PROCESS_COLUMNS, "processes")
 
 
 @dataclass(frozen=True)
@@ -104,11 +216,21 @@ class LoadGenerator:
 
     def start(self, master_args: Sequence[str], worker_args: Sequence[str], sampler: ProcessSampler) -> None:
         """Start the master, then the workers, each sampled from the next tick on."""
-        port = free_port()
-        connect = ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+        plan = self.plan
+        port = plan.master_port or free_port()
+        # Workers from other hosts reach the master on any of its interfaces.
+        bind = "*" if plan.joining else "127.0.0.1"
+        connect = ["--master-bind-host", bind, "--master-bind-port", str(port)]
         master = ["-m", "locust", "-f", str(LOCUSTFILE), "--master", *connect]
-        master += ["--expect-workers", str(self.plan.workers)]
-        master += ["--expect-workers-max-wait", str(WORKERS_CONNECT_TIMEOUT_S), *master_args]
+        master += ["--expect-workers", str(plan.workers + plan.joining)]
+        wait_s = plan.join_timeout_s if plan.joining else WORKERS_CONNECT_TIMEOUT_S
+        master += ["--expect-workers-max-wait", f"{wait_s:g}", *master_args]
+        if plan.joining:
+            print(
+                f"testbed run: waiting up to {wait_s:g} s for {plan.joining} load worker(s): start each "
+                f"with `testbed load-worker --master {socket.gethostname()}:{port}`",
+                file=sys.stderr,
+            )
         worker = ["-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1"]
         worker += ["--master-port", str(port), *worker_args]
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +257,11 @@ class LoadGenerator:
                     cpu_limit_cores=self.plan.worker_cpu_limit_cores,
                 )
             )
+
+    @property
+    def local_names(self) -> dict[int, str]:
+        """The PID of every worker the run started, with its name."""
+        return {process.pid: worker_name(index) for index, process in enumerate(self.workers, start=1)}
 
     def _start(self, args: Sequence[str], name: str) -> subprocess.Popen[bytes]:
         with (self.logs_dir / f"{name}.log").open("ab") as log:

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from backbone.platform.db import Database
+from backbone.platform.db import Database, DatabaseUnreachable
 from testbed.landscape.cpu import confine
 from testbed.landscape.pgbouncer import PgBouncerConfig, PooledDatabase, pgbouncer_executable, write_config
 from testbed.landscape.postgres import (
@@ -117,7 +117,7 @@ def test_a_replica_that_is_away_makes_the_health_ping_fail(servers: dict[str, st
     away = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     db = Database(servers["primary"], read_urls=(away,))
     try:
-        with pytest.raises(sa.exc.OperationalError):
+        with pytest.raises(DatabaseUnreachable, match=r"cannot reach the database .*/nothing: "):
             db.ping()
     finally:
         db.dispose()

@@ -12,6 +12,7 @@ def test_the_commands_of_the_backbone_are_listed() -> None:
     assert {
         "serve",
         "serve-admin",
+        "serve-sse",
         "worker",
         "migrate",
         "job",

@@ -83,7 +83,7 @@ def test_every_problem_is_reported_at_once_with_file_and_key() -> None:
         name = "broken"
         environment = "testing"
         colour = "blue"
-        allowed_target_hosts = ["localhost", "example.org"]
+        allowed_target_hosts = ["localhost", "http://example.org"]
         [gateway]
         instances = -1
         max_request_body_bytes = "big"
@@ -106,7 +106,7 @@ def test_every_problem_is_reported_at_once_with_file_and_key() -> None:
     for expected in (
         "environment: must be one of development, production, got 'testing'",
         "colour: is not a known option",
-        "'example.org' is not a loopback host",
+        "'http://example.org' is not a host name or IP address",
         "gateway.instances: must be an integer in 0..16, got -1",
         "gateway.max_request_body_bytes: must be an integer",
         "nodes.count: must be an integer in 1..64, got 0",

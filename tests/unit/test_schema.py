@@ -9,6 +9,7 @@ import pytest
 
 import loadtests.flows.bare  # registers the flows the examples use
 import loadtests.flows.smoke  # the smoke flows of `testbed run`
+import loadtests.flows.sse  # the SSE persona
 import loadtests.flows.upstream  # noqa: F401  (and the upstream scenarios' flows)
 from loadtests.flows import registered_flows
 from scenarios.schema import (

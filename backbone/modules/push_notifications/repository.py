@@ -97,6 +97,13 @@ class PnsRegistrationRepository:
         )
         return list(connection.execute(statement).scalars())
 
+    def delete_with_handle_only(self, connection: Connection, platform: PushPlatform, handle: str) -> int:
+        """Delete every registration with this handle, whatever its device."""
+        statement = pns_registrations.delete().where(
+            pns_registrations.c.handle == f"{platform.value}|{handle}"
+        )
+        return int(connection.execute(statement).rowcount or 0)
+
     def delete_of_identity(self, connection: Connection, address: str) -> None:
         connection.execute(pns_registrations.delete().where(pns_registrations.c.identity_address == address))
 

@@ -13,6 +13,7 @@ from backbone.modules.push_notifications.model import (
     MAX_NOTIFICATION_RECIPIENTS,
     Notification,
     PnsRegistration,
+    PushEnvironment,
     PushPlatform,
     PushRegistrationRequest,
 )
@@ -28,6 +29,8 @@ from backbone.platform.push import NotificationText, PushNotification, PushNotif
 log = logging.getLogger(__name__)
 
 TEST = "Test"
+# The app id of registrations the SSE server makes (the stream names none).
+SSE_APP_ID = "sse"
 # The communication language of each of these devices (the devices module answers).
 CommunicationLanguages = Callable[[Sequence[str]], Mapping[str, str]]
 
@@ -74,6 +77,36 @@ class PushService:
         with self._db.transaction() as connection:
             return self._registrations.upsert(connection, registration)
 
+    def register_sse_stream(self, caller: Principal, replica_url: str) -> PnsRegistration:
+        """The calling device opened an event stream on the SSE replica at `replica_url`: its
+        registration (platform `sse`) records that replica, where the SSE connector posts."""
+        registration = PnsRegistration(
+            device_id=caller.device_id,
+            identity_address=caller.address,
+            device_push_identifier=self._ids.new("DPI"),
+            platform=PushPlatform.sse,
+            handle=replica_url,
+            app_id=SSE_APP_ID,
+            environment=PushEnvironment.Production,
+            updated_at=self._clock.now(),
+        )
+        with self._db.transaction() as connection:
+            return self._registrations.upsert(connection, registration)
+
+    def end_sse_stream(self, caller: Principal, replica_url: str) -> None:
+        """The device's stream on that replica closed: delete its registration, unless the device
+        has registered anew meanwhile (a stream on another replica, another platform)."""
+        with self._db.transaction() as connection:
+            self._registrations.delete_with_handle(
+                connection, [caller.device_id], PushPlatform.sse, replica_url
+            )
+
+    def end_sse_replica(self, replica_url: str) -> int:
+        """The SSE replica at `replica_url` stopped: delete every registration naming it (one
+        statement, where each stream's own delete would hold the shutdown up); return how many."""
+        with self._db.transaction() as connection:
+            return self._registrations.delete_with_handle_only(connection, PushPlatform.sse, replica_url)
+
     def unregister(self, caller: Principal) -> None:
         with self._db.transaction() as connection:
             self._registrations.delete(connection, caller.device_id)
@@ -82,6 +115,11 @@ class PushService:
         """Forget a deleted identity's registrations."""
         with self._db.transaction() as connection:
             self._registrations.delete_of_identity(connection, address)
+
+    def registrations_of(self, address: str) -> list[PnsRegistration]:
+        """The registrations of the identity's devices."""
+        with self._db.read() as connection:
+            return self._registrations.of_identity(connection, address)
 
     def platforms_by_device(self) -> dict[str, str]:
         """The push platform each registered device uses (the operators' database export)."""

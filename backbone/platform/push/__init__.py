@@ -2,7 +2,7 @@
 it chosen by each registration's platform, and the log-only connector.
 
 A connector delivers one notification to one device and says how it went; `PushConnectors`
-picks the connector of each notification's platform (`fcm`, `apns`, `dummy`; `sse` later) and
+picks the connector of each notification's platform (`fcm`, `apns`, `sse`, `dummy`) and
 sends a batch concurrently. A platform without a configured connector only logs, as `dummy`
 does, so development mode needs no credentials.
 """
