@@ -160,3 +160,12 @@ def test_monitor_refuses_a_directory_without_time_series(
     assert capsys.readouterr().err == (
         f"testbed: no time series in {tmp_path} (was the run started with --monitor?)\n"
     )
+
+
+def test_run_refuses_monitor_with_a_target_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
+    from testbed.cli import main
+
+    assert main(["run", "--target", "http://127.0.0.1:9", "--monitor"]) == 2
+    err = capsys.readouterr().err
+    assert "--monitor watches a landscape brought up here" in err
+    assert "Traceback" not in err
