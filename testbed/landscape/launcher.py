@@ -525,7 +525,7 @@ class Launcher:
 
     def _start_monitor(self, directory: Path) -> None:
         """Start the CPU exporter, the database's exporter and Prometheus scraping them and every
-        node, worker and gateway, with the boards' rules (`monitor.py`)."""
+        node, worker, SSE replica and gateway, with the boards' rules (`monitor.py`)."""
         state = self.state
         directory.mkdir(parents=True, exist_ok=True)
         state.monitor_dir = str(directory.resolve())
@@ -538,6 +538,10 @@ class Launcher:
         targets += [
             Target("worker", _address(url), f"worker{index}", "events")
             for index, url in enumerate(state.worker_urls, start=1)
+        ]
+        targets += [
+            Target("sse", _address(url), f"sse{index}", "sse")
+            for index, url in enumerate(state.sse_urls, start=1)
         ]
         targets += [
             Target("gateway", _address(url), f"gateway{index}", "gateway")

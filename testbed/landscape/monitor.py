@@ -9,10 +9,10 @@ budgets hold, three processes of the landscape (stopped by `down` like every oth
   generator's;
 * `prometheus-postgres-exporter` against the landscape's database (Debian package), when the
   database is PostgreSQL;
-* Prometheus, scraping every node, worker and gateway (HAProxy's built-in exporter on the
-  operator port), both exporters and, through `load-generator.json` (file discovery, written by
-  the run once Locust's workers are up), the arrival engine of every load worker; with the rules
-  of `dashboards/prometheus/rules/` loaded.
+* Prometheus, scraping every node, worker, SSE replica and gateway (HAProxy's built-in
+  exporter on the operator port), both exporters and, through `load-generator.json` (file
+  discovery, written by the run once Locust's workers are up), the arrival engine of every load
+  worker; with the rules of `dashboards/prometheus/rules/` loaded.
 
 Everything lives in the monitor's directory: config, rules, target files and the time series
 (`tsdb/`, kept for 100 years so a Prometheus reopened on it later drops nothing). Every target
