@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity dashboards bench-sse clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse bench-soak sweep dashboards clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,12 @@ $(NODE_STAMP): tests/real-client/package.json tests/real-client/package-lock.jso
 # failed or which is invalid (exit 1) has done its job: the verdicts are printed and in the report.
 run: setup
 	$(BIN)/testbed run $(RUN_ARGS) || test $$? -eq 1
+
+# make sweep SWEEP=scenarios/sweeps/database.toml SWEEP_ARGS="--step-s 20 --keep-requests none".
+# Exit 1 (no measured cell holds the target) has done its job: the report says what would.
+SWEEP ?= scenarios/sweeps/nodes.toml
+sweep: setup
+	$(BIN)/testbed sweep $(SWEEP) $(SWEEP_ARGS) || test $$? -eq 1
 
 serve: setup
 	$(BIN)/backbone serve
@@ -63,6 +69,12 @@ bench-capacity: setup
 # make bench-sse BENCH_ARGS="--connections 5000 --hold-s 60 --sample 1000"
 bench-sse: setup
 	$(BIN)/python -m testbed.bench.sse $(BENCH_ARGS)
+
+# 30 minutes of the production mix at 5 times on stage (scenarios/soak.toml): prints each process's
+# RSS growth per hour and each route's p90 drift. A shorter proof: make bench-soak SOAK_ARGS="--duration 180"
+# (a window under 10 minutes after the ramp is reported, not judged). Exit 1 (a verdict failed) is a result.
+bench-soak: setup
+	$(BIN)/testbed run --profile stage --scenario soak $(SOAK_ARGS) || test $$? -eq 1
 
 # The Grafana boards from their Python definitions (dashboards/); the JSON is committed.
 dashboards: setup

@@ -8,7 +8,7 @@ looks for exactly these.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -71,11 +71,12 @@ def line_chart(
     x_label: str = "seconds since start",
     y_label: str = "",
     limits: Mapping[str, float] | None = None,
-    markers: bool = False,
+    markers: bool | Collection[str] = False,
 ) -> str:
     """Return a figure with an SVG line chart (a note instead when no series has data).
 
-    `markers`: a dot on every point, for charts of a few measured points (a search's steps).
+    `markers`: a dot on every point, for charts of a few measured points (a search's steps); a
+    collection of series names: only on those (a sweep's measured cells, not its fitted curve).
     """
     thinned = [(line.name, *thin(np.asarray(line.x, float), np.asarray(line.y, float))) for line in lines]
     thinned = [(name, x, y) for name, x, y in thinned if len(x)]
@@ -138,7 +139,7 @@ def line_chart(
             f'<polyline class="series" data-series="{escape(name)}" data-points="{len(xs)}" '
             f'fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
         )
-        if markers:
+        if markers is True or (not isinstance(markers, bool) and name in markers):
             parts += [
                 f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="3" fill="{colour}"/>'
                 for a, b in zip(xs, ys, strict=True)

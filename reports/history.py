@@ -294,8 +294,34 @@ def _comparison_entry(path: Path) -> Entry:
     )
 
 
-# Recognisers in order: the first whose test holds reads the directory. A sweep adds its own here.
+def _sweep_entry(path: Path) -> Entry:
+    from reports.rundir import RunDirectoryError
+    from reports.sweep import SWEEP_HTML, build_sweep_report
+
+    try:
+        report = build_sweep_report(path)
+    except RunDirectoryError as error:
+        raise HistoryError(str(error)) from None
+    record = report.recommendation
+    lines = record.lines()
+    return Entry(
+        kind="sweep",
+        entry_id=report.record.sweep_id,
+        path=path,
+        started_at_s=report.record.started_at_s or None,
+        profile=report.record.profile,
+        scenario=report.record.scenario,
+        verdicts=f"{len(report.cells)} of {report.record.cells_planned} cell(s)"
+        + (" (interrupted)" if report.record.interrupted else ""),
+        capacity=lines[1] if len(lines) > 1 else "",
+        size_bytes=size_bytes(path),
+        report=SWEEP_HTML if (path / SWEEP_HTML).is_file() else "",
+    )
+
+
+# Recognisers in order: the first whose test holds reads the directory.
 _KINDS: tuple[tuple[Callable[[Path], bool], Callable[[Path], Entry]], ...] = (
+    (lambda path: (path / "sweep.json").is_file(), _sweep_entry),
     (is_repeat_group, _repeats_entry),
     (is_capacity, _capacity_entry),
     (lambda path: (path / COMPARISON_JSON).is_file(), _comparison_entry),

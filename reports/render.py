@@ -14,15 +14,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reports import charts, cpu, latency, page, saturation, server, verdicts
+from reports import charts, cpu, drift, latency, page, recovery, saturation, server, verdicts
 from reports.charts import Line
 from reports.manifest import RunManifest
 from reports.page import Charts, Details, Headline, Page, Paragraph, Section, Table, number, rows_of
-from reports.rundir import REPORT_HTML, SUMMARY_MD, Run, flows_table, read_run
+from reports.rundir import LOAD_GENERATOR, REPORT_HTML, SUMMARY_MD, Run, flows_table, read_run
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,66 @@ class Report:
     unbudgeted: pd.DataFrame
     # Every load-generator process with its host, share and CPU.
     generator: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Each fault's recovery (reports/recovery.py; empty without faults), the acknowledged writes'
+    # read-back (None: not verified), and a soak's drift (empty unless the shape is a soak).
+    recovery: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(recovery.RECOVERY_COLUMNS))
+    )
+    acknowledged: dict[str, Any] | None = None
+    rss_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(drift.RSS_COLUMNS)))
+    p90_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(drift.P90_COLUMNS)))
+    drift_window_s: float = 0.0
+    resilience_charts: tuple[str, ...] = ()
+
+    @property
+    def has_faults(self) -> bool:
+        return bool(len(self.recovery))
+
+    @property
+    def is_soak(self) -> bool:
+        return self.drift_window_s > 0
+
+    @property
+    def resilience_passed(self) -> bool:
+        """No fault left unrecovered, no acknowledged write lost (when verified), no drift failed."""
+        judged = [*self.recovery["verdict"], *self.rss_drift["verdict"], *self.p90_drift["verdict"]]
+        if self.has_faults or self.acknowledged is not None:
+            judged.append(recovery.acknowledged_verdict(self.acknowledged))
+        return verdicts.slo_passed(judged)
+
+    def closing_lines(self) -> list[str]:
+        """The lines after the headline: each fault's recovery, the acknowledged writes, the drift."""
+        lines = []
+        for row in self.recovery.to_dict("records"):
+            if math.isnan(row["recovered_after_s"]):
+                before = "" if row["within_slo_before"] else " (nor within it before the fault)"
+                lines.append(
+                    f"Fault {row['fault']}: FAIL: not back within the SLO before the run ended{before}"
+                )
+            else:
+                lines.append(
+                    f"Fault {row['fault']}: recovered {row['recovered_after_s']:.0f} s after it ended "
+                    f"(errors during it: {row['errors_during']}; p90 before/during/after "
+                    f"{number(row['p90_before_ms'])}/{number(row['p90_during_ms'])}/"
+                    f"{number(row['p90_after_ms'])} ms)"
+                )
+        if self.has_faults or self.acknowledged is not None:
+            lines.append(_sentence(recovery.acknowledged_line(self.acknowledged)))
+        if self.is_soak:
+            judged = "" if self.drift_window_s >= verdicts.MIN_DRIFT_WINDOW_S else " (too short to judge)"
+            lines.append(f"Drift over {self.drift_window_s / 60:.1f} min after the ramp{judged}:")
+            for row in self.rss_drift.to_dict("records"):
+                lines.append(
+                    f"  RSS {row['process']}: {row['pct_per_h']:+.1f} %/h ({row['mib_per_h']:+.1f} MiB/h, "
+                    f"{row['start_mib']:.0f} -> {row['end_mib']:.0f} MiB) {_drift_verdict(row['verdict'])}"
+                )
+            for row in self.p90_drift.to_dict("records"):
+                lines.append(
+                    f"  p90 {row['method']} {row['route']}: {row['pct_per_h']:+.1f} %/h "
+                    f"({row['ms_per_h']:+.1f} ms/h, {row['start_ms']:.1f} -> {row['end_ms']:.1f} ms) "
+                    f"{_drift_verdict(row['verdict'])}"
+                )
+        return lines
 
     @property
     def slo_passed(self) -> bool:
@@ -169,6 +230,7 @@ def build_report(run: Run) -> Report:
     if not verdicts.judges_server_tiers(manifest.profile.server_metrics):
         rules = []
     tiers = saturation.tier_verdicts(rules)
+    resilience = _resilience(run, requests, processes, slos, t0_s, end_s)
     return Report(
         run_id=manifest.run_id,
         manifest=manifest,
@@ -190,7 +252,64 @@ def build_report(run: Run) -> Report:
         budgets=cpu.budget_table(manifest.profile, run.budgets, processes, (t0_s, end_s)),
         unbudgeted=cpu.unbudgeted_table(manifest.profile, processes, (t0_s, end_s)),
         generator=cpu.generator_table(manifest.load_generator, processes, (t0_s, end_s)),
+        **resilience,
     )
+
+
+def _resilience(
+    run: Run,
+    requests: pd.DataFrame,
+    processes: pd.DataFrame,
+    slos: list[verdicts.SloSpec],
+    t0_s: float,
+    end_s: float,
+) -> dict[str, Any]:
+    """The fault recovery, the acknowledged writes and a soak's drift, with their charts."""
+    found: dict[str, Any] = {"acknowledged": recovery.read_acknowledged(run.path)}
+    figures = []
+    if faults := recovery.read_faults(run.path):
+        found["recovery"] = recovery.recovery_table(requests, faults, slos, t0_s, end_s)
+    limits = drift.soak_limits(run.manifest)
+    if limits is not None:
+        start_s = t0_s + limits.ramp_s
+        found["drift_window_s"] = max(end_s - start_s, 1e-9)
+        found["rss_drift"] = drift.rss_drift(processes, limits, start_s, end_s)
+        bins = drift.p90_bins(requests, start_s, end_s)
+        found["p90_drift"] = drift.p90_drift(bins, limits, start_s, end_s)
+        memory = processes[processes["tier"].astype(str) != LOAD_GENERATOR]
+        figures.append(
+            charts.line_chart(
+                "rss",
+                "Resident memory per process (MiB) over the soak",
+                [
+                    Line(
+                        str(name),
+                        rows["t_s"].to_numpy(float) - t0_s,
+                        rows["rss_bytes"].to_numpy(float) / 2**20,
+                    )
+                    for name, rows in memory.sort_values("t_s").groupby("process", observed=True)
+                ],
+                y_label="MiB",
+            )
+        )
+        figures.append(
+            charts.line_chart(
+                "p90-drift",
+                "p90 per route (corrected, ms) per bin over the soak",
+                [
+                    Line(
+                        f"{method} {route}",
+                        rows["t_s"].to_numpy(float) - t0_s,
+                        rows["p90_ms"].to_numpy(float),
+                    )
+                    for (method, route), rows in bins.groupby(["method", "route"])
+                ],
+                y_label="ms",
+                markers=True,
+            )
+        )
+    found["resilience_charts"] = tuple(figures)
+    return found
 
 
 def _load_figures(
@@ -533,6 +652,7 @@ def run_page(report: Report) -> Page:
         ),
         intro=_intro(report),
         sections=(
+            *_resilience_sections(report),
             Section("Over time", (Charts(report.charts[:2]),)),
             Section(
                 "Routes",
@@ -604,6 +724,102 @@ def run_page(report: Report) -> Page:
         ),
         appendix=(Details("Manifest", Table(("key", "value"), page.flat_rows(report.manifest))),),
     )
+
+
+RECOVERY_HEADER = (
+    "fault",
+    "acted on",
+    "from s",
+    "to s",
+    "requests",
+    "errors",
+    "error codes",
+    *(f"p{p:g} {stretch}" for stretch in ("before", "during", "after") for p in recovery.PERCENTILES),
+    "within SLO before",
+    "back within SLO after s",
+    "verdict",
+)
+RSS_HEADER = ("process", "tier", "samples", "MiB at start", "MiB at end", "MiB/h", "%/h", "verdict")
+P90_HEADER = ("method", "route", "bins", "p90 ms at start", "at end", "ms/h", "%/h", "verdict")
+
+
+def _resilience_sections(report: Report) -> list[Section]:
+    sections = []
+    if report.has_faults or report.acknowledged is not None:
+        text = (
+            "Each fault as applied (seconds from the measured window's start), the requests intended "
+            f"while it was active, the corrected latency in ms up to {recovery.COMPARED_S:g} s before, "
+            "during and after it, and how long after it ended the landscape was back within its SLO: the "
+            f"first {verdicts.RECOVERY_WINDOW_S:g} s window in which at most "
+            f"{verdicts.RECOVERY_OVER_P90_SHARE:.0%} of requests took longer than their route's p90 "
+            "limit and the failure ratio was within the SLO's. "
+            + _sentence(recovery.acknowledged_line(report.acknowledged))
+            + ": every id the backbone acknowledged with a 2xx, read back from the landscape's database "
+            "after the load."
+        )
+        rows = [
+            [
+                verdicts.describe_verdict(value, 0)
+                if column == "verdict"
+                else page.number(value)
+                if isinstance(value, float)
+                else str(value)
+                for column, value in zip(report.recovery.columns, row, strict=True)
+            ]
+            for row in report.recovery.itertuples(index=False)
+        ]
+        sections.append(
+            Section(
+                "Faults and recovery",
+                (Paragraph(text), Table(RECOVERY_HEADER, rows, empty="No fault in this run.")),
+                element_id="faults",
+            )
+        )
+    if report.is_soak:
+        window = report.drift_window_s
+        judged = (
+            "judged against the soak's limits"
+            if window >= verdicts.MIN_DRIFT_WINDOW_S
+            else f"too short to judge (under {verdicts.MIN_DRIFT_WINDOW_S / 60:g} min), reported only"
+        )
+        sections.append(
+            Section(
+                "Drift",
+                (
+                    Paragraph(
+                        f"Least-squares slopes over the {window / 60:.1f} min after the ramp, {judged}: "
+                        "each landscape process's resident memory and each route's p90 per bin."
+                    ),
+                    Table(RSS_HEADER, _drift_rows(report.rss_drift)),
+                    Table(P90_HEADER, _drift_rows(report.p90_drift)),
+                    Charts(report.resilience_charts),
+                ),
+                element_id="drift",
+            )
+        )
+    return sections
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _drift_verdict(verdict: str) -> str:
+    return "not judged" if verdict == verdicts.TOO_FEW else verdicts.describe_verdict(verdict, 0)
+
+
+def _drift_rows(frame: pd.DataFrame) -> list[list[str]]:
+    return [
+        [
+            _drift_verdict(value)
+            if column == "verdict"
+            else page.number(value)
+            if isinstance(value, float)
+            else str(value)
+            for column, value in zip(frame.columns, row, strict=True)
+        ]
+        for row in frame.itertuples(index=False)
+    ]
 
 
 def render_html(report: Report) -> str:

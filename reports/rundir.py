@@ -9,6 +9,9 @@
     budgets.parquet      the kernel's counters of every CPU budget's cgroup once a second: CPU
                          time used, quota periods, throttled periods and time
     arrival.json         the arrival engine's start accounting (scheduled, late, dropped per flow)
+    faults.json          each scenario fault as applied: planned and actual start and end (epoch s)
+    acknowledged/        every id the backbone acknowledged with a 2xx (JSON lines, per load process)
+    acknowledged.json    the verifier's read-back of them after the load: recorded, found, lost
     logs/                the logs of the landscape's processes and of the load generator
     report.html          the rendered report (self-contained)
     summary.md           its Markdown summary
@@ -39,6 +42,12 @@ SERIES = "series"
 PROCESSES = "processes.parquet"
 BUDGETS = "budgets.parquet"
 ARRIVAL = "arrival.json"
+FAULTS = "faults.json"
+ACKNOWLEDGED = "acknowledged"
+ACKNOWLEDGED_CHECK = "acknowledged.json"
+# Written once, by the first load process whose schedule's clock starts: the epoch second the
+# scenario's time offsets (its faults' at_s) count from.
+SCHEDULE_STARTED = "schedule-started"
 LOGS = "logs"
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"

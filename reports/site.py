@@ -150,6 +150,20 @@ def _capacity_rows(history: History) -> list[list[str]]:
     return rows
 
 
+def _sweep_rows(history: History) -> list[list[str]]:
+    return [
+        [
+            _link(entry.path.name, entry.report, entry.entry_id),
+            escape(entry.date),
+            escape(entry.profile),
+            escape(entry.scenario),
+            escape(entry.verdicts),
+            escape(entry.capacity),
+        ]
+        for entry in history.of_kind("sweep")
+    ]
+
+
 def _comparison_rows(history: History) -> list[list[str]]:
     return [
         [
@@ -171,7 +185,8 @@ def render_site(history: History, now_s: float | None = None) -> str:
     body = [
         "<h1>Backbone testbed results</h1>",
         f'<p class="note">{len(runs)} runs, {len(history.of_kind("repeats"))} repeated experiments, '
-        f"{len(history.of_kind('capacity'))} capacity searches, {len(history.of_kind('comparison'))} "
+        f"{len(history.of_kind('capacity'))} capacity searches, {len(history.of_kind('sweep'))} sweeps, "
+        f"{len(history.of_kind('comparison'))} "
         f"comparisons in {escape(str(history.results_dir))}; written {generated:%Y-%m-%d %H:%M:%S} UTC "
         "by <code>testbed site</code>.</p>",
         '<h2 id="history">History</h2>',
@@ -210,6 +225,17 @@ def render_site(history: History, now_s: float | None = None) -> str:
         )
         if capacity
         else "<p>No capacity search yet (<code>testbed capacity</code>).</p>"
+    )
+    body += ['<h2 id="sweeps">Sweeps</h2>']
+    sweeps = _sweep_rows(history)
+    body.append(
+        _table(
+            ("sweep", "date", "profile", "scenario", "cells", "recommendation"),
+            sweeps,
+            "sweep-table",
+        )
+        if sweeps
+        else "<p>No sweep yet (<code>testbed sweep FILE</code>).</p>"
     )
     body += ['<h2 id="comparisons">Comparisons</h2>']
     comparisons = _comparison_rows(history)

@@ -397,3 +397,67 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def write_synthetic_sweep(directory: Path, *, counts: Sequence[int] = (1, 2, 3, 4, 6, 8, 10, 12)) -> Path:
+    """A sweep's directory over `nodes.count` whose cells' capacities follow a known USL (lambda 40
+    requests/s, sigma 0.08, kappa 0.012: the peak near 8.7 nodes), with sweep.json and
+    sweep.parquet as `testbed sweep` writes them; each cell's capacity directory holds a one-line
+    capacity report so the sweep report's links lead somewhere. For the sweep report's tests."""
+    from reports.sweep import SweepRecord, write_cells, write_sweep
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    rows = []
+    for index, count in enumerate(counts, 1):
+        name = f"cell-{index:02d}"
+        capacity = 40 * count / (1 + 0.08 * (count - 1) + 0.012 * count * (count - 1))
+        capacity *= 1 + 0.02 * float(rng.standard_normal())
+        cores = {"node": 0.125 * count, "database": 0.3, "gateway": 0.1, "admin": 0.05}
+        (directory / name).mkdir(exist_ok=True)
+        (directory / name / "capacity.html").write_text(f"<p>{name}</p>\n", encoding="utf-8")
+        node_share = min(1.0, 0.95 - 0.05 * count)
+        rows.append(
+            {
+                "cell": name,
+                "capacity_dir": name,
+                "options": json.dumps({"nodes.count": count}),
+                "cores": json.dumps(cores),
+                "cost": sum(cores.values()),
+                "capacity_requests_per_s": capacity,
+                "capacity_multiplier": capacity / 20,
+                "status": "bracketed",
+                "limiting_tier": "node" if count < 4 else "database",
+                "limiting_evidence": "CPU budget: 97 % of 0.125 core"
+                if count < 4
+                else "CPU budget: 95 % of 0.3 core",
+                "valid": True,
+                "reason": "step 3 held and step 4 did not",
+                "saturation": json.dumps(
+                    {"node": node_share, "database": 0.4 + 0.07 * count, "gateway": 0.3}
+                ),
+            }
+        )
+    write_cells(directory, rows)
+    now = time.time()
+    write_sweep(
+        directory,
+        SweepRecord(
+            sweep_id=directory.name,
+            name="synthetic-nodes",
+            source="scenarios/sweeps/nodes.toml",
+            profile="capacity",
+            scenario="production-mix",
+            pool="test",
+            dimensions={"nodes.count": list(counts)},
+            cells_planned=len(counts),
+            target_unit="requests_per_s",
+            target=100.0,
+            headroom=0.3,
+            step_s=20,
+            warm_up_s=10,
+            started_at_s=now - 600,
+            ended_at_s=now,
+        ),
+    )
+    return directory

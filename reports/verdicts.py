@@ -373,3 +373,67 @@ def judge_change(change: float, low: float, high: float, threshold: float, *, hi
     if down:
         return IMPROVEMENT if higher_is_worse else REGRESSION
     return NO_CHANGE
+
+
+# Recovery after a fault (reports/recovery.py): the landscape is back within its SLO from the
+# first window of RECOVERY_WINDOW_S seconds (sliding by RECOVERY_STEP_S, by intended start) in
+# which at most RECOVERY_OVER_P90_SHARE of the requests took longer than their route's p90 limit
+# (so the p90 of every route together is within its limit) and the failure ratio is at most the
+# scenario's smallest `max_failure_ratio` (DEFAULT_RECOVERY_FAILURE_RATIO when none names one).
+RECOVERY_WINDOW_S = 5.0
+RECOVERY_STEP_S = 1.0
+RECOVERY_OVER_P90_SHARE = 0.10
+DEFAULT_RECOVERY_FAILURE_RATIO = 0.01
+# A drift slope is judged on at least this much of a soak after its ramp: a slope over a few
+# minutes, extrapolated to an hour, is mostly noise.
+MIN_DRIFT_WINDOW_S = 600.0
+
+
+def p90_limits_ms(slos: Sequence[SloSpec]) -> dict[tuple[str | None, str], float]:
+    """The p90 limit of every SLO that names one, by (method or None, route)."""
+    return {
+        (slo.method, slo.route): limit_ms
+        for slo in slos
+        for percentile, limit_ms in slo.percentiles_ms
+        if percentile == 90.0
+    }
+
+
+def recovery_failure_ratio(slos: Sequence[SloSpec]) -> float:
+    """The failure ratio a recovered window may have: the strictest the scenario names."""
+    named = [slo.max_failure_ratio for slo in slos if slo.max_failure_ratio is not None]
+    return min(named) if named else DEFAULT_RECOVERY_FAILURE_RATIO
+
+
+def window_within_slo(
+    over_p90: int, judged: int, failures: int, count: int, max_failure_ratio: float
+) -> bool:
+    """Whether one recovery window is within the SLO: `over_p90` of `judged` requests (those with
+    a p90 limit) above their limit, `failures` of `count` requests failed. An empty window is not."""
+    if count == 0:
+        return False
+    latency_ok = judged == 0 or over_p90 / judged <= RECOVERY_OVER_P90_SHARE
+    return latency_ok and failures / count <= max_failure_ratio
+
+
+def judge_recovery(applied: bool, recovered_after_s: float) -> str:
+    """A fault's recovery: PASS once back within the SLO before the run ended; FAIL when the fault
+    was never applied (nothing was shown) or the landscape did not come back."""
+    return PASS if applied and not math.isnan(recovered_after_s) else FAIL
+
+
+def judge_acknowledged(recorded: int, lost: int, error: str) -> str:
+    """Acknowledged writes: PASS when every one was read back; FAIL when any is lost or none could be
+    read (an unverified run shows nothing)."""
+    if error:
+        return FAIL
+    return PASS if lost == 0 and recorded >= 0 else FAIL
+
+
+def judge_drift(growth_pct_per_h: float, limit_pct_per_h: float, window_s: float) -> str:
+    """One process's RSS or one route's p90: PASS when it grows less than its limit per hour;
+    TOO_FEW when the soak's window after its ramp is shorter than MIN_DRIFT_WINDOW_S or the slope
+    could not be fitted."""
+    if window_s < MIN_DRIFT_WINDOW_S or math.isnan(growth_pct_per_h):
+        return TOO_FEW
+    return PASS if growth_pct_per_h < limit_pct_per_h else FAIL

@@ -7,6 +7,7 @@ service level objectives per route. Every problem in a file is reported at once,
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,15 @@ from scenarios.reader import ConfigError, ConfigReader, is_number, join, parse_t
 ARRIVALS = ("uniform", "poisson")
 VIEWS = ("corrected", "service")
 SHAPE_KINDS = ("constant", "ramp", "step", "spike", "soak")
+# What a fault does, and the tier of the landscape it acts on ("" : the tier the fault names).
+FAULT_TIERS = {
+    "kill-node": "node",
+    "kill-worker": "events",
+    "stop-database": "database",
+    "slow-database": "database",
+    "cut-broker": "broker",
+    "throttle-tier": "",
+}
 _PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -69,10 +79,17 @@ class SpikeShape:
 
 @dataclass(frozen=True)
 class SoakShape:
-    """A ramp from zero to the base rate over `ramp_s`, then the base rate until `duration_s`."""
+    """A ramp from zero to the base rate over `ramp_s`, then the base rate until `duration_s`.
+
+    The drift verdict (`reports/drift.py`) judges the window after the ramp: each process's RSS
+    may grow at most `max_rss_growth_pct_per_h` and each route's p90 at most
+    `max_p90_growth_pct_per_h` (percent of the fitted start value per hour).
+    """
 
     duration_s: float
     ramp_s: float
+    max_rss_growth_pct_per_h: float = 10.0
+    max_p90_growth_pct_per_h: float = 50.0
 
 
 Shape: TypeAlias = ConstantShape | RampShape | StepShape | SpikeShape | SoakShape
@@ -88,6 +105,36 @@ class FlowSpec:
     max_in_flight: int
     max_queued: int
     params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One fault of a scenario: from `at_s` (after the load starts) for `duration_s`, on a tier.
+
+    `target`: the process it acts on (node1, worker2; "" the tier's first); `restart`: a killed
+    process is started again when the fault ends; `latency_ms`: the delay slow-database adds to
+    every packet towards the database; `cores`: the budget throttle-tier gives each process of
+    the tier meanwhile.
+    """
+
+    kind: str
+    at_s: float
+    duration_s: float
+    tier: str
+    target: str = ""
+    restart: bool = True
+    latency_ms: float = 0.0
+    cores: float = 0.0
+
+    @property
+    def ends_at_s(self) -> float:
+        return self.at_s + self.duration_s
+
+    @property
+    def label(self) -> str:
+        """How the report names it: `kill-node node1 at 20 s for 10 s`."""
+        on = self.target or self.tier
+        return f"{self.kind} {on} at {self.at_s:g} s for {self.duration_s:g} s"
 
 
 @dataclass(frozen=True)
@@ -114,6 +161,7 @@ class Scenario:
     slos: tuple[SloSpec, ...]
     closed: ClosedModel
     backbone: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    faults: tuple[FaultSpec, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -205,6 +253,8 @@ _TOP_KEYS = (
     "slo",
     "closed",
     "backbone",
+    "faults",
+    "flows_from",
 )
 # Backbone settings a scenario depends on (names as in a landscape's [backbone] table, without
 # the BACKBONE_ prefix); the landscape's values take precedence (scenarios/backbone_limits.py).
@@ -215,14 +265,17 @@ _SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "ramp": ("kind", "duration_s", "from_factor", "to_factor"),
     "step": ("kind", "factors", "step_s"),
     "spike": ("kind", "duration_s", "spike_at_s", "spike_s", "spike_factor", "base_factor"),
-    "soak": ("kind", "duration_s", "ramp_s"),
+    "soak": ("kind", "duration_s", "ramp_s", "max_rss_growth_pct_per_h", "max_p90_growth_pct_per_h"),
 }
+_FAULT_KEYS = ("kind", "at_s", "duration_s", "tier", "target", "restart", "latency_ms", "cores")
 
 
 def _scenario(
     top: dict[str, Any], source: Path, read: ConfigReader, known_flows: Collection[str] | None
 ) -> Scenario | None:
     read.only(top, "", _TOP_KEYS)
+    if "flows_from" in top:
+        _take_flows_from(top, source, read)
     name = read.text(top, "", "name", source.stem)
     description = read.text(top, "", "description", "", non_empty=False)
     multiplier = read.number(top, "", "multiplier", 1.0)
@@ -247,6 +300,7 @@ def _scenario(
     backbone_table = read.table(top.get("backbone", {}), "backbone")
     read.only(backbone_table, "backbone", BACKBONE_KEYS)
     backbone = {name: read.integer(backbone_table, "backbone", name, 1, minimum=1) for name in backbone_table}
+    faults = _faults(top.get("faults", []), shape, read)
     if shape is None or read.problems:
         return None
     return Scenario(
@@ -262,7 +316,90 @@ def _scenario(
         slos=slos,
         closed=closed,
         backbone=MappingProxyType(backbone),
+        faults=faults,
     )
+
+
+def _take_flows_from(top: dict[str, Any], source: Path, read: ConfigReader) -> None:
+    """Fill [[flows]], [slo] and [backbone] from another scenario file (a fault on a shared mix).
+
+    The file is named relative to this one. This file may not have [[flows]] or [backbone] itself
+    (what runs is never a merge of two); its own [slo], when it has one, replaces the other's whole.
+    """
+    name = top.pop("flows_from")
+    if not isinstance(name, str) or not name:
+        read.problem("flows_from", f"must be a scenario file's path, got {show(name)}")
+        return
+    for key in ("flows", "backbone"):
+        if key in top:
+            read.problem(key, f"comes from flows_from ({name}); remove it here")
+    path = (source.parent / name).resolve()
+    try:
+        other = parse_toml(path.read_text(encoding="utf-8"), path, ScenarioError)
+    except OSError as error:
+        read.problem("flows_from", f"{name}: cannot be read: {error.strerror or error}")
+        return
+    except ScenarioError as error:
+        read.problem("flows_from", f"{name}: " + "; ".join(error.problems))
+        return
+    if "flows_from" in other:
+        read.problem("flows_from", f"{name} takes its flows from another file itself (one level only)")
+    for key in ("flows", "slo", "backbone"):
+        if key in other and key not in top:
+            top[key] = other[key]
+
+
+def _faults(value: Any, shape: Shape | None, read: ConfigReader) -> tuple[FaultSpec, ...]:
+    """Every [[faults]] entry; windows inside the run and apart from each other (one recovery each)."""
+    if not isinstance(value, list):
+        read.problem("faults", f"must be an array of tables ([[faults]]), got {show(value)}")
+        return ()
+    faults: list[FaultSpec] = []
+    for index, item in enumerate(value):
+        prefix = f"faults[{index}]"
+        table = read.table(item, prefix)
+        read.only(table, prefix, _FAULT_KEYS)
+        kind = read.choice(table, prefix, "kind", None, tuple(FAULT_TIERS))
+        if kind not in FAULT_TIERS:
+            continue
+        tier = FAULT_TIERS[kind]
+        if tier and "tier" in table and table["tier"] != tier:
+            read.problem(f"{prefix}.tier", f"{kind} acts on the {tier} tier, got {show(table['tier'])}")
+        if not tier:
+            tier = read.text(table, prefix, "tier")
+        for key, kinds in (
+            ("latency_ms", ("slow-database",)),
+            ("cores", ("throttle-tier",)),
+            ("restart", ("kill-node", "kill-worker")),
+            ("target", ("kill-node", "kill-worker", "throttle-tier")),
+        ):
+            if key in table and kind not in kinds:
+                read.problem(join(prefix, key), f"applies to {' and '.join(kinds)} only, not {kind}")
+        fault = FaultSpec(
+            kind=kind,
+            at_s=read.number(table, prefix, "at_s", inclusive=True),
+            duration_s=read.number(table, prefix, "duration_s"),
+            tier=tier,
+            target=read.text(table, prefix, "target", "", non_empty=False),
+            restart=read.boolean(table, prefix, "restart", True),
+            latency_ms=read.number(table, prefix, "latency_ms") if kind == "slow-database" else 0.0,
+            cores=read.number(table, prefix, "cores") if kind == "throttle-tier" else 0.0,
+        )
+        if shape is not None and fault.ends_at_s > shape.duration_s:
+            read.problem(
+                f"{prefix}.duration_s",
+                f"the fault ends at {fault.ends_at_s:g} s, after the run's {shape.duration_s:g} s",
+            )
+        faults.append(fault)
+    ordered = sorted(faults, key=lambda fault: fault.at_s)
+    for earlier, later in itertools.pairwise(ordered):
+        if later.at_s < earlier.ends_at_s:
+            read.problem(
+                "faults",
+                f"{later.label} starts before {earlier.label} ends; faults take turns, so each "
+                "recovery is its own",
+            )
+    return tuple(ordered)
 
 
 def _shape(table: dict[str, Any], read: ConfigReader) -> Shape | None:
@@ -303,6 +440,12 @@ def _shape(table: dict[str, Any], read: ConfigReader) -> Shape | None:
             shape = SoakShape(
                 duration_s=read.number(table, "shape", "duration_s"),
                 ramp_s=read.number(table, "shape", "ramp_s", inclusive=True),
+                max_rss_growth_pct_per_h=read.number(
+                    table, "shape", "max_rss_growth_pct_per_h", SoakShape.max_rss_growth_pct_per_h
+                ),
+                max_p90_growth_pct_per_h=read.number(
+                    table, "shape", "max_p90_growth_pct_per_h", SoakShape.max_p90_growth_pct_per_h
+                ),
             )
             if shape.ramp_s >= shape.duration_s:
                 limit = f"must be shorter than duration_s ({shape.duration_s:g} s)"

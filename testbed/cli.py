@@ -1,6 +1,7 @@
 """`testbed`: the load side's command line; it parses and hands each command to its wing.
 
     testbed run | capacity | report   one experiment, the capacity search, their reports   (testbed/run/)
+    testbed sweep                     capacity across landscapes, the recommendation  (testbed/sweep/)
     testbed compare | history | site  what lies under results/         (testbed/run/results.py)
     testbed up | down | profile       landscapes as local processes   (testbed/landscape/)
     testbed seed                      identity pools                  (testbed/seed.py)
@@ -18,6 +19,7 @@ from testbed.landscape.commands import add_landscape_commands
 from testbed.run.commands import add_run_commands
 from testbed.run.results import add_results_commands
 from testbed.seed import add_seed_command
+from testbed.sweep.commands import add_sweep_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     add_seed_command(commands)
     add_landscape_commands(commands)
     add_run_commands(commands)
+    add_sweep_command(commands)
     add_results_commands(commands)
     return parser
 

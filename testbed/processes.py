@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ProcessExited(RuntimeError):
@@ -38,14 +40,25 @@ def start_python(
     environment: dict[str, str],
     log: IO[bytes] | int = subprocess.DEVNULL,
     cores: Sequence[int] = (),
+    *,
+    die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start `python <args>` in its own process group; BACKBONE_* variables come only from `environment`.
 
     `cores`: keep the process to these cores (the load generator's, apart from the landscape's).
+    `die_with_parent`: the kernel sends it SIGTERM when the process that started it dies (even by
+    SIGKILL), so a killed `testbed run` leaves no load generator behind.
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith("BACKBONE_")}
     env.update(environment)
     pinned = tuple(cores)
+
+    def in_child() -> None:
+        if pinned:
+            os.sched_setaffinity(0, pinned)
+        if die_with_parent:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=REPOSITORY,
@@ -53,7 +66,7 @@ def start_python(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None,
+        preexec_fn=in_child if pinned or die_with_parent else None,
     )
 
 

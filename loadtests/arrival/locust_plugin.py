@@ -63,6 +63,7 @@ from loadtests.flows import FlowContext, get_flow, registered_flows
 from scenarios.schema import Scenario, ScenarioError, ScenarioOverrides, load_scenario, parse_scenario
 
 if TYPE_CHECKING:
+    from loadtests.arrival.acknowledged import AcknowledgedWrites
     from loadtests.arrival.request_sink import RequestSink
 
 DEFAULT_SCENARIO = "scenarios/bare-constant.toml"
@@ -205,6 +206,7 @@ class ArrivalPlugin:
         self.report: ArrivalReport | None = None
         self.sink: RequestSink | None = None
         self.setup_sink: RequestSink | None = None
+        self.acknowledged: AcknowledgedWrites | None = None
         self.workers_expected: set[str] = set()
         self.workers_final: set[str] = set()
         self._final_sent = False
@@ -435,19 +437,25 @@ class ArrivalPlugin:
                 status=int(getattr(response, "status_code", 0) or 0),
                 exception=exception,
             )
+        if self.acknowledged is not None and response is not None:
+            status = int(getattr(response, "status_code", 0) or 0)
+            self.acknowledged.record(request_type, name, status, getattr(response, "content", b"") or b"")
 
     def _open_sink(self, returned: Path | None = None) -> None:
         configured: str = getattr(self.environment.parsed_options, "requests_dir", "") or ""
         directory = str(returned) if returned is not None else configured
         if not directory:
             self.sink = self.setup_sink = None
+            self.acknowledged = None
             return
         # Imported only when asked for: pandas and pyarrow cost every load process start-up time.
+        from loadtests.arrival.acknowledged import AcknowledgedWrites
         from loadtests.arrival.request_sink import RequestSink
         from reports.rundir import SETUP_REQUESTS
 
         self.sink = RequestSink(Path(directory))
         self.setup_sink = RequestSink(Path(directory), table=SETUP_REQUESTS)
+        self.acknowledged = AcknowledgedWrites(Path(directory))
 
     def _close_sink(self) -> None:
         for sink in (self.sink, self.setup_sink):
@@ -608,9 +616,25 @@ class ArrivalPlugin:
         worker = isinstance(self.runner, WorkerRunner)
         # A worker's start message comes just before Locust's own (which fires test_start and spawns
         # its users): the clock starts once that is handled, not in the middle of it.
-        self.engine.start(delay_s=WORKER_CLOCK_DELAY_S if worker else 0.0)
+        delay_s = WORKER_CLOCK_DELAY_S if worker else 0.0
+        self.engine.start(delay_s=delay_s)
+        self._mark_schedule_started(time.time() + delay_s)
         if worker:
             self._watcher = gevent.spawn(self._watch_engine, self.engine)
+
+    def _mark_schedule_started(self, epoch_s: float) -> None:
+        """Write when the schedule's clock started, once per run directory (the first process wins):
+        the run's faults count their time offsets from it."""
+        directory = getattr(self.environment.parsed_options, "requests_dir", "")
+        if not directory:
+            return
+        from reports.rundir import SCHEDULE_STARTED
+
+        try:
+            with open(Path(directory) / SCHEDULE_STARTED, "x", encoding="utf-8") as marker:
+                marker.write(f"{epoch_s:.3f}\n")
+        except FileExistsError:
+            pass
 
     def _watch_engine(self, engine: ArrivalEngine) -> None:
         # A worker whose schedule is done reports at once, so the master need not wait for a timeout.

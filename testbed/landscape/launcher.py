@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,9 +99,13 @@ class Launcher:
         rabbitmqctl: str | None = shutil.which("rabbitmqctl"),
         postgres_bin: Callable[[], Path | None] = postgres_bin_dir,
         pgbouncer: Callable[[], str | None] = pgbouncer_executable,
+        proxied: frozenset[str] = frozenset(),
         monitor_dir: Path | None = None,
     ) -> None:
         self.profile = profile
+        # The servers ("broker", "database") the landscape reaches through a proxy of its own (a
+        # scenario's faults cut or slow it there); none by default: no other run pays for the hop.
+        self.proxied = proxied
         # `--monitor`: Prometheus and the exporters start last, their data in this directory.
         self.monitor_dir = monitor_dir
         self.rabbitmqctl = rabbitmqctl
@@ -119,6 +124,8 @@ class Launcher:
             allowed_target_hosts=list(profile.allowed_target_hosts),
         )
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # How each role was started, so a fault can start a killed one again (`restart`).
+        self._launches: dict[str, tuple[list[str], dict[str, str], int | None, tuple[int, int] | None]] = {}
         # Set by a signal handler; `up` stops at its next checkpoint and tears down.
         self.interrupted = threading.Event()
         self._started = time.monotonic()
@@ -193,12 +200,10 @@ class Launcher:
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
 
-    def _bring_up(self) -> None:
+    def _start_servers(self, environment: dict[str, str]) -> None:
+        """The database (migrated) and the broker, with the pooler, replicas and the proxies the
+        run's faults act through; their URLs go into the backbone's `environment`."""
         profile, state = self.profile, self.state
-        run_dir = Path(state.run_dir)
-        environment = self._backbone_environment(run_dir)
-        # SeaweedFS takes seconds to accept writes: it starts first and is waited for last.
-        seaweedfs = self._start_seaweedfs(run_dir) if profile.blob_store.kind == "s3" else None
         if profile.database.private:
             environment["BACKBONE_DATABASE_URL"] = self._start_private_database()
             self._checkpoint()
@@ -207,6 +212,9 @@ class Launcher:
             self._checkpoint()
         if profile.bus.kind == "rabbitmq":
             environment.update(self.prepare_broker())
+            if "broker" in self.proxied:
+                url = environment["BACKBONE_RABBITMQ_URL"]
+                environment["BACKBONE_RABBITMQ_URL"] = self._start_proxy("broker-proxy", url)
             self._checkpoint()
         # Straight to the primary: schema changes are no work for a pooler or a replica.
         self._run_once("migrate", ["-m", "backbone", "migrate"], environment)
@@ -215,6 +223,18 @@ class Launcher:
             environment.update(self._start_pooler())
         elif state.replica_urls:
             environment["BACKBONE_DATABASE_READ_URLS"] = ",".join(state.replica_urls)
+        if "database" in self.proxied:
+            # Writes and the reads on the primary: what a slow database slows.
+            url = environment["BACKBONE_DATABASE_URL"]
+            environment["BACKBONE_DATABASE_URL"] = self._start_proxy("database-proxy", url)
+
+    def _bring_up(self) -> None:
+        profile, state = self.profile, self.state
+        run_dir = Path(state.run_dir)
+        environment = self._backbone_environment(run_dir)
+        # SeaweedFS takes seconds to accept writes: it starts first and is waited for last.
+        seaweedfs = self._start_seaweedfs(run_dir) if profile.blob_store.kind == "s3" else None
+        self._start_servers(environment)
         if seaweedfs is not None:
             process, server = seaweedfs
             try:
@@ -509,6 +529,42 @@ class Launcher:
                 f"pgbouncer: no query reached the database within {READY_TIMEOUT_S:g} s"
             ) from None
 
+    def _start_proxy(self, role: str, url: str) -> str:
+        """Start a loopback proxy in front of the server of `url`; return the URL through it."""
+        parts = urllib.parse.urlsplit(url)
+        port, control_port = free_port(), free_port()
+        default_port = 5672 if parts.scheme.startswith("amqp") else 5432
+        target = f"{parts.hostname or '127.0.0.1'}:{parts.port or default_port}"
+        command = [sys.executable, "-m", "testbed.landscape.proxy", "--port", str(port)]
+        command += ["--control-port", str(control_port), "--target", target]
+        process = self._spawn(role, command, {}, port)
+        self.state.proxy_control_ports[role] = control_port
+        self.state.save()
+        try:
+            wait_until_answers(
+                lambda: _accepts(control_port), process, what=role, timeout_s=10, checkpoint=self._checkpoint
+            )
+        except (ProcessExited, TimeoutError) as error:
+            raise LandscapeError(f"{role}: {error}") from None
+        netloc = parts.netloc.rpartition("@")[0]
+        netloc = f"{netloc}@127.0.0.1:{port}" if netloc else f"127.0.0.1:{port}"
+        self._step(f"{role} on port {port} in front of {target}")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def reap(self) -> None:
+        """Collect the exit status of every child that ended (a killed node is no zombie)."""
+        for child in self._children.values():
+            child.poll()
+
+    def restart(self, role: str) -> int:
+        """Start a process a fault stopped again, as it was started, in its CPU group; return its PID."""
+        command, environment, port, account = self._launches[role]
+        groups = tuple(group for group in self.state.cpu_groups if group.role == role)
+        log_path = Path(self.state.run_dir) / "logs" / f"{role}.log"
+        process = self._popen(role, command, environment, groups, account, log_path)
+        self._record(role, process, port, log_path)
+        return process.pid
+
     def _enforce_budgets(self) -> None:
         """Write every cgroup's quota: from now on each budgeted process gets its cores, no more."""
         try:
@@ -670,11 +726,25 @@ class Launcher:
         account: tuple[int, int] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start a process in its own process group, its CPU group and on its cores; record it."""
+        self._launches[role] = (command, backbone_environment, port, account)
+        log_path = Path(self.state.run_dir) / "logs" / f"{role}.log"
+        process = self._popen(role, command, backbone_environment, self._groups(role), account, log_path)
+        self._record(role, process, port, log_path)
+        return process
+
+    def _popen(
+        self,
+        role: str,
+        command: list[str],
+        backbone_environment: dict[str, str],
+        groups: tuple[CpuGroup, ...],
+        account: tuple[int, int] | None,
+        log_path: Path,
+    ) -> subprocess.Popen[bytes]:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("BACKBONE_")}
         environment.update(backbone_environment)
-        log_path = Path(self.state.run_dir) / "logs" / f"{role}.log"
-        groups = self._groups(role)
-        with open(log_path, "wb") as log:
+        # Appended: a process started again (after a fault) keeps its first life's log.
+        with open(log_path, "ab") as log:
             try:
                 process = subprocess.Popen(
                     command,
@@ -690,7 +760,6 @@ class Launcher:
                 raise LandscapeError(
                     f"{role} could not start in its CPU group ({where or 'no group'}): {error}"
                 ) from None
-        self._record(role, process, port, log_path)
         return process
 
     def _record(self, role: str, process: subprocess.Popen[bytes], port: int | None, log: Path) -> None:
@@ -790,6 +859,14 @@ def backbone_has_command(name: str) -> bool:
     from backbone import cli
 
     return name in cli.command_names()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _address(url: str) -> str:

@@ -62,6 +62,8 @@ class LandscapeState:
     rabbitmq_exchange: str = ""
     rabbitmq_queues: list[str] = field(default_factory=list)
     seaweedfs_ports: list[int] = field(default_factory=list)
+    # The control port of every proxy in front of a server (role: port), for the faults.
+    proxy_control_ports: dict[str, int] = field(default_factory=dict)
     gateway_urls: list[str] = field(default_factory=list)
     gateway_operator_urls: list[str] = field(default_factory=list)
     node_urls: list[str] = field(default_factory=list)

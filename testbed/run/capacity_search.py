@@ -37,10 +37,6 @@ from testbed.run.experiment import (
 from testbed.run.load_generator import LoadGeneratorPlan
 
 
-def say(text: str) -> None:
-    print(f"testbed capacity: {text}", file=sys.stderr)
-
-
 @dataclass
 class CapacitySearch:
     """The steps of one search, against one landscape brought up and seeded once."""
@@ -55,6 +51,8 @@ class CapacitySearch:
     step_s: float
     warm_up_s: float
     generator: LoadGeneratorPlan
+    # What its progress lines start with (a sweep names its cell).
+    prefix: str = "testbed capacity"
     rows: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepOutcome] = field(default_factory=list)
 
@@ -71,7 +69,7 @@ class CapacitySearch:
         """Run the search; the conclusion and the report are written also when it stops early."""
         started_at_s = time.time()
         self.directory.mkdir(parents=True, exist_ok=True)
-        print(f"testbed capacity {self.search_id}: bringing up {profile_name}", file=sys.stderr)
+        print(f"{self.prefix} {self.search_id}: bringing up {profile_name}", file=sys.stderr)
         finished = False
         access = self.landscape.up()
         try:
@@ -83,11 +81,14 @@ class CapacitySearch:
             bring_down(self.landscape)
             self._conclude(started_at_s, interrupted=not finished)
 
+    def say(self, text: str) -> None:
+        print(f"{self.prefix}: {text}", file=sys.stderr)
+
     def _step(self, access: LandscapeAccess, number: int, multiplier: float) -> None:
         name = f"step-{number:02d}"
         scenario, overrides = self.scenario_at(multiplier)
         phase = LoadPhase(scenario, overrides, self.generator, self.warm_up_s)
-        say(f"step {number} at multiplier {multiplier:g}")
+        self.say(f"step {number} at multiplier {multiplier:g}")
         run_dir = self.directory / name
         credentials = self.credentials if self.pool.seeded else None
         measured = measure(self.landscape, access, phase, run_dir, self.work_dir / name, credentials)
@@ -97,7 +98,7 @@ class CapacitySearch:
         self.rows.append(row)
         write_steps(self.directory, self.rows)
         self.steps.append(StepOutcome(number, multiplier, row["outcome"], row["reason"]))
-        say(
+        self.say(
             f"step {number} (multiplier {multiplier:g}): {row['outcome']}: offered "
             f"{row['offered_requests_per_s']:.1f} requests/s, answered {row['achieved_requests_per_s']:.1f}, "
             f"p90 {row['p90_ms']:.1f} ms; {row['reason']}"

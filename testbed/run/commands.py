@@ -2,7 +2,9 @@
 `testbed capacity` (the highest load a landscape holds, leaving `results/<search-id>/`) and
 `testbed report` (render a run's or a search's report again).
 
-Exit status of `run`: 0 every SLO met on a valid run, 1 an SLO failed or the run is invalid,
+Exit status of `run`: 0 every SLO met on a valid run (and, with faults or a soak, every fault
+recovered, no acknowledged write lost, no drift), 1 an SLO failed or the run is invalid or a
+recovery or drift verdict failed,
 2 bad input, 3 the landscape, the seeding or the load generator failed, 130 interrupted.
 Exit status of `capacity`: 0 a capacity bracketed by a good and a bad step, 1 only a lower bound
 or no capacity, 2, 3 and 130 as for `run`.
@@ -36,6 +38,7 @@ from typing import Any
 from reports.manifest import CpuRecord
 from reports.render import render_run
 from reports.rundir import LOGS
+from scenarios.faults import fault_problems, proxied_servers
 from scenarios.landscape import LandscapeProfile, ProfileError, load_profile
 from scenarios.pool_schema import PoolConfigError, load_pool_config
 from scenarios.schema import ConstantShape, Scenario, ScenarioError, ScenarioOverrides, load_scenario
@@ -327,10 +330,16 @@ def _target_problems(args: argparse.Namespace, profile: LandscapeProfile) -> lis
 
 
 def _landscape(
-    args: argparse.Namespace, prepared: Prepared, work_dir: Path, logs: Path, monitor_dir: Path | None = None
+    args: argparse.Namespace,
+    prepared: Prepared,
+    work_dir: Path,
+    logs: Path,
+    proxied: frozenset[str],
+    monitor_dir: Path | None = None,
 ) -> Landscape:
-    """The profile brought up in the run's work directory (watched by a Prometheus in `monitor_dir`
-    with `--monitor`), or the deployment `--target` names."""
+    """The profile brought up in the run's work directory (with the proxies its faults act through,
+    watched by a Prometheus in `monitor_dir` with `--monitor`), or the deployment `--target`
+    names."""
     if prepared.target is None:
         return LaunchedLandscape(
             prepared.profile,
@@ -338,6 +347,7 @@ def _landscape(
             work_dir,
             logs,
             prepared.overrides,
+            proxied=proxied,
             monitor_dir=monitor_dir if getattr(args, "monitor", False) else None,
         )
     # The official client derives addresses from the host name, as the deployment does by default.
@@ -390,6 +400,7 @@ def run_command(args: argparse.Namespace) -> int:
         duration_s = args.duration if args.duration or args.scenario else DEFAULT_DURATION_S
         scenario_overrides = ScenarioOverrides(args.multiplier, duration_s, args.seed)
         scenario = _scenario(prepared.source, scenario_overrides)
+        _check_faults(scenario, prepared)
     except BadInput as error:
         return _fail(str(error))
     profile = prepared.profile
@@ -403,11 +414,13 @@ def run_command(args: argparse.Namespace) -> int:
         run_id,
         run_dir,
         work_dir,
-        _landscape(args, prepared, work_dir, run_dir / LOGS, run_dir / MONITOR_DIR),
+        _landscape(
+            args, prepared, work_dir, run_dir / LOGS, proxied_servers(scenario), run_dir / MONITOR_DIR
+        ),
         LoadPhase(scenario, scenario_overrides, prepared.generator),
         _pool(args),
     )
-    _stop_on_signals()
+    stop_on_signals()
     try:
         experiment.run(_what_comes_up(args))
     except KeyboardInterrupt:
@@ -417,12 +430,30 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"testbed run: {error}", file=sys.stderr)
         return 3
     report = render_run(run_dir)
-    for line in report.headline():
+    for line in (*report.headline(), *report.closing_lines()):
         print(line)
     print(f"report: {run_dir / 'report.html'}\nsummary: {run_dir / 'summary.md'}")
     if args.monitor:
         print(f"monitor: the run's time series in {run_dir / MONITOR_DIR} (docs/dashboards.md)")
-    return 0 if report.slo_passed and report.valid else 1
+    return 0 if report.slo_passed and report.valid and report.resilience_passed else 1
+
+
+def _check_faults(scenario: Scenario, prepared: Prepared) -> None:
+    """Every fault the profile cannot take, at once (BadInput), before anything starts."""
+    problems = fault_problems(scenario, prepared.profile)
+    if scenario.faults and prepared.target is not None:
+        problems.append(
+            f"{scenario.source}: faults act on the processes of a landscape the run brings up; "
+            f"--target drives one that runs elsewhere"
+        )
+    throttled = [fault for fault in scenario.faults if fault.kind == "throttle-tier"]
+    if throttled and prepared.cpu.hierarchy is None:
+        problems.append(
+            f"{scenario.source}: throttle-tier needs CPU budgets held by a cgroup (here: "
+            f"{prepared.cpu.mechanism or 'no budget'}): a budget held by affinity cannot change mid-run"
+        )
+    if problems:
+        raise BadInput(_listed("faults", problems))
 
 
 def capacity_command(args: argparse.Namespace) -> int:
@@ -438,6 +469,10 @@ def capacity_command(args: argparse.Namespace) -> int:
         )
     except BadInput as error:
         return _fail("\n  ".join([str(error), *problems]), "capacity")
+    if scenario.faults:
+        problems.append(
+            f"{prepared.source}: faults: a capacity search takes none (each step is judged alone)"
+        )
     if not isinstance(scenario.shape, ConstantShape):
         problems.append(
             f"{prepared.source}: shape.kind: a capacity search needs a constant shape (each step holds "
@@ -459,7 +494,7 @@ def capacity_command(args: argparse.Namespace) -> int:
         search_id=search_id,
         directory=directory,
         work_dir=work_dir,
-        landscape=_landscape(args, prepared, work_dir, directory / LOGS),
+        landscape=_landscape(args, prepared, work_dir, directory / LOGS, proxied=frozenset()),
         source=prepared.source,
         pool=_pool(args),
         plan=plan,
@@ -467,7 +502,7 @@ def capacity_command(args: argparse.Namespace) -> int:
         warm_up_s=args.warm_up_s,
         generator=prepared.generator,
     )
-    _stop_on_signals()
+    stop_on_signals()
     try:
         search.run(_what_comes_up(args))
     except KeyboardInterrupt:
@@ -521,7 +556,7 @@ def profile_overrides(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
-def _stop_on_signals() -> None:
+def stop_on_signals() -> None:
     """SIGINT, SIGTERM and SIGHUP stop the command once: the first raises KeyboardInterrupt (the
     landscape and the load generator go down on the way out), later ones only say so."""
     for number in STOP_SIGNALS:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import psutil
 import pyarrow.compute as pc
@@ -43,7 +43,9 @@ from reports.rundir import ARRIVAL, LOGS, REQUESTS
 from scenarios.pool_schema import PoolConfigError
 from scenarios.schema import Scenario, ScenarioOverrides
 from testbed.processes import REPOSITORY, interrupts_deferred
+from testbed.run.acknowledged import verify_acknowledged
 from testbed.run.collect import MetricsScraper, ProcessSampler, SampledGroup, SampledProcess, ScrapeTarget
+from testbed.run.faults import FaultRunner, FaultTarget
 from testbed.run.load_generator import (
     GAVE_UP,
     MASTER,
@@ -177,6 +179,8 @@ class Experiment:
                 self.work_dir,
                 self.credentials if self.pool.seeded else None,
             )
+            # Before `down`: the database holds what was acknowledged until the landscape goes.
+            verify_acknowledged(self.run_dir, access.database_url)
         finally:
             bring_down(self.landscape)
         write_run_manifest(self.run_dir, self.run_id, measured, self.landscape, self.phase, self.pool)
@@ -271,16 +275,21 @@ def measure(
     work_dir.mkdir(parents=True, exist_ok=True)
     scraper = MetricsScraper(landscape.scrape_targets(), run_dir)
     sampler = ProcessSampler(landscape.sampled_processes(), run_dir, landscape.budget_groups())
+    faults = FaultRunner(phase.scenario.faults, cast(FaultTarget, landscape), run_dir)
     scraper.start()
     sampler.start()
     try:
         time.sleep(SCRAPE_MARGIN_S)
+        if phase.scenario.faults:
+            faults.start()
         started_at_s, ended_at_s, generator = _load(
             access, phase, run_dir, work_dir, credentials, sampler, landscape
         )
         time.sleep(SCRAPE_MARGIN_S)
     finally:
         with interrupts_deferred():
+            # First: no fault may start a process again while the landscape goes down.
+            faults.stop()
             scraper.stop()
             sampler.stop()
     joined = read_joined(work_dir / LOAD_WORKERS)

@@ -11,6 +11,7 @@ import dataclasses
 import shutil
 import signal
 import sys
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import psycopg
 from reports.manifest import BudgetRecord, CpuRecord, LandscapeRecord
 from reports.rundir import LOAD_GENERATOR
 from scenarios.landscape import LandscapeProfile
+from testbed.landscape import budgets
 from testbed.landscape.cpu import CpuPlan
 from testbed.landscape.launcher import Launcher
 from testbed.landscape.monitor import (
@@ -35,8 +37,10 @@ from testbed.landscape.monitor import (
 )
 from testbed.landscape.pgbouncer import ADMIN_DATABASE, admin_connection, pool_samples
 from testbed.landscape.postgres import replication_samples
+from testbed.landscape.process_groups import group_alive, signal_group
+from testbed.landscape.proxy import ProxyControl
 from testbed.landscape.state import LandscapeError, LandscapeState
-from testbed.landscape.teardown import tear_down
+from testbed.landscape.teardown import STOP_TIMEOUT_S, tear_down
 from testbed.run.collect import SampledGroup, SampledProcess, ScrapeTarget, StatisticsReader
 from testbed.run.experiment import LandscapeAccess, RunError, relative_to_repository
 from testbed.run.load_generator import GeneratorMember
@@ -57,6 +61,9 @@ class LaunchedLandscape:
     state: LandscapeState | None = None
     # What `sampled_processes` could not find, with the reason (for the manifest).
     unsampled: list[str] = field(default_factory=list)
+    # The servers reached through a proxy of the landscape's own (its faults cut or slow them).
+    proxied: frozenset[str] = frozenset()
+    launcher: Launcher | None = None
     # `--monitor`: Prometheus's directory (in the run directory); None: no monitor.
     monitor_dir: Path | None = None
 
@@ -67,9 +74,11 @@ class LaunchedLandscape:
             state_path=self.work_dir / "landscape.json",
             runs_dir=self.work_dir / "landscape",
             say=lambda text: print(f"testbed run: {text}", file=sys.stderr),
+            proxied=self.proxied,
             monitor_dir=self.monitor_dir,
         )
         self.state = launcher.state
+        self.launcher = launcher
         # While the launcher starts processes a signal only takes note (raising inside a fork
         # handler would be swallowed); the launcher stops at its next step and tears down.
         previous = {
@@ -117,6 +126,70 @@ class LaunchedLandscape:
         if self.state is None:
             raise RunError("the landscape is not up")
         return self.state
+
+    # What a scenario's faults do (testbed/run/faults.py): only to what this landscape's state records.
+
+    def roles(self, tier: str) -> list[str]:
+        """The roles of a tier's processes, in the profile's order (node1, node2)."""
+        return [process.role for process in self.profile.processes() if process.tier == tier]
+
+    def kill(self, role: str) -> int:
+        """SIGKILL the process group of `role` (its current life), wait until it is gone; its PID."""
+        return self._stop_group(role, signal.SIGKILL)
+
+    def stop_database(self) -> int:
+        """Stop the landscape's own PostgreSQL server (fast shutdown: its sessions end at once)."""
+        return self._stop_group("postgresql", signal.SIGINT)
+
+    def restart(self, role: str) -> int:
+        if self.launcher is None:
+            raise RunError("the landscape is not up")
+        return self.launcher.restart(role)
+
+    def cut(self, proxy: str) -> None:
+        self._proxy(proxy).cut()
+
+    def restore(self, proxy: str) -> None:
+        self._proxy(proxy).restore()
+
+    def delay(self, proxy: str, milliseconds: float) -> None:
+        self._proxy(proxy).delay(milliseconds)
+
+    def throttle(self, tier: str, cores: float | None) -> list[str]:
+        """Give every budgeted process of `tier` `cores` (None: its own budget again); return them."""
+        changed = []
+        for group in self._state.cpu_groups:
+            planned = self.cpu.process(group.role)
+            if planned is None or planned.tier != tier:
+                continue
+            budgets.enforce(group if cores is None else dataclasses.replace(group, cores=cores))
+            changed.append(group.role)
+        if not changed:
+            raise RunError(
+                f"the {tier} tier has no CPU group to change (budgets held by {self.cpu.mechanism})"
+            )
+        return changed
+
+    def _stop_group(self, role: str, number: int) -> int:
+        recorded = [process for process in self._state.processes if process.role == role]
+        if not recorded:
+            raise RunError(f"no process {role} in this landscape")
+        leader = recorded[-1].pid
+        signal_group(leader, number)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while group_alive(leader):
+            if self.launcher is not None:
+                self.launcher.reap()
+            if time.monotonic() > deadline:
+                signal_group(leader, signal.SIGKILL)
+            time.sleep(0.05)
+        return leader
+
+    def _proxy(self, role: str) -> ProxyControl:
+        port = self._state.proxy_control_ports.get(role)
+        if port is None:
+            raise RunError(f"this landscape has no {role} (the launcher starts it for the scenario's faults)")
+        return ProxyControl(port)
 
     def scrape_targets(self) -> list[ScrapeTarget]:
         state = self._state

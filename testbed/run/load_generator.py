@@ -265,7 +265,7 @@ class LoadGenerator:
 
     def _start(self, args: Sequence[str], name: str) -> subprocess.Popen[bytes]:
         with (self.logs_dir / f"{name}.log").open("ab") as log:
-            return start_python(args, self.environment, log, cores=self.plan.cores)
+            return start_python(args, self.environment, log, cores=self.plan.cores, die_with_parent=True)
 
     def stop(self) -> None:
         """Stop the load generator: after a run that ended, give the workers time to write their

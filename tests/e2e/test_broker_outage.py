@@ -25,12 +25,12 @@ import psycopg
 import pytest
 
 from loadtests.client import ApiError, ConsumerApiClient, Session
+from testbed.landscape.proxy import CuttableTcpProxy
 from tests.helpers.drain import subscribed_handlers, wait_until_drained
 from tests.helpers.peers import BODY, CONTENT, ENCRYPTED_KEY
 from tests.helpers.rabbitmq import RABBITMQ_URL, BrokerNames, delete_topology, rabbitmq_reachable
 from tests.helpers.server import running_backbone, running_worker
 from tests.helpers.services import postgres_reachable, throwaway_postgres_database, unavailable
-from tests.helpers.tcp_proxy import CuttableTcpProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 

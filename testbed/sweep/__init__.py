@@ -1,0 +1,1 @@
+"""`testbed sweep`: capacity searches across landscapes, the scaling model, the recommendation."""
