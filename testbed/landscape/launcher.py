@@ -70,7 +70,7 @@ from testbed.landscape.postgres import (
     postgres_bin_dir,
 )
 from testbed.landscape.process_groups import MARKER, started_at_s
-from testbed.landscape.prometheus import prometheus_executable
+from testbed.landscape.prometheus import Prometheus, prometheus_executable
 from testbed.landscape.seaweedfs import SeaweedFs, start_seaweedfs, wait_until_writable, weed_executable
 from testbed.landscape.state import (
     DEFAULT_STATE,
@@ -631,8 +631,32 @@ class Launcher:
         self._wait_healthy(f"http://127.0.0.1:{port}/-/ready", prometheus)
         state.prometheus_url = f"http://127.0.0.1:{port}"
         state.save()
+        # Ready is not yet scraping: the targets are loaded a moment later. The URL is printed
+        # once every target has been scraped, so what an operator opens already has data.
+        server = Prometheus(state.prometheus_url, Path(state.run_dir) / "logs" / "prometheus.log")
+
+        def scraped_all() -> bool:
+            try:
+                health = server.targets_up()
+            except OSError:
+                return False
+            return len(health) == len(targets) and "unknown" not in health.values()
+
+        try:
+            wait_until_answers(
+                scraped_all,
+                prometheus,
+                what="prometheus",
+                timeout_s=READY_TIMEOUT_S,
+                checkpoint=self._checkpoint,
+            )
+        except (ProcessExited, TimeoutError) as error:
+            raise LandscapeError(f"prometheus did not scrape its {len(targets)} targets: {error}") from None
+        down = sorted(url for url, health in server.targets_up().items() if health != "up")
         self._step(
-            f"Prometheus on {state.prometheus_url} scrapes {len(targets)} target(s); data in {directory}"
+            f"Prometheus on {state.prometheus_url} scrapes {len(targets)} target(s)"
+            + (f" ({len(down)} down: {', '.join(down)})" if down else "")
+            + f"; data in {directory}"
         )
 
     def _watched(self) -> list[WatchedProcess]:
