@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse bench-soak sweep clean
+.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse bench-soak sweep dashboards clean
 
 setup: $(STAMP)
 
@@ -75,6 +75,10 @@ bench-sse: setup
 # (a window under 10 minutes after the ramp is reported, not judged). Exit 1 (a verdict failed) is a result.
 bench-soak: setup
 	$(BIN)/testbed run --profile stage --scenario soak $(SOAK_ARGS) || test $$? -eq 1
+
+# The Grafana boards from their Python definitions (dashboards/); the JSON is committed.
+dashboards: setup
+	$(BIN)/python -m dashboards.generate
 
 clean:
 	rm -rf var results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

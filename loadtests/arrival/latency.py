@@ -28,7 +28,7 @@ def _bucket_index(value_us: int) -> int:
     return 2 * _SUB_BUCKETS + (shift - 1) * _SUB_BUCKETS + (value_us >> shift) - _SUB_BUCKETS
 
 
-def _bucket_value_us(index: int) -> float:
+def bucket_value_us(index: int) -> float:
     """Return the midpoint of a bucket, in microseconds."""
     if index < 2 * _SUB_BUCKETS:
         return float(index)
@@ -87,7 +87,7 @@ class LatencyHistogram:
             seen += self.counts[index]
             if seen >= rank:
                 # A bucket's midpoint can lie outside what was recorded; the exact extremes cannot.
-                return min(max(_bucket_value_us(index), self.min_us), self.max_us) / 1000
+                return min(max(bucket_value_us(index), self.min_us), self.max_us) / 1000
         return self.max_us / 1000
 
     def summary(self) -> Percentiles:

@@ -56,6 +56,7 @@ from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 
 from loadtests.arrival.dispatcher import ArrivalEngine, current_iteration, set_current_iteration
 from loadtests.arrival.latency import ArrivalRecorder, IterationLatency
+from loadtests.arrival.metrics import ArrivalMetrics
 from loadtests.arrival.report import ArrivalReport, build_report, format_report, write_csv, write_json
 from loadtests.arrival.shapes import WHOLE, Share, profile_for
 from loadtests.flows import FlowContext, get_flow, registered_flows
@@ -158,6 +159,14 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         help="master: write every worker's host, process, share and CPU samples to this JSON file",
     )
     parser.add_argument(
+        "--arrival-metrics-port",
+        type=int,
+        default=0,
+        include_in_web_ui=False,
+        help="serve the engine's counters and latency histograms in Prometheus format on this loopback "
+        "port (a load worker, or Locust alone; 0: not)",
+    )
+    parser.add_argument(
         "--arrival-json",
         default="",
         env_var="LOCUST_ARRIVAL_JSON",
@@ -188,6 +197,9 @@ class ArrivalPlugin:
         self.setup_recorder = ArrivalRecorder()
         # The warm-up's starts and requests: kept in this process, never reported.
         self.warm_up_recorder = ArrivalRecorder()
+        # `--arrival-metrics-port`: banks what is taken for the master (with the recorders above,
+        # what the worker's metrics count).
+        self.metrics: ArrivalMetrics | None = None
         self.in_setup = False
         self.engine: ArrivalEngine | None = None
         self.scenario: Scenario | None = None
@@ -225,6 +237,9 @@ class ArrivalPlugin:
             runner.register_message(START_MESSAGE, self._on_start_message)
             runner.register_message(STOP_MESSAGE, self._on_stop_message)
             gevent.spawn(self._sample_cpu)
+        port = int(getattr(environment.parsed_options, "arrival_metrics_port", 0) or 0)
+        if port and not isinstance(runner, MasterRunner):
+            self._serve_metrics(port)
         if environment.web_ui is not None:
             _extend_web_ui(environment, self)
 
@@ -451,8 +466,29 @@ class ArrivalPlugin:
         samples, self._cpu_samples = self._cpu_samples, []
         data[PROCESS_KEY] = {"host": socket.gethostname(), "pid": os.getpid(), "samples": samples}
         if not self._final_sent:
-            data[REPORT_KEY] = self.recorder.take()
+            data[REPORT_KEY] = self._take()
             data[SETUP_REPORT_KEY] = self.setup_recorder.take()
+
+    def _take(self) -> dict[str, Any]:
+        """Take the recorder's data for the master, keeping it for this worker's metrics."""
+        taken = self.recorder.take()
+        if self.metrics is not None:
+            self.metrics.bank(taken)
+        return taken
+
+    def _serve_metrics(self, port: int) -> None:
+        # Imported only when asked for, like the request sink.
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        def in_flight() -> dict[str, int]:
+            engine = self.engine
+            dispatchers = engine.dispatchers if engine is not None else []
+            return {dispatcher.name: dispatcher.in_flight for dispatcher in dispatchers}
+
+        self.metrics = ArrivalMetrics(lambda: (self.recorder, self.warm_up_recorder), in_flight)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self.metrics)
+        start_http_server(port, addr="127.0.0.1", registry=registry)
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if PROCESS_KEY in data and client_id in self.workers:
@@ -506,7 +542,7 @@ class ArrivalPlugin:
         self._close_sink()
         self._final_sent = True
         self._return_parts()
-        final = {REPORT_KEY: self.recorder.take(), SETUP_REPORT_KEY: self.setup_recorder.take()}
+        final = {REPORT_KEY: self._take(), SETUP_REPORT_KEY: self.setup_recorder.take()}
         self._on_report_to_master("", final)  # the CPU samples since the last stats report
         self.runner.send_message(FINAL_MESSAGE, final)
 

@@ -1,8 +1,10 @@
 """`testbed up`, `testbed down` and `testbed profile`: landscapes from profiles, as local processes.
 
-    testbed up --profile stage [--state FILE]    start it; print the URLs and the time it took
+    testbed up --profile stage [--state FILE] [--monitor]
+                                                 start it; print the URLs and the time it took
     testbed down [--state FILE]                  stop exactly what that `up` started
     testbed profile stage prod my.toml           validate profiles; show the CPU plan and budget
+    testbed monitor DIR                          serve the time series a --monitor run left in DIR
 
 Exit status: 0 done, 1 the landscape could not come up or go down, 2 bad input, 130 interrupted.
 """
@@ -10,16 +12,21 @@ Exit status: 0 done, 1 the landscape could not come up or go down, 2 bad input, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from scenarios.landscape import PROFILES_DIR, ProfileError, load_profile
 from testbed.landscape.cpu import CpuPlanError, budget_table, plan_cpus
 from testbed.landscape.launcher import Launcher
+from testbed.landscape.monitor import MONITOR_DIR, serving_recorded
 from testbed.landscape.state import DEFAULT_STATE, LandscapeError, LandscapeState
 from testbed.landscape.teardown import tear_down
+from testbed.processes import ProcessExited
 
 
 def add_landscape_commands(commands: Any) -> None:
@@ -32,6 +39,12 @@ def add_landscape_commands(commands: Any) -> None:
     )
     up.add_argument("--profile", required=True, help=f"profile name ({shipped}) or path to a TOML file")
     up.add_argument("--state", type=Path, default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})")
+    up.add_argument(
+        "--monitor",
+        action="store_true",
+        help="also start Prometheus scraping every tier (with exporters and the boards' rules); "
+        "data in the landscape's run directory (docs/dashboards.md)",
+    )
     up.set_defaults(run=_up)
 
     down = commands.add_parser("down", help="stop the landscape of a state file and remove what it created")
@@ -39,6 +52,15 @@ def add_landscape_commands(commands: Any) -> None:
         "--state", type=Path, default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})"
     )
     down.set_defaults(run=_down)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="serve the time series of a --monitor run (or landscape) on a loopback Prometheus",
+        description="Start a read-only Prometheus on DIR/prometheus (or DIR itself) and print its URL; "
+        "point a Grafana with the boards' datasource at it (docs/dashboards.md). Ctrl-C stops it.",
+    )
+    monitor.add_argument("directory", type=Path, metavar="DIR", help="a run directory (or its prometheus/)")
+    monitor.set_defaults(run=_monitor)
 
     profile = commands.add_parser("profile", help="validate landscape profiles and show their plan")
     profile.add_argument("profiles", nargs="+", metavar="PROFILE", help=f"name ({shipped}) or path")
@@ -58,6 +80,8 @@ def _up(args: argparse.Namespace) -> int:
     for warning in cpu.warnings:
         print(f"testbed: warning: {warning}", file=sys.stderr)
     launcher = Launcher(profile, cpu, state_path=args.state, say=lambda text: print(text, file=sys.stderr))
+    if args.monitor:
+        launcher.monitor_dir = Path(launcher.state.run_dir) / MONITOR_DIR
     # The handler only takes note: raising inside it could land in a fork handler, which swallows
     # exceptions. Set explicitly: a shell starts background commands with SIGINT ignored.
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -101,10 +125,38 @@ def _summary(state: LandscapeState) -> None:
         period_ms = state.cpu_groups[0].period_us / 1000
         held = ", ".join(f"{group.role} {group.cores:g}" for group in state.cpu_groups)
         print(f"  CPU budgets {state.cpu_groups[0].mechanism}, period {period_ms:g} ms: {held}")
+    if state.prometheus_url:
+        print(f"  Prometheus {state.prometheus_url} (--monitor; data in {state.monitor_dir})")
     print(f"  OAuth client {state.client_id} (tier without quotas {state.tier_id})")
     if state.load_generator_cores:
         print(f"  load generator cores {', '.join(map(str, state.load_generator_cores))}")
     print(f"  state      {state.state_path} (holds the secrets; mode 0600)")
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    directory = args.directory
+    if (directory / MONITOR_DIR).is_dir():
+        directory = directory / MONITOR_DIR
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _stop)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="testbed-monitor-") as work_dir,
+            serving_recorded(directory, Path(work_dir)) as prometheus,
+        ):
+            print(f"Prometheus {prometheus.url} serves the time series in {directory} (Ctrl-C stops it)")
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except FileNotFoundError as error:
+        return _fail(str(error))
+    except (ProcessExited, TimeoutError) as error:
+        print(f"testbed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stop(number: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _down(args: argparse.Namespace) -> int:

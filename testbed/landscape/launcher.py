@@ -43,6 +43,16 @@ from testbed.landscape import budgets
 from testbed.landscape.budgets import AFFINITY, BudgetError, CpuGroup
 from testbed.landscape.cpu import CpuPlan, confine
 from testbed.landscape.gateway import GatewayPorts, haproxy_config, haproxy_executable
+from testbed.landscape.monitor import (
+    CPU_EXPORTER_JOB,
+    CPU_PROCESSES,
+    Target,
+    WatchedProcess,
+    postgres_exporter_executable,
+    prepare,
+    prometheus_command,
+    write_watched,
+)
 from testbed.landscape.pgbouncer import (
     CLIENT_CONNECTION_MARGIN,
     PgBouncerConfig,
@@ -60,6 +70,7 @@ from testbed.landscape.postgres import (
     postgres_bin_dir,
 )
 from testbed.landscape.process_groups import MARKER, started_at_s
+from testbed.landscape.prometheus import Prometheus, prometheus_executable
 from testbed.landscape.seaweedfs import SeaweedFs, start_seaweedfs, wait_until_writable, weed_executable
 from testbed.landscape.state import (
     DEFAULT_STATE,
@@ -89,11 +100,14 @@ class Launcher:
         postgres_bin: Callable[[], Path | None] = postgres_bin_dir,
         pgbouncer: Callable[[], str | None] = pgbouncer_executable,
         proxied: frozenset[str] = frozenset(),
+        monitor_dir: Path | None = None,
     ) -> None:
         self.profile = profile
         # The servers ("broker", "database") the landscape reaches through a proxy of its own (a
         # scenario's faults cut or slow it there); none by default: no other run pays for the hop.
         self.proxied = proxied
+        # `--monitor`: Prometheus and the exporters start last, their data in this directory.
+        self.monitor_dir = monitor_dir
         self.rabbitmqctl = rabbitmqctl
         self._postgres_bin = postgres_bin
         self._pgbouncer = pgbouncer
@@ -126,6 +140,8 @@ class Launcher:
         try:
             self._bring_up()
             self._enforce_budgets()
+            if self.monitor_dir is not None:
+                self._start_monitor(self.monitor_dir)
         except BaseException:
             # A second Ctrl-C must not cut the clean-up short.
             for number in (signal.SIGINT, signal.SIGTERM):
@@ -170,6 +186,17 @@ class Launcher:
             missing.append(f"pg_basebackup in {bin_dir} for database.replicas (apt-get install postgresql)")
         if self.profile.database.pooled and self._pgbouncer() is None:
             missing.append('pgbouncer for database.pooler = "pgbouncer" (apt-get install pgbouncer)')
+        if self.monitor_dir is not None and prometheus_executable() is None:
+            missing.append("prometheus for --monitor (apt-get install prometheus)")
+        if (
+            self.monitor_dir is not None
+            and self.profile.database.kind == "postgresql"
+            and postgres_exporter_executable() is None
+        ):
+            missing.append(
+                "prometheus-postgres-exporter for --monitor of a PostgreSQL landscape "
+                "(apt-get install prometheus-postgres-exporter)"
+            )
         if missing:
             raise LandscapeError(f"the profile {self.profile.name} needs {', '.join(missing)}")
 
@@ -552,6 +579,98 @@ class Launcher:
         if self.cpu.mechanism == AFFINITY:
             self._step("CPU budgets held by affinity to whole cores (no writable cgroup hierarchy)")
 
+    def _start_monitor(self, directory: Path) -> None:
+        """Start the CPU exporter, the database's exporter and Prometheus scraping them and every
+        node, worker, SSE replica and gateway, with the boards' rules (`monitor.py`)."""
+        state = self.state
+        directory.mkdir(parents=True, exist_ok=True)
+        state.monitor_dir = str(directory.resolve())
+        state.save()
+        write_watched(directory / CPU_PROCESSES, self._watched())
+        targets = [
+            Target("node", _address(url), f"node{index}", "node")
+            for index, url in enumerate(state.node_urls, start=1)
+        ]
+        targets += [
+            Target("worker", _address(url), f"worker{index}", "events")
+            for index, url in enumerate(state.worker_urls, start=1)
+        ]
+        targets += [
+            Target("sse", _address(url), f"sse{index}", "sse")
+            for index, url in enumerate(state.sse_urls, start=1)
+        ]
+        targets += [
+            Target("gateway", _address(url), f"gateway{index}", "gateway")
+            for index, url in enumerate(state.gateway_operator_urls, start=1)
+        ]
+        waits = []
+        port = free_port()
+        command = [sys.executable, "-m", "testbed.landscape.cpu_exporter"]
+        command += ["--processes", str(directory / CPU_PROCESSES), "--port", str(port)]
+        waits.append((f"http://127.0.0.1:{port}/metrics", self._spawn("cpu-exporter", command, {}, port)))
+        targets.append(Target(CPU_EXPORTER_JOB, f"127.0.0.1:{port}", "cpu-exporter", "testbed"))
+        if state.database_url.startswith("postgresql"):
+            port = free_port()
+            exporter = self._spawn(
+                "postgres-exporter",
+                [postgres_exporter_executable() or "", f"--web.listen-address=127.0.0.1:{port}"],
+                # Its driver asks for TLS unless told otherwise, which the private server does not
+                # speak; a URL that names an sslmode keeps it.
+                {"DATA_SOURCE_NAME": _with_default_sslmode(state.database_url)},
+                port,
+            )
+            waits.append((f"http://127.0.0.1:{port}/metrics", exporter))
+            targets.append(Target("database", f"127.0.0.1:{port}", "postgresql", "database"))
+        for url, process in waits:
+            self._wait_healthy(url, process)
+        prepare(directory, state.id, targets)
+        port = free_port()
+        prometheus = self._spawn(
+            "prometheus", prometheus_command(prometheus_executable() or "", directory, port), {}, port
+        )
+        self._wait_healthy(f"http://127.0.0.1:{port}/-/ready", prometheus)
+        state.prometheus_url = f"http://127.0.0.1:{port}"
+        state.save()
+        # Ready is not yet scraping: the targets are loaded a moment later. The URL is printed
+        # once every target has been scraped, so what an operator opens already has data.
+        server = Prometheus(state.prometheus_url, Path(state.run_dir) / "logs" / "prometheus.log")
+
+        def scraped_all() -> bool:
+            try:
+                health = server.targets_up()
+            except OSError:
+                return False
+            return len(health) == len(targets) and "unknown" not in health.values()
+
+        try:
+            wait_until_answers(
+                scraped_all,
+                prometheus,
+                what="prometheus",
+                timeout_s=READY_TIMEOUT_S,
+                checkpoint=self._checkpoint,
+            )
+        except (ProcessExited, TimeoutError) as error:
+            raise LandscapeError(f"prometheus did not scrape its {len(targets)} targets: {error}") from None
+        down = sorted(url for url, health in server.targets_up().items() if health != "up")
+        self._step(
+            f"Prometheus on {state.prometheus_url} scrapes {len(targets)} target(s)"
+            + (f" ({len(down)} down: {', '.join(down)})" if down else "")
+            + f"; data in {directory}"
+        )
+
+    def _watched(self) -> list[WatchedProcess]:
+        """Every long-running process of the plan with its budget and cgroup (for the CPU exporter)."""
+        watched = []
+        for process in self.state.processes:
+            planned = self.cpu.process(process.role)
+            if planned is None:
+                continue
+            group = next((group for group in self.state.cpu_groups if group.role == process.role), None)
+            budget = None if planned.cpu_limit is None else planned.limit_cores
+            watched.append(WatchedProcess(process.role, planned.tier, process.pid, budget, group))
+        return watched
+
     def prepare_broker(self) -> dict[str, str]:
         """A private vhost (rabbitmqctl), else names of its own; return the bus settings for it."""
         broker = urllib.parse.urlsplit(self.profile.bus.url)
@@ -772,6 +891,20 @@ def _accepts(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _address(url: str) -> str:
+    """`host:port` of a loopback URL as Prometheus scrapes it."""
+    parts = urllib.parse.urlsplit(url)
+    return f"127.0.0.1:{parts.port}"
+
+
+def _with_default_sslmode(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if "sslmode" in urllib.parse.parse_qs(parts.query):
+        return url
+    query = f"{parts.query}&sslmode=disable" if parts.query else "sslmode=disable"
+    return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
 def _tail(path: Path, lines: int = 30) -> str:

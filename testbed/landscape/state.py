@@ -77,6 +77,9 @@ class LandscapeState:
     tier_id: str = ""
     load_generator_cores: list[int] = field(default_factory=list)
     allowed_target_hosts: list[str] = field(default_factory=list)
+    # `--monitor`: where Prometheus keeps config and time series, and its URL while it runs.
+    monitor_dir: str = ""
+    prometheus_url: str = ""
 
     @property
     def consumer_urls(self) -> list[str]:

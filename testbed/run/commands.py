@@ -43,6 +43,7 @@ from scenarios.landscape import LandscapeProfile, ProfileError, load_profile
 from scenarios.pool_schema import PoolConfigError, load_pool_config
 from scenarios.schema import ConstantShape, Scenario, ScenarioError, ScenarioOverrides, load_scenario
 from testbed.landscape.cpu import CpuPlan, CpuPlanError, plan_cpus
+from testbed.landscape.monitor import MONITOR_DIR
 from testbed.processes import REPOSITORY, STOP_SIGNALS
 from testbed.run.capacity import SearchPlan, SearchPlanError
 from testbed.run.experiment import Experiment, Landscape, LoadPhase, Pool, RunError
@@ -90,6 +91,12 @@ def add_run_commands(commands: Any) -> None:
         default=1,
         metavar="N",
         help="run the same experiment N times, grouped in results/<group-id>/ (default 1)",
+    )
+    run.add_argument(
+        "--monitor",
+        action="store_true",
+        help="run Prometheus on the landscape and the load generator while it runs (rules loaded, "
+        "data in RUN_DIR/prometheus, docs/dashboards.md)",
     )
     run.set_defaults(run=lambda args: run_repeated(args, run_command))
     capacity = commands.add_parser(
@@ -296,6 +303,11 @@ def _target_problems(args: argparse.Namespace, profile: LandscapeProfile) -> lis
     """Every problem of --target, --prometheus and --credentials; the target's host is checked
     against the profile here, before any request is sent."""
     problems = []
+    if args.target is not None and getattr(args, "monitor", False):
+        problems.append(
+            "--monitor watches a landscape brought up here; a target elsewhere has its own Prometheus "
+            "(--prometheus reads it)"
+        )
     if args.target is not None:
         try:
             check_target(args.target, profile)
@@ -318,13 +330,25 @@ def _target_problems(args: argparse.Namespace, profile: LandscapeProfile) -> lis
 
 
 def _landscape(
-    args: argparse.Namespace, prepared: Prepared, work_dir: Path, logs: Path, proxied: frozenset[str]
+    args: argparse.Namespace,
+    prepared: Prepared,
+    work_dir: Path,
+    logs: Path,
+    proxied: frozenset[str],
+    monitor_dir: Path | None = None,
 ) -> Landscape:
-    """The profile brought up in the run's work directory (with the proxies its faults act through),
-    or the deployment `--target` names."""
+    """The profile brought up in the run's work directory (with the proxies its faults act through,
+    watched by a Prometheus in `monitor_dir` with `--monitor`), or the deployment `--target`
+    names."""
     if prepared.target is None:
         return LaunchedLandscape(
-            prepared.profile, prepared.cpu, work_dir, logs, prepared.overrides, proxied=proxied
+            prepared.profile,
+            prepared.cpu,
+            work_dir,
+            logs,
+            prepared.overrides,
+            proxied=proxied,
+            monitor_dir=monitor_dir if getattr(args, "monitor", False) else None,
         )
     # The official client derives addresses from the host name, as the deployment does by default.
     did_domain = args.did_domain or urllib.parse.urlsplit(prepared.target).hostname or ""
@@ -390,7 +414,9 @@ def run_command(args: argparse.Namespace) -> int:
         run_id,
         run_dir,
         work_dir,
-        _landscape(args, prepared, work_dir, run_dir / LOGS, proxied_servers(scenario)),
+        _landscape(
+            args, prepared, work_dir, run_dir / LOGS, proxied_servers(scenario), run_dir / MONITOR_DIR
+        ),
         LoadPhase(scenario, scenario_overrides, prepared.generator),
         _pool(args),
     )
@@ -407,6 +433,8 @@ def run_command(args: argparse.Namespace) -> int:
     for line in (*report.headline(), *report.closing_lines()):
         print(line)
     print(f"report: {run_dir / 'report.html'}\nsummary: {run_dir / 'summary.md'}")
+    if args.monitor:
+        print(f"monitor: the run's time series in {run_dir / MONITOR_DIR} (docs/dashboards.md)")
     return 0 if report.slo_passed and report.valid and report.resilience_passed else 1
 
 

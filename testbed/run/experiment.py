@@ -17,7 +17,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -49,6 +49,7 @@ from testbed.run.faults import FaultRunner, FaultTarget
 from testbed.run.load_generator import (
     GAVE_UP,
     MASTER,
+    GeneratorMember,
     LoadGenerator,
     LoadGeneratorPlan,
     add_joined_samples,
@@ -98,6 +99,15 @@ class Landscape(Protocol):
     def budget_groups(self) -> list[SampledGroup]: ...
 
     def manifest(self) -> LandscapeRecord: ...
+
+    @property
+    def monitored(self) -> bool:
+        """Whether a Prometheus watches the landscape (`--monitor`)."""
+        ...
+
+    def watch_load_generator(self, members: Sequence[GeneratorMember]) -> None:
+        """Have the monitor watch the load generator's processes too (nothing without one)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -272,7 +282,9 @@ def measure(
         time.sleep(SCRAPE_MARGIN_S)
         if phase.scenario.faults:
             faults.start()
-        started_at_s, ended_at_s, generator = _load(access, phase, run_dir, work_dir, credentials, sampler)
+        started_at_s, ended_at_s, generator = _load(
+            access, phase, run_dir, work_dir, credentials, sampler, landscape
+        )
         time.sleep(SCRAPE_MARGIN_S)
     finally:
         with interrupts_deferred():
@@ -303,6 +315,7 @@ def _load(
     work_dir: Path,
     credentials: Path | None,
     sampler: ProcessSampler,
+    landscape: Landscape,
 ) -> tuple[float, float, LoadGenerator]:
     """Run Locust's master and workers until the scenario ends; return when they started and ended."""
     stats_prefix = work_dir / "locust"
@@ -326,10 +339,13 @@ def _load(
     joining = f" and {phase.generator.joining} joining" if phase.generator.joining else ""
     print(f"testbed run: {what}, {workers} load worker(s){joining} and a master", file=sys.stderr)
     logs = run_dir / LOGS
-    generator = LoadGenerator(phase.generator, logs, {SECRET_VARIABLE: access.client_secret})
+    generator = LoadGenerator(
+        phase.generator, logs, {SECRET_VARIABLE: access.client_secret}, metrics=landscape.monitored
+    )
     started_at_s = time.time()
     try:
         generator.start(master, worker, sampler)
+        landscape.watch_load_generator(generator.members)
         assert generator.master is not None
         history = stats_prefix.with_name(stats_prefix.name + "_stats_history.csv")
         watch(generator.master, history, started_at_s, budget_s)

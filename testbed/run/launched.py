@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,19 @@ import psutil
 import psycopg
 
 from reports.manifest import BudgetRecord, CpuRecord, LandscapeRecord
+from reports.rundir import LOAD_GENERATOR
 from scenarios.landscape import LandscapeProfile
 from testbed.landscape import budgets
 from testbed.landscape.cpu import CpuPlan
 from testbed.landscape.launcher import Launcher
+from testbed.landscape.monitor import (
+    CPU_PROCESSES,
+    LOAD_GENERATOR_JOB,
+    Target,
+    WatchedProcess,
+    add_watched,
+    write_load_generator_targets,
+)
 from testbed.landscape.pgbouncer import ADMIN_DATABASE, admin_connection, pool_samples
 from testbed.landscape.postgres import replication_samples
 from testbed.landscape.process_groups import group_alive, signal_group
@@ -34,6 +43,7 @@ from testbed.landscape.state import LandscapeError, LandscapeState
 from testbed.landscape.teardown import STOP_TIMEOUT_S, tear_down
 from testbed.run.collect import SampledGroup, SampledProcess, ScrapeTarget, StatisticsReader
 from testbed.run.experiment import LandscapeAccess, RunError, relative_to_repository
+from testbed.run.load_generator import GeneratorMember
 
 BROKER_TIER = "broker"
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "postgresql": 5432}
@@ -54,6 +64,8 @@ class LaunchedLandscape:
     # The servers reached through a proxy of the landscape's own (its faults cut or slow them).
     proxied: frozenset[str] = frozenset()
     launcher: Launcher | None = None
+    # `--monitor`: Prometheus's directory (in the run directory); None: no monitor.
+    monitor_dir: Path | None = None
 
     def up(self) -> LandscapeAccess:
         launcher = Launcher(
@@ -63,6 +75,7 @@ class LaunchedLandscape:
             runs_dir=self.work_dir / "landscape",
             say=lambda text: print(f"testbed run: {text}", file=sys.stderr),
             proxied=self.proxied,
+            monitor_dir=self.monitor_dir,
         )
         self.state = launcher.state
         self.launcher = launcher
@@ -227,6 +240,29 @@ class LaunchedLandscape:
                     "listens on its port"
                 )
         return sampled
+
+    @property
+    def monitored(self) -> bool:
+        return self.monitor_dir is not None
+
+    def watch_load_generator(self, members: Sequence[GeneratorMember]) -> None:
+        """Add the load generator's processes to the CPU exporter's list, and its workers'
+        arrival metrics to Prometheus's targets."""
+        if self.monitor_dir is None:
+            return
+        add_watched(
+            self.monitor_dir / CPU_PROCESSES,
+            [
+                WatchedProcess(member.name, LOAD_GENERATOR, member.pid, member.cpu_limit_cores)
+                for member in members
+            ],
+        )
+        targets = [
+            Target(LOAD_GENERATOR_JOB, f"127.0.0.1:{member.metrics_port}", member.name, LOAD_GENERATOR)
+            for member in members
+            if member.metrics_port is not None
+        ]
+        write_load_generator_targets(self.monitor_dir, self._state.id, targets)
 
     def budget_groups(self) -> list[SampledGroup]:
         """The cgroup of every budgeted process, whose usage and throttling the run samples."""

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,17 @@ def add_joined_samples(run_dir: Path, record: LoadGeneratorRecord, joined: Seque
     write_table(frame.reset_index(drop=True), path, PROCESS_COLUMNS, "processes")
 
 
+@dataclass(frozen=True)
+class GeneratorMember:
+    """A running process of the load generator, and the port of its arrival metrics (a worker's,
+    under `--monitor`)."""
+
+    name: str
+    pid: int
+    cpu_limit_cores: float
+    metrics_port: int | None = None
+
+
 def worker_name(index: int) -> str:
     return f"locust-worker{index}"
 
@@ -197,8 +208,11 @@ class LoadGenerator:
     plan: LoadGeneratorPlan
     logs_dir: Path
     environment: dict[str, str]
+    # `--monitor`: each worker serves its arrival metrics on a port of its own.
+    metrics: bool = False
     master: subprocess.Popen[bytes] | None = None
     workers: tuple[subprocess.Popen[bytes], ...] = ()
+    members: list[GeneratorMember] = field(default_factory=list)
 
     def start(self, master_args: Sequence[str], worker_args: Sequence[str], sampler: ProcessSampler) -> None:
         """Start the master, then the workers, each sampled from the next tick on."""
@@ -222,11 +236,19 @@ class LoadGenerator:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.master = self._start(master, MASTER)
         sampler.add(SampledProcess(MASTER, LOAD_GENERATOR, self.master.pid, cpu_limit_cores=1.0))
+        self.members.append(GeneratorMember(MASTER, self.master.pid, 1.0))
         started = []
         for index in range(1, self.plan.workers + 1):
-            process = self._start(worker, worker_name(index))
+            metrics_port = free_port() if self.metrics else None
+            metrics = ["--arrival-metrics-port", str(metrics_port)] if metrics_port else []
+            process = self._start([*worker, *metrics], worker_name(index))
             started.append(process)
             self.workers = tuple(started)
+            self.members.append(
+                GeneratorMember(
+                    worker_name(index), process.pid, self.plan.worker_cpu_limit_cores, metrics_port
+                )
+            )
             sampler.add(
                 SampledProcess(
                     worker_name(index),

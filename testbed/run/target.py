@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from reports.manifest import CpuRecord, LandscapeRecord
 from scenarios.landscape import LandscapeProfile, target_allowed
 from testbed.run.collect import Sample, SampledGroup, SampledProcess, ScrapeTarget
 from testbed.run.experiment import LandscapeAccess, RunError, relative_to_repository
+from testbed.run.load_generator import GeneratorMember
 
 PROMETHEUS_TIMEOUT_S = 5.0
 # Labels Prometheus adds to every federated sample; the process and tier carry them instead.
@@ -111,6 +112,13 @@ class TargetLandscape:
 
     def budget_groups(self) -> list[SampledGroup]:
         return []
+
+    @property
+    def monitored(self) -> bool:
+        return False  # the deployment's own Prometheus watches it (--prometheus)
+
+    def watch_load_generator(self, members: Sequence[GeneratorMember]) -> None:
+        return
 
     def manifest(self) -> LandscapeRecord:
         profile = self.profile

@@ -5,7 +5,9 @@
 - a node with `cpu_limit = 0.25` under a busy loop uses 0.15 to 0.30 cores (its group's counter);
 - the database is the landscape's own server with the profile's settings, in its own group;
 - `down` leaves no process, listening port, cgroup or server directory, also after a killed `up`;
-- budgets beyond the machine and an unknown option are refused in one message, before anything starts.
+- budgets beyond the machine and an unknown option are refused in one message, before anything starts;
+- with `--monitor`, Prometheus scrapes every tier and the CPU exporter reports each budget and its
+  throttling as the kernel counts them; `down` stops the monitor's processes too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 
 from testbed.landscape.budgets import CpuGroup
 from testbed.landscape.postgres import CLUSTER_USER, postgres_bin_dir
+from testbed.landscape.prometheus import Prometheus
 from tests.helpers.busy_loop import busy_loop_in
 from tests.helpers.landscape import leftovers, read_state, require, run_testbed, start_testbed, wait_for_state
 from tests.helpers.services import unavailable
@@ -63,6 +66,10 @@ LOG_LEVEL = "WARNING"
 """
 
 
+# The migration, and the monitor's processes: no tier of the landscape, no budget.
+UNBUDGETED = {"migrate", "prometheus", "cpu-exporter", "postgres-exporter"}
+
+
 def require_budgets() -> None:
     require("haproxy")
     if postgres_bin_dir() is None:
@@ -97,7 +104,8 @@ def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def landscape(profile_path: Path) -> Iterator[dict[str, Any]]:
     require_budgets()
     state_path = profile_path.with_name("state.json")
-    up = run_testbed("up", "--profile", str(profile_path), "--state", str(state_path))
+    require("prometheus", "prometheus-postgres-exporter")
+    up = run_testbed("up", "--profile", str(profile_path), "--state", str(state_path), "--monitor")
     assert up.returncode == 0, up.stdout + up.stderr
     state = read_state(state_path)
     print(f"\ntestbed up (budgets, private PostgreSQL): {state['up_seconds']} s")
@@ -118,7 +126,7 @@ def test_every_process_and_everything_it_forks_runs_in_its_own_group_with_its_qu
     groups = groups_of(landscape)
     assert set(groups) == {"postgresql", "admin-api", "node1", "gateway1"}
     for process in landscape["processes"]:
-        if process["role"] == "migrate":
+        if process["role"] in UNBUDGETED:
             continue
         group = groups[process["role"]]
         quota, usage = group.directories  # cgroup v1 here: the cpu group and its cpuacct twin
@@ -138,6 +146,24 @@ def test_a_node_with_a_quarter_core_under_a_busy_loop_uses_a_quarter_core(landsc
     print(f"\nnode1 (cpu_limit 0.25), busy: {use.cores:.3f} cores; throttled {use.throttled_periods}")
     assert 0.15 <= use.cores <= 0.30
     assert use.throttled_periods > 0
+
+
+def test_the_monitor_scrapes_every_tier_and_sees_a_throttled_budget(landscape: dict[str, Any]) -> None:
+    prometheus = Prometheus(landscape["prometheus_url"], Path(landscape["monitor_dir"]) / "prometheus.log")
+    assert set(prometheus.targets_up().values()) == {"up"}
+    jobs = {sample["metric"]["job"] for sample in prometheus.query("up == 1")}
+    assert {"node", "gateway", "database", "testbed"} <= jobs
+    node = groups_of(landscape)["node1"]
+    use = busy_loop_in(node, measure_s=3.0)
+    assert use.throttled_periods > 0
+    time.sleep(1.5)  # one more scrape
+    budget = prometheus.query('testbed_tier_cpu_budget_cores{process="node1"}')
+    assert [(sample["metric"]["tier"], sample["value"][1]) for sample in budget] == [("node", "0.25")]
+    throttled = prometheus.query('increase(testbed_tier_cpu_throttled_periods_total{process="node1"}[1m])')
+    assert float(throttled[0]["value"][1]) > 0
+    landscape_id = landscape["id"]
+    connections = prometheus.query(f'pg_settings_max_connections{{landscape="{landscape_id}"}}')
+    assert [sample["value"][1] for sample in connections] == ["40"]
 
 
 def test_the_database_is_the_landscapes_own_server_with_the_profiles_settings(
