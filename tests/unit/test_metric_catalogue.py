@@ -10,6 +10,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from backbone.platform.metrics import Metrics
 from backbone.platform.push.metrics import PushMetrics
+from backbone.platform.sse import SseMetrics
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<type>[a-z]+)(?: \(sum\))? \|(?P<labels>[^|]*)\|")
@@ -30,8 +31,9 @@ def defined() -> dict[str, tuple[str, tuple[str, ...]]]:
     metrics = Metrics()
     metrics.watch_outbox(lambda limit: 0)
     found = {}
-    # The push connectors' metrics live in the registry the worker serves too.
-    for value in [*vars(metrics).values(), *vars(PushMetrics(CollectorRegistry())).values()]:
+    # The push connectors' metrics live in the registry the worker serves too; the SSE server's in its own.
+    others = [PushMetrics(CollectorRegistry()), SseMetrics(CollectorRegistry())]
+    for value in [*vars(metrics).values(), *(value for other in others for value in vars(other).values())]:
         if isinstance(value, MetricWrapperBase):
             kind = value._type
             name = value._name + ("_total" if kind == "counter" else "")
