@@ -29,7 +29,18 @@ KUBERNETES_VERSION = "1.32"
 KUBERNETES_DIR = COMPOSE_DIR / "kubernetes"
 KUSTOMIZATIONS = [f"overlays/{name}" for name in LANDSCAPES] + ["load"]
 # What compose/.env holds on an operator's host; any value does for reading the files.
-SECRETS = dict.fromkeys(("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "MINIO_PASSWORD", "ADMIN_API_KEY", "JWT_SIGNING_KEY", "GRAFANA_PASSWORD", "MSSQL_SA_PASSWORD"), "not-a-real-secret-but-long-enough-for-the-checks")
+SECRETS = dict.fromkeys(
+    (
+        "POSTGRES_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "MINIO_PASSWORD",
+        "ADMIN_API_KEY",
+        "JWT_SIGNING_KEY",
+        "GRAFANA_PASSWORD",
+        "MSSQL_SA_PASSWORD",
+    ),
+    "not-a-real-secret-but-long-enough-for-the-checks",
+)
 
 
 def tool(name: str, hint: str) -> str:
