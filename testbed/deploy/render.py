@@ -36,6 +36,7 @@ POSTGRES_IMAGE = "postgres:15.10-bookworm"
 RABBITMQ_IMAGE = "rabbitmq:4.0.5-management-alpine"
 MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
 HAPROXY_IMAGE = "haproxy:3.0.7"
+HAPROXY_USER_ID = 99
 PROMETHEUS_IMAGE = "prom/prometheus:v3.1.0"
 GRAFANA_IMAGE = "grafana/grafana:11.6.0"
 POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.16.0"
@@ -722,7 +723,8 @@ def kubernetes_base() -> dict[str, list[dict[str, Any]]]:
         "readinessProbe": _probe("operator"),
         "livenessProbe": _probe("operator"),
         "resources": _resources("gateway", None),
-        "securityContext": _SECURITY_CONTEXT,
+        # The image's user `haproxy` has a name, not a number, which runAsNonRoot cannot verify.
+        "securityContext": _SECURITY_CONTEXT | {"runAsUser": HAPROXY_USER_ID},
     }
     certificate = Path(GATEWAY_CERTIFICATE_PATH).name
     gateway = _deployment(
@@ -972,7 +974,11 @@ def load_kustomization() -> dict[str, Any]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, multi-line strings as literal blocks, keys in the order written."""
+    """Block style, multi-line strings as literal blocks, keys in the order written, no anchors
+    (a reader sees each service whole)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:

@@ -19,6 +19,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import trustme
 import yaml
 
 from scenarios.landscape import LandscapeProfile, load_profile
@@ -388,3 +389,20 @@ def test_profile_compose_file_and_overlay_agree_on_every_scaling_option(
     # The quantities are exact: a budget of 0.125 cores is 125m, not a rounded neighbour.
     if profile.nodes.cpu_limit is not None:
         assert millicores(profile.nodes.cpu_limit) == f"{round(profile.nodes.cpu_limit * 1000)}m"
+
+
+@pytest.mark.parametrize(
+    "config", ["haproxy/stage.cfg", "haproxy/prod.cfg", "kubernetes/overlays/prod/haproxy.cfg"]
+)
+def test_haproxy_accepts_the_gateway_config_with_its_tls_certificate(config: str, tmp_path: Path) -> None:
+    """`haproxy -c` with a throwaway certificate; the nodes' names resolve on the engine's
+    network only, so here they become loopback addresses (the rest is checked as written)."""
+    haproxy = tool("haproxy", "apt-get install haproxy")
+    certificate = tmp_path / "gateway.pem"
+    trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(certificate))
+    text = (COMPOSE_DIR / config).read_text()
+    text = re.sub(r"ssl crt \S+", f"ssl crt {certificate}", text)
+    text = re.sub(r"(server node\d+) [a-z0-9-]+:", r"\1 127.0.0.1:", text)
+    (tmp_path / "haproxy.cfg").write_text(text)
+    result = run(haproxy, "-c", "-f", str(tmp_path / "haproxy.cfg"))
+    assert result.returncode == 0, result.stdout + result.stderr
