@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from testbed.cli import main
-from testbed.deploy.render import COMPOSE_DIR, LANDSCAPES, REPOSITORY, render_files
+from testbed.deploy import commands as deploy_commands
+from testbed.deploy.render import COMPOSE_DIR, LANDSCAPES, REPOSITORY, Rendered, render_files
 
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|API_KEY|SIGNING_KEY|TOKEN|PASS\b", re.IGNORECASE)
 
@@ -30,15 +31,18 @@ def test_the_committed_files_are_the_generators_output() -> None:
     assert stale == [], "run `make deploy-files` and commit the result"
 
 
-def test_render_check_names_a_file_that_drifted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = COMPOSE_DIR / "stage.yml"
-    original = target.read_text()
-    try:
-        target.write_text(original.replace("--workers", "--workers-edited-by-hand", 1))
-        assert main(["deploy", "render", "--check"]) == 1
-    finally:
-        target.write_text(original)
-    assert "compose/stage.yml differs from its profile" in capsys.readouterr().err
+def test_render_check_names_a_file_that_drifted_and_render_rewrites_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "stage.yml"
+    target.write_text("edited by hand\n")
+    monkeypatch.setattr(deploy_commands, "REPOSITORY", tmp_path)
+    monkeypatch.setattr(deploy_commands, "render_files", lambda: [Rendered(target, "rendered\n")])
+    assert main(["deploy", "render", "--check"]) == 1
+    assert "stage.yml differs from its profile" in capsys.readouterr().err
+    assert target.read_text() == "edited by hand\n"
+    assert main(["deploy", "render"]) == 0
+    assert target.read_text() == "rendered\n"
     assert main(["deploy", "render", "--check"]) == 0
 
 
