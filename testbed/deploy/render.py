@@ -354,7 +354,13 @@ def _opt_in_services(profile: LandscapeProfile) -> dict[str, Any]:
         if profile.gateway.instances
         else f"http://{node_names(profile)[0]}:{CONSUMER_API_PORT}"
     )
-    locust = {"image": IMAGE, "entrypoint": ["python", "-m", "locust"], "profiles": ["load"]}
+    # The image's health check asks a backbone port; Locust serves none of them.
+    locust = {
+        "image": IMAGE,
+        "entrypoint": ["python", "-m", "locust"],
+        "healthcheck": {"disable": True},
+        "profiles": ["load"],
+    }
     services: dict[str, Any] = {
         "locust-master": locust
         | {
