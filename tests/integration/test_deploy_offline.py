@@ -143,25 +143,43 @@ def test_every_hpa_scales_a_deployment_of_its_render_with_cpu_requests_and_no_re
     assert hpas_seen == 5
 
 
-def test_no_render_holds_a_secret_and_the_admin_api_is_off_the_public_path(
+def test_no_render_holds_a_secret_and_the_admin_api_and_metrics_are_off_the_public_path(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
+    """Only Prometheus and operator pods reach the Admin API and a worker's metrics; with a
+    gateway, the nodes (whose port serves /metrics too) take traffic from it and Prometheus only;
+    only the gateway's Service leaves the cluster."""
+    prometheus = "app.kubernetes.io/name=prometheus"
+    operator = "backbone.testbed/operator=true"
+    gateway = "app.kubernetes.io/name=gateway,app.kubernetes.io/part-of=backbone"
     for name, objects in rendered.items():
         assert [item for item in objects if item["kind"] == "Secret"] == [], name
         if not name.startswith("overlays/"):
             continue
-        policies = {item["metadata"]["name"]: item for item in objects if item["kind"] == "NetworkPolicy"}
-        admin_sources = [
-            source["podSelector"]["matchLabels"]
-            for rule in policies["admin-api"]["spec"]["ingress"]
-            for source in rule["from"]
-        ]
-        assert {
-            "app.kubernetes.io/name": "gateway",
-            "app.kubernetes.io/part-of": "backbone",
-        } not in admin_sources
-        services = {item["metadata"]["name"]: item for item in objects if item["kind"] == "Service"}
-        assert services["admin-api"]["spec"]["type"] == "ClusterIP"
+        sources = {
+            item["metadata"]["name"]: {
+                ",".join(f"{key}={value}" for key, value in source["podSelector"]["matchLabels"].items())
+                for rule in item["spec"]["ingress"]
+                for source in rule["from"]
+            }
+            for item in objects
+            if item["kind"] == "NetworkPolicy"
+        }
+        assert sources["admin-api"] == {prometheus, operator}, name
+        if "worker" in sources:
+            assert sources["worker"] == {prometheus, operator}, name
+        has_gateway = any(
+            item["kind"] == "Deployment" and item["metadata"]["name"] == "gateway" for item in objects
+        )
+        assert ("consumer-api" in sources) == has_gateway, name
+        if has_gateway:
+            assert sources["consumer-api"] == {gateway, prometheus}, name
+        public = {
+            item["metadata"]["name"]
+            for item in objects
+            if item["kind"] == "Service" and item["spec"].get("type", "ClusterIP") != "ClusterIP"
+        }
+        assert public == ({"gateway"} if has_gateway else set()), name
 
 
 def compose_env() -> dict[str, str]:
