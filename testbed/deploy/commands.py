@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from scenarios.landscape import ProfileError
-from testbed.deploy.render import REPOSITORY, render_files
+from testbed.deploy.landscape import REPOSITORY
+from testbed.deploy.render import render_files
 
 
 def add_deploy_commands(commands: Any) -> None:

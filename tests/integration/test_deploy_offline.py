@@ -23,7 +23,8 @@ import trustme
 import yaml
 
 from scenarios.landscape import LandscapeProfile, load_profile
-from testbed.deploy.render import COMPOSE_DIR, LANDSCAPES, millicores
+from testbed.deploy.kubernetes import millicores
+from testbed.deploy.landscape import COMPOSE_DIR, LANDSCAPES
 from tests.helpers.services import unavailable
 
 KUBERNETES_VERSION = "1.32"

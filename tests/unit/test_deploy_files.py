@@ -12,7 +12,8 @@ import yaml
 
 from testbed.cli import main
 from testbed.deploy import commands as deploy_commands
-from testbed.deploy.render import COMPOSE_DIR, LANDSCAPES, REPOSITORY, Rendered, render_files
+from testbed.deploy.landscape import COMPOSE_DIR, LANDSCAPES, REPOSITORY, Rendered
+from testbed.deploy.render import render_files
 
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|API_KEY|SIGNING_KEY|TOKEN|PASS\b", re.IGNORECASE)
 
