@@ -278,18 +278,45 @@ def scaling_from_compose(name: str) -> dict[str, Any]:
         "database.max_overflow": one(
             [int(item["environment"]["BACKBONE_DB_MAX_OVERFLOW"]) for item in backbone]
         ),
+        "backbone": one([extra_settings(item["environment"]) for item in backbone]),
     }
     if "postgres" in services:
         command = services["postgres"]["command"]
         found["database.cpu_limit"] = services["postgres"].get("cpus")
-        found["database.max_connections"] = int(
-            next(part for part in command if part.startswith("max_connections=")).split("=")[1]
-        )
+        server = dict(part.split("=", 1) for part in command if "=" in part)
+        found["database.max_connections"] = int(server["max_connections"])
+        found["database.shared_buffers"] = server["shared_buffers"]
+        found["database.work_mem"] = server["work_mem"]
     if "minio" in services:
         found["blob_store.cpu_limit"] = services["minio"].get("cpus")
     if gateways:
         found |= gateway_options((COMPOSE_DIR / "haproxy" / f"{name}.cfg").read_text())
     return found
+
+
+# Settings that come from the profile's own tables, from compose/.env or from the image.
+DERIVED_SETTINGS = {
+    "BACKBONE_ENVIRONMENT",
+    "BACKBONE_DB_POOL_SIZE",
+    "BACKBONE_DB_MAX_OVERFLOW",
+    "BACKBONE_BUS",
+    "BACKBONE_BLOB_STORE",
+    "BACKBONE_DATABASE_URL",
+    "BACKBONE_JWT_SIGNING_KEY",
+    "BACKBONE_ADMIN_API_KEY",
+    "BACKBONE_RABBITMQ_URL",
+    "BACKBONE_VAR_DIR",
+    "BACKBONE_BLOB_DIR",
+}
+
+
+def extra_settings(environment: dict[str, str]) -> dict[str, str]:
+    """The profile's `[backbone]` table as an environment states it (names without the prefix)."""
+    return {
+        key.removeprefix("BACKBONE_"): value
+        for key, value in environment.items()
+        if key.startswith("BACKBONE_") and key not in DERIVED_SETTINGS and not key.startswith("BACKBONE_S3_")
+    }
 
 
 def gateway_options(config: str) -> dict[str, Any]:
@@ -339,6 +366,7 @@ def scaling_from_overlay(objects: list[dict[str, Any]], profile: LandscapeProfil
         "admin_api.cpu_limit": budget("admin-api"),
         "database.pool_size": int(settings["BACKBONE_DB_POOL_SIZE"]),
         "database.max_overflow": int(settings["BACKBONE_DB_MAX_OVERFLOW"]),
+        "backbone": extra_settings(settings),
         "worker.replicas": 0,
         "worker.cpu_limit": None,
         "gateway.instances": 0,
@@ -373,6 +401,7 @@ def scaling_from_profile(profile: LandscapeProfile) -> dict[str, Any]:
         "admin_api.cpu_limit": profile.admin_api.cpu_limit,
         "database.pool_size": profile.database.pool_size,
         "database.max_overflow": profile.database.max_overflow,
+        "backbone": dict(profile.backbone),
     }
     if profile.gateway.instances:
         found |= {
@@ -399,6 +428,8 @@ def test_profile_compose_file_and_overlay_agree_on_every_scaling_option(
         compose_expected |= {
             "database.cpu_limit": profile.database.cpu_limit,
             "database.max_connections": profile.database.max_connections,
+            "database.shared_buffers": profile.database.shared_buffers,
+            "database.work_mem": profile.database.work_mem,
         }
     if profile.blob_store.kind == "s3":
         compose_expected["blob_store.cpu_limit"] = profile.blob_store.cpu_limit
