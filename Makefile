@@ -88,3 +88,7 @@ bench-report: setup
 
 bench-compare: setup
 	$(BIN)/python -m testbed.bench.compare $(BENCH_ARGS)
+
+# The compose files and Kubernetes overlays, rendered from scenarios/landscapes/ (docs/deploy.md).
+deploy-files: setup
+	$(BIN)/testbed deploy render

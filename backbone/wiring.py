@@ -320,11 +320,16 @@ def build_services(
 def handler_queues() -> list[str]:
     """The queue of every handler the modules subscribe (`<Module>.<EventName>`), in order: what
     a broker holds for this backbone (the testbed removes a landscape's queues by these names)."""
+    return [handler.queue for handler in subscribed_handlers()]
+
+
+def subscribed_handlers() -> list[Handler]:
+    """Every handler the modules subscribe, in order, from a throwaway development backbone."""
     with tempfile.TemporaryDirectory() as directory:
         settings = Settings(var_dir=Path(directory), database_url=f"sqlite:///{directory}/unused.sqlite3")
         services = build_services(settings)
         services.close()
-    return [handler.queue for handler in services.handlers]
+    return services.handlers
 
 
 def count_business_events(metrics: Metrics) -> Callable[[PublishedEvent], None]:

@@ -5,6 +5,7 @@
     testbed compare | history | site  what lies under results/         (testbed/run/results.py)
     testbed up | down | profile       landscapes as local processes   (testbed/landscape/)
     testbed seed                      identity pools                  (testbed/seed.py)
+    testbed deploy render [--check]   compose files, Kubernetes overlays (testbed/deploy/)
 
 Benchmarks are `make bench*` commands (testbed/bench/).
 """
@@ -15,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from testbed.deploy.commands import add_deploy_commands
 from testbed.landscape.commands import add_landscape_commands
 from testbed.run.commands import add_run_commands
 from testbed.run.results import add_results_commands
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run_commands(commands)
     add_sweep_command(commands)
     add_results_commands(commands)
+    add_deploy_commands(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The landscapes on a container engine: compose files and Kubernetes overlays from the profiles."""
