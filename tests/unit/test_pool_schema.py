@@ -122,6 +122,6 @@ def test_inconsistent_pools_are_refused(change: tuple[str, str], expected: str |
 
 def test_syntax_errors_and_missing_files_are_one_line_each(tmp_path: Path) -> None:
     assert problems("pools = [")[0].startswith("x.toml: (syntax): ")
-    with pytest.raises(PoolConfigError, match=r"cannot be read.*known pool configs: heavy, light, test"):
+    with pytest.raises(PoolConfigError, match=r"cannot be read.*known pool configs: heavy, light, sse, test"):
         load_pool_config("no-such-pool")
     assert problems("")[0] == "x.toml: pools: must be a non-empty array of tables ([[pools]])"

@@ -18,7 +18,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 def test_an_unknown_pool_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
     status, out = run(capsys, "--pool", "medium", "--verify")
     assert status == 2
-    assert "known pool configs: heavy, light, test" in out
+    assert "known pool configs: heavy, light, sse, test" in out
 
 
 def test_an_invalid_pool_file_lists_its_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
