@@ -121,14 +121,12 @@ class ClientService:
 
     def overviews(self) -> list[ClientOverview]:
         """Every client with its default tier and number of identities."""
-        tiers = self._tiers.by_id()
         with self._db.read() as connection:
-            return self._clients.overviews(connection, tiers)
+            return self._clients.overviews(connection, self._tiers.by_id())
 
     def overview(self, client_id: str) -> ClientOverview:
-        tiers = self._tiers.by_id()
         with self._db.read() as connection:
-            found = self._clients.overviews(connection, tiers, client_id)
+            found = self._clients.overviews(connection, self._tiers.by_id(), client_id)
         if not found:
             raise NotFound("Client")
         return found[0]
@@ -329,19 +327,18 @@ class IdentityService:
 
     def overviews(self, query: ODataQuery) -> tuple[list[IdentityOverview], int | None]:
         """Identities filtered, ordered and cut as the operator asked; the total when asked for."""
-        tiers = self._tiers.by_id()
         with self._db.read() as connection:
-            return self._identities.overviews(connection, query, tiers)
+            return self._identities.overviews(connection, query, self._tiers.by_id())
 
     def change_tier(self, address: str, tier_id: str) -> None:
         """Move an identity to another tier; "Queued for Deletion" is left to deletion processes."""
-        tier = self._tiers.find(tier_id)
         with self._db.transaction() as connection:
             identity = self._identities.find(connection, address)
             if identity is None:
                 raise NotFound("Identity")
             if QUEUED_FOR_DELETION_TIER_ID in (identity.tier_id, tier_id):
                 raise model.queued_for_deletion_tier_cannot_be_manually_assigned_or_unassigned()
+            tier = self._tiers.find(tier_id)  # joins this transaction
             if tier is None:
                 raise NotFound("Tier")
             if not tier.can_be_manually_assigned:

@@ -83,9 +83,9 @@ class TierService:
     def overviews(self) -> list[TierOverview]:
         """Every tier with its number of identities, by name."""
         with self._db.read() as connection:
-            found = self._tiers.all(connection)
-        counts = self._identities_per_tier()
-        return [TierOverview(tier, counts.get(tier.id, 0)) for tier in found]
+            # Devices' read joins this unit of work: the counts are of the same moment.
+            counts = self._identities_per_tier()
+            return [TierOverview(tier, counts.get(tier.id, 0)) for tier in self._tiers.all(connection)]
 
     def create(self, name: str) -> Tier:
         """Add a tier that clients can use as default and operators can assign."""
@@ -102,15 +102,16 @@ class TierService:
         """Delete a tier nothing uses; `Basic` and "Queued for Deletion" stay."""
         if tier_id == QUEUED_FOR_DELETION_TIER_ID:
             raise model.queued_for_deletion_tier_cannot_be_deleted()
-        if self.get(tier_id).name == BASIC_TIER_NAME:
-            raise model.basic_tier_cannot_be_deleted()
-        # Asked before the transaction: the usage is the devices module's to read, on its own
-        # connection (an assignment racing the deletion was possible before the move too).
-        if (reason := self._tier_usage(tier_id)) is not None:
-            raise model.used_tier_cannot_be_deleted(reason)
         with self._db.transaction() as connection:
-            if not self._tiers.delete(connection, tier_id):
+            tier = self._tiers.find(connection, tier_id)
+            if tier is None:
                 raise NotFound("Tier")
+            if tier.name == BASIC_TIER_NAME:
+                raise model.basic_tier_cannot_be_deleted()
+            # Devices' read joins this transaction (nested units join the outermost one).
+            if (reason := self._tier_usage(tier_id)) is not None:
+                raise model.used_tier_cannot_be_deleted(reason)
+            self._tiers.delete(connection, tier_id)
             self._outbox.add(TierDeleted(id=tier_id))
 
     def default_tier_for_clients(self, name_or_id: str) -> Tier:
