@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -181,9 +181,9 @@ class ClientRepository:
         return int(connection.execute(statement).scalar_one())
 
     def overviews(
-        self, connection: Connection, tiers: Mapping[str, Tier], client_id: str | None = None
+        self, connection: Connection, tier_of: Callable[[str], Tier], client_id: str | None = None
     ) -> list[ClientOverview]:
-        """Clients (or the one client) with their default tier (from `tiers`, by id) and number of
+        """Clients (or the one client) with their default tier (`tier_of` its id) and number of
         identities."""
         counted = (
             sa.select(identities.c.client_id, sa.func.count().label("number"))
@@ -199,7 +199,7 @@ class ClientRepository:
         if client_id is not None:
             statement = statement.where(oauth_clients.c.client_id == client_id)
         return [
-            ClientOverview(_client(row), tiers[row.default_tier_id], int(row.number_of_identities))
+            ClientOverview(_client(row), tier_of(row.default_tier_id), int(row.number_of_identities))
             for row in connection.execute(statement)
         ]
 
@@ -262,9 +262,9 @@ _EXPORT_DEVICES = (
 
 
 class IdentityRepository:
-    # The exports name tiers: `tier_names` maps tier ids to names (the tiers module's data).
+    # The exports name tiers: `tier_of` gives the tier of an id (the tiers module's data).
     def export_identities(
-        self, connection: Connection, tier_names: Mapping[str, str]
+        self, connection: Connection, tier_of: Callable[[str], Tier]
     ) -> Iterator[IdentityExport]:
         for row in connection.execute(_EXPORT_IDENTITIES):
             yield IdentityExport(
@@ -272,13 +272,15 @@ class IdentityRepository:
                 client_id=row.client_id,
                 created_at=row.created_at,
                 identity_version=row.identity_version,
-                tier_name=tier_names[row.tier_id],
+                tier_name=tier_of(row.tier_id).name,
                 status=IdentityStatus(row.status),
                 deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
                 number_of_devices=int(row.number_of_devices),
             )
 
-    def export_devices(self, connection: Connection, tier_names: Mapping[str, str]) -> Iterator[DeviceExport]:
+    def export_devices(
+        self, connection: Connection, tier_of: Callable[[str], Tier]
+    ) -> Iterator[DeviceExport]:
         for row in connection.execute(_EXPORT_DEVICES):
             yield DeviceExport(
                 id=row.id,
@@ -286,7 +288,7 @@ class IdentityRepository:
                 created_at=row.created_at,
                 last_login_at=row.last_login_at,
                 client_id=row.client_id,
-                tier_name=tier_names[row.tier_id],
+                tier_name=tier_of(row.tier_id).name,
                 identity_status=IdentityStatus(row.status),
                 identity_deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
             )
@@ -369,10 +371,10 @@ class IdentityRepository:
         return [_device(row) for row in connection.execute(statement)]
 
     def overviews(
-        self, connection: Connection, query: ODataQuery, tiers: Mapping[str, Tier]
+        self, connection: Connection, query: ODataQuery, tier_of: Callable[[str], Tier]
     ) -> tuple[list[IdentityOverview], int | None]:
         """Identities as the operators' list shows them, filtered, ordered and cut as asked; their
-        tiers come from `tiers`, by id."""
+        tiers come from `tier_of`."""
         device_stats = (
             sa.select(
                 devices.c.identity_address,
@@ -407,7 +409,7 @@ class IdentityRepository:
                 last_login_at=row.last_login_at,
                 created_with_client=row.client_id,
                 identity_version=row.identity_version,
-                tier=tiers[row.tier_id],
+                tier=tier_of(row.tier_id),
                 number_of_devices=int(row.number_of_devices),
             )
             for row in rows

@@ -122,11 +122,11 @@ class ClientService:
     def overviews(self) -> list[ClientOverview]:
         """Every client with its default tier and number of identities."""
         with self._db.read() as connection:
-            return self._clients.overviews(connection, self._tiers.by_id())
+            return self._clients.overviews(connection, self._tiers.lookup())
 
     def overview(self, client_id: str) -> ClientOverview:
         with self._db.read() as connection:
-            found = self._clients.overviews(connection, self._tiers.by_id(), client_id)
+            found = self._clients.overviews(connection, self._tiers.lookup(), client_id)
         if not found:
             raise NotFound("Client")
         return found[0]
@@ -328,7 +328,7 @@ class IdentityService:
     def overviews(self, query: ODataQuery) -> tuple[list[IdentityOverview], int | None]:
         """Identities filtered, ordered and cut as the operator asked; the total when asked for."""
         with self._db.read() as connection:
-            return self._identities.overviews(connection, query, self._tiers.by_id())
+            return self._identities.overviews(connection, query, self._tiers.lookup())
 
     def change_tier(self, address: str, tier_id: str) -> None:
         """Move an identity to another tier; "Queued for Deletion" is left to deletion processes."""
@@ -413,15 +413,15 @@ class IdentityService:
 
     def export_identities(self) -> Iterator[IdentityExport]:
         """Every identity, oldest first, for the operators' database export."""
-        tier_names = {tier.id: tier.name for tier in self._tiers.by_id().values()}
+        tier_of = self._tiers.lookup()
         with self._db.read() as connection:
-            yield from self._identities.export_identities(connection, tier_names)
+            yield from self._identities.export_identities(connection, tier_of)
 
     def export_devices(self) -> Iterator[DeviceExport]:
         """Every device that is not deleted, oldest first, for the operators' database export."""
-        tier_names = {tier.id: tier.name for tier in self._tiers.by_id().values()}
+        tier_of = self._tiers.lookup()
         with self._db.read() as connection:
-            yield from self._identities.export_devices(connection, tier_names)
+            yield from self._identities.export_devices(connection, tier_of)
 
 
 class DeviceService:

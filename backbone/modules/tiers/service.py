@@ -75,10 +75,19 @@ class TierService:
     def exists(self, tier_id: str) -> bool:
         return self.find(tier_id) is not None
 
-    def by_id(self) -> dict[str, Tier]:
-        """Every tier by its id: the few tiers are read at once where lists show them."""
+    def lookup(self) -> Callable[[str], Tier]:
+        """Tier by id, for lists that show the tiers of many rows: every tier is read once (an
+        installation has a handful), and one created and assigned after that read is read when
+        first asked for, so a list never misses a tier its rows point at."""
         with self._db.read() as connection:
-            return {tier.id: tier for tier in self._tiers.all(connection)}
+            known = {tier.id: tier for tier in self._tiers.all(connection)}
+
+        def tier_of(tier_id: str) -> Tier:
+            if tier_id not in known:
+                known[tier_id] = self.get(tier_id)
+            return known[tier_id]
+
+        return tier_of
 
     def overviews(self) -> list[TierOverview]:
         """Every tier with its number of identities, by name."""
