@@ -19,14 +19,13 @@ from backbone.modules.announcements.service import AnnouncementService
 from backbone.modules.challenges.module import include_challenges
 from backbone.modules.challenges.service import ChallengeService
 from backbone.modules.devices.events import IdentityCreated
-from backbone.modules.devices.model import BASIC_TIER_NAME, IdentityStatus
-from backbone.modules.devices.module import include_devices
+from backbone.modules.devices.model import IdentityStatus
+from backbone.modules.devices.module import DevicesModule, include_devices
 from backbone.modules.devices.service import (
     ClientService,
     DeviceService,
     IdentityService,
     LoginService,
-    TierService,
 )
 from backbone.modules.feature_flags.module import include_feature_flags
 from backbone.modules.feature_flags.service import FeatureFlagService
@@ -51,6 +50,9 @@ from backbone.modules.synchronization.module import include_synchronization
 from backbone.modules.synchronization.service import SynchronizationService
 from backbone.modules.tags.module import include_tags
 from backbone.modules.tags.service import TagCollection
+from backbone.modules.tiers.model import BASIC_TIER_NAME
+from backbone.modules.tiers.module import include_tiers
+from backbone.modules.tiers.service import TierService
 from backbone.modules.tokens.module import include_tokens
 from backbone.modules.tokens.service import TokenService
 from backbone.platform.admin_auth import xsrf_key
@@ -202,18 +204,25 @@ def build_services(
     config = ModuleConfig(settings, db, outbox, clock, ids, bus)
 
     # The modules, in the order in which the in-process bus runs the handlers of one event
-    # (decisions.md, "Modules"). The three declared here are included after modules that use
+    # (decisions.md, "Modules"). The four declared here are included after modules that use
     # them, so those uses look them up when called.
+    devices: DevicesModule
     synchronization: SynchronizationService
     quotas: QuotaService
     relationships: RelationshipsModule
     challenges = include_challenges(config)
+    tiers = include_tiers(
+        config,
+        identities_per_tier=lambda: devices.identities.count_per_tier(),
+        tier_usage=lambda tier_id: devices.identities.what_uses_tier(tier_id),
+        tier_quotas=lambda tier_id: [render_quota(quota) for quota in quotas.tier_quotas(tier_id)],
+    )
     devices = include_devices(
         config,
         challenges=challenges,
+        tiers=tiers,
         hasher=PasswordHasher(settings.password_hash_iterations),
         access_tokens=access_tokens,
-        tier_quotas=lambda tier_id: [render_quota(quota) for quota in quotas.tier_quotas(tier_id)],
         identity_quotas=lambda address: [render_limit(limit) for limit in quotas.quotas_of_identity(address)],
         datawallet_versions=lambda addresses: synchronization.datawallet_versions(addresses),
     )
@@ -240,7 +249,7 @@ def build_services(
     )
     quotas = include_quotas(
         config,
-        tier_exists=devices.tiers.exists,
+        tier_exists=tiers.exists,
         tier_of_identity=identities.tier_of,
         identities_in_tier=identities.addresses_in_tier,
         usage={
@@ -292,7 +301,7 @@ def build_services(
         xsrf_key=xsrf_key(signing_key, settings.admin_api_key.encode("utf-8")),
         anonymous_address=anonymous_address,
         challenges=challenges,
-        tiers=devices.tiers,
+        tiers=tiers,
         clients=devices.clients,
         identities=identities,
         devices=devices.devices,

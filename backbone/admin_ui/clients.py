@@ -7,8 +7,10 @@ from urllib.parse import quote
 import falcon
 
 from backbone.admin_ui.rendering import Form, Page, Renderer, as_json, see_other
-from backbone.modules.devices.model import CreatedClient, Tier
-from backbone.modules.devices.service import ClientService, TierService
+from backbone.modules.devices.model import CreatedClient
+from backbone.modules.devices.service import ClientService
+from backbone.modules.tiers.model import Tier
+from backbone.modules.tiers.service import TierService
 from backbone.platform.errors import DomainError
 
 CLIENTS = "/ui/clients"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import falcon
 
 from backbone.admin_ui.rendering import Form, Page, Renderer, as_json, see_other
-from backbone.modules.devices.service import TierService
 from backbone.modules.quotas.admin_api import read_new_quota
 from backbone.modules.quotas.model import QuotaPeriod
 from backbone.modules.quotas.service import QuotaService
+from backbone.modules.tiers.service import TierService
 from backbone.platform.errors import DomainError
 from backbone.platform.http import checked_id
 

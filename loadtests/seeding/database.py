@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from backbone import migrations
-from backbone.modules.devices.model import BASIC_TIER_NAME
+from backbone.modules.tiers.model import BASIC_TIER_NAME
 from backbone.settings import Settings
 from backbone.wiring import build_services
 from loadtests.seeding.bulk import SeedingError

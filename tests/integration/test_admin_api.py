@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from falcon import testing
 
-from backbone.modules.devices.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.modules.devices.repository import oauth_clients
+from backbone.modules.tiers.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.platform.encoding import format_datetime
 from backbone.platform.events import outbox_events
 from backbone.wiring import Services

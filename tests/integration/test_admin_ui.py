@@ -15,7 +15,7 @@ from falcon import testing
 from backbone.admin_api import create_admin_app
 from backbone.admin_ui.routes import UI_ROUTES
 from backbone.admin_ui.security import SESSION_COOKIE, SIGN_IN_COOKIE
-from backbone.modules.devices.model import QUEUED_FOR_DELETION_TIER_ID
+from backbone.modules.tiers.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.platform.openapi import responders
 from backbone.wiring import Services, build_services
 from tests.helpers.admin import AdminClient

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from backbone.modules.devices.model import QUEUED_FOR_DELETION_TIER_ID
+from backbone.modules.tiers.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.platform.encoding import format_datetime
 from backbone.wiring import Services
 from tests.helpers.api import DWV, Account, assert_error, login, onboard

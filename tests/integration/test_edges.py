@@ -21,8 +21,9 @@ from falcon import testing
 
 from backbone.consumer_api import create_consumer_app
 from backbone.modules.devices.model import LoginFailed
-from backbone.modules.devices.repository import IdentityRepository, tiers
+from backbone.modules.devices.repository import IdentityRepository
 from backbone.modules.devices.service import LoginService
+from backbone.modules.tiers.repository import tiers
 from backbone.platform.auth import PasswordHasher
 from backbone.platform.clock import ManualClock
 from backbone.platform.db import Database

@@ -1,4 +1,4 @@
-"""Admin API routes of OAuth clients, tiers and identities (including the OData identity list)."""
+"""Admin API routes of OAuth clients and identities (including the OData identity list)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from backbone.modules.devices.model import (
     IdentityOverview,
     OAuthClient,
 )
-from backbone.modules.devices.service import ClientService, IdentityService, TierService
+from backbone.modules.devices.service import ClientService, IdentityService
+from backbone.modules.tiers.admin_api import TIER_QUOTA
 from backbone.platform.http import JSON, App, checked_id, dumps, no_content, read_json, send
 from backbone.platform.odata import MAX_TOP, parse_odata
 from backbone.platform.openapi import (
@@ -40,8 +41,7 @@ from backbone.platform.openapi import (
     timestamp,
 )
 
-# Rendered quotas of a tier / of an identity, and the datawallet versions of identities.
-TierQuotas = Callable[[str], list[dict[str, Any]]]
+# Rendered quotas of an identity, and the datawallet versions of identities.
 IdentityQuotas = Callable[[str], list[dict[str, Any]]]
 DatawalletVersions = Callable[[Sequence[str]], dict[str, int]]
 
@@ -69,23 +69,6 @@ CLIENT = obj(
 CLIENT_DETAILS = obj({**CLIENT["properties"], "numberOfIdentities": integer(minimum=0)})
 CLIENT_WITH_SECRET = obj({**CLIENT["properties"], "clientSecret": string()})
 MAX_IDENTITIES = nullable(integer(minimum=0))
-TIER_OVERVIEW = obj(
-    {
-        "id": string(),
-        "name": string(),
-        "canBeUsedAsDefaultForClient": boolean(),
-        "canBeManuallyAssigned": boolean(),
-        "numberOfIdentities": integer(minimum=0),
-    }
-)
-TIER_QUOTA = obj(
-    {
-        "id": string(),
-        "metric": obj({"key": string(), "displayName": string()}),
-        "max": integer(),
-        "period": string(),
-    }
-)
 IDENTITY_QUOTA = obj({**TIER_QUOTA["properties"], "source": string()})
 IDENTITY_DETAILS = obj(
     {
@@ -123,7 +106,7 @@ ODATA_QUERY = {
     "$skip": integer(minimum=0),
     "$count": boolean(),
 }
-CLIENTS, TIERS, IDENTITIES = ("Clients",), ("Tiers",), ("Identities",)
+CLIENTS, IDENTITIES = ("Clients",), ("Identities",)
 
 
 def render_client(client: OAuthClient) -> dict[str, Any]:
@@ -236,58 +219,6 @@ class ClientSecretResource:
         send(resp, render_client_with_secret(created))
 
 
-class TiersResource:
-    def __init__(self, tiers: TierService) -> None:
-        self._tiers = tiers
-
-    @describe("Every tier with its number of identities", {200: envelope(array(TIER_OVERVIEW))}, tags=TIERS)
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send(
-            resp,
-            [
-                {
-                    "id": overview.tier.id,
-                    "name": overview.tier.name,
-                    "canBeUsedAsDefaultForClient": overview.tier.can_be_used_as_default_for_client,
-                    "canBeManuallyAssigned": overview.tier.can_be_manually_assigned,
-                    "numberOfIdentities": overview.number_of_identities,
-                }
-                for overview in self._tiers.overviews()
-            ],
-        )
-
-    @describe(
-        "Add a tier",
-        {201: envelope(obj({"id": string(), "name": string()}))},
-        body=obj({"name": string(min_length=3, max_length=30)}),
-        tags=TIERS,
-    )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        tier = self._tiers.create(read_json(req, required=True).required_text("name"))
-        send(resp, {"id": tier.id, "name": tier.name}, 201)
-
-
-class TierResource:
-    def __init__(self, tiers: TierService, tier_quotas: TierQuotas) -> None:
-        self._tiers = tiers
-        self._tier_quotas = tier_quotas
-
-    @describe(
-        "A tier with its quotas",
-        {200: envelope(obj({"id": string(), "name": string(), "quotas": array(TIER_QUOTA)}))},
-        path={"tierId": identifier("TIR")},
-        tags=TIERS,
-    )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, tierId: str) -> None:
-        tier = self._tiers.get(checked_id(tierId, "TIR", "tierId"))
-        send(resp, {"id": tier.id, "name": tier.name, "quotas": self._tier_quotas(tier.id)})
-
-    @describe("Delete a tier nothing uses", {204: None}, path={"tierId": identifier("TIR")}, tags=TIERS)
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, tierId: str) -> None:
-        self._tiers.delete(checked_id(tierId, "TIR", "tierId"))
-        no_content(resp)
-
-
 class IdentitiesODataResource:
     """`GET /odata/Identities`: a small OData subset, answered in OData's format (no envelope)."""
 
@@ -393,18 +324,14 @@ class IdentityResource:
 def add_device_admin_routes(
     app: App,
     clients: ClientService,
-    tiers: TierService,
     identities: IdentityService,
     *,
-    tier_quotas: TierQuotas,
     identity_quotas: IdentityQuotas,
     datawallet_versions: DatawalletVersions,
 ) -> None:
     app.add_route("/api/v1/Clients", ClientsResource(clients))
     app.add_route("/api/v1/Clients/{clientId}", ClientResource(clients))
     app.add_route("/api/v1/Clients/{clientId}/ChangeSecret", ClientSecretResource(clients))
-    app.add_route("/api/v1/Tiers", TiersResource(tiers))
-    app.add_route("/api/v1/Tiers/{tierId}", TierResource(tiers, tier_quotas))
     app.add_route("/odata/Identities", IdentitiesODataResource(identities, datawallet_versions))
     app.add_route("/api/v1/Identities", IdentitiesResource(identities))
     app.add_route("/api/v1/Identities/{address}", IdentityResource(identities, identity_quotas))

@@ -1,4 +1,4 @@
-"""Identities, their devices, OAuth clients and tiers."""
+"""Identities, their devices and OAuth clients."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from datetime import datetime
 from enum import Enum
 
 from backbone.modules.challenges.model import SignedChallenge
+from backbone.modules.tiers.model import Tier
 from backbone.platform.errors import DomainError
 from backbone.platform.languages import LANGUAGE_CODES
 from backbone.platform.odata import FieldType
 
-BASIC_TIER_NAME = "Basic"
-QUEUED_FOR_DELETION_TIER_ID = "TIR00000000000000001"
-QUEUED_FOR_DELETION_TIER_NAME = "Queued for Deletion"
 DEFAULT_COMMUNICATION_LANGUAGE = "en"
 
 _STRONG_PASSWORD = (
@@ -57,14 +55,6 @@ class DeviceExport:
     tier_name: str
     identity_status: IdentityStatus
     identity_deletion_grace_period_ends_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Tier:
-    id: str
-    name: str
-    can_be_used_as_default_for_client: bool = True
-    can_be_manually_assigned: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +218,8 @@ def change_password_failed(reason: str) -> DomainError:
     )
 
 
-# --- operators: clients, tiers, identities -------------------------------------------------
+# --- operators: clients, identities -------------------------------------------------
 
-MIN_TIER_NAME_LENGTH = 3
-MAX_TIER_NAME_LENGTH = 30
 GENERATED_CLIENT_SECRET_LENGTH = 30
 MAX_CLIENT_ID_LENGTH = 200
 # The fields operators filter and order the identity list by (OData names).
@@ -241,12 +229,6 @@ IDENTITY_LIST_FIELDS = {
     "tier/id": FieldType.TEXT,
     "createdAt": FieldType.DATETIME,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TierOverview:
-    tier: Tier
-    number_of_identities: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,15 +265,6 @@ class IdentityDetails:
     devices: tuple[Device, ...]
 
 
-def check_tier_name(name: str) -> None:
-    if not MIN_TIER_NAME_LENGTH <= len(name.strip()) <= MAX_TIER_NAME_LENGTH or name != name.strip():
-        raise DomainError(
-            "error.platform.validation.invalidTierName",
-            f"A tier name must have {MIN_TIER_NAME_LENGTH} to {MAX_TIER_NAME_LENGTH} characters "
-            "without leading or trailing spaces.",
-        )
-
-
 def _device_error(code: str, message: str) -> DomainError:
     return DomainError(f"error.platform.validation.device.{code}", message)
 
@@ -301,30 +274,6 @@ def client_id_already_exists() -> DomainError:
         "clientIdAlreadyExists",
         "A client with the given client id already exists. Try a different client id.",
     )
-
-
-def tier_name_already_exists() -> DomainError:
-    return _device_error("tierNameAlreadyExists", "A tier with the given name already exists.")
-
-
-def tier_id_invalid_or_does_not_exist() -> DomainError:
-    return _device_error(
-        "tierIdInvalidOrDoesNotExist", "The given tier does not exist or cannot be used here."
-    )
-
-
-def basic_tier_cannot_be_deleted() -> DomainError:
-    return _device_error("basicTierCannotBeDeleted", "The tier 'Basic' cannot be deleted.")
-
-
-def queued_for_deletion_tier_cannot_be_deleted() -> DomainError:
-    return _device_error(
-        "queuedForDeletionTierCannotBeDeleted", "The tier 'Queued for Deletion' cannot be deleted."
-    )
-
-
-def used_tier_cannot_be_deleted(reason: str) -> DomainError:
-    return _device_error("usedTierCannotBeDeleted", f"The tier cannot be deleted: {reason}")
 
 
 def queued_for_deletion_tier_cannot_be_manually_assigned_or_unassigned() -> DomainError:

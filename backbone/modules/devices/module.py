@@ -9,25 +9,23 @@ from backbone.modules.challenges.service import ChallengeService
 from backbone.modules.devices.admin_api import (
     DatawalletVersions,
     IdentityQuotas,
-    TierQuotas,
     add_device_admin_routes,
 )
 from backbone.modules.devices.consumer_api import add_device_routes
-from backbone.modules.devices.repository import ClientRepository, IdentityRepository, TierRepository
+from backbone.modules.devices.repository import ClientRepository, IdentityRepository
 from backbone.modules.devices.service import (
     ClientService,
     DeviceService,
     IdentityService,
     LoginService,
-    TierService,
 )
+from backbone.modules.tiers.service import TierService
 from backbone.platform.auth import PasswordHasher, TokenIssuer
 from backbone.platform.modules import ModuleConfig
 
 
 @dataclass(frozen=True)
 class DevicesModule:
-    tiers: TierService
     clients: ClientService
     identities: IdentityService
     devices: DeviceService
@@ -38,22 +36,22 @@ def include_devices(
     config: ModuleConfig,
     *,
     challenges: ChallengeService,
+    tiers: TierService,
     hasher: PasswordHasher,
     access_tokens: TokenIssuer,
-    tier_quotas: TierQuotas,
     identity_quotas: IdentityQuotas,
     datawallet_versions: DatawalletVersions,
 ) -> DevicesModule:
-    """The Admin API shows a tier's and an identity's quotas and the datawallet versions with
-    devices' data; those come from the quotas and synchronization modules."""
+    """The Admin API shows an identity's quotas and the datawallet versions with devices' data;
+    those come from the quotas and synchronization modules."""
     db, settings, clock, ids = config.db, config.settings, config.clock, config.ids
     identity_repository = IdentityRepository()
-    tiers = TierService(db, TierRepository(), ids, config.outbox)
     clients = ClientService(db, ClientRepository(), tiers, hasher, clock, ids)
     identities = IdentityService(
         db,
         identity_repository,
         clients,
+        tiers,
         challenges,
         hasher,
         config.outbox,
@@ -81,11 +79,9 @@ def include_devices(
         lambda app: add_device_admin_routes(
             app,
             clients,
-            tiers,
             identities,
-            tier_quotas=tier_quotas,
             identity_quotas=identity_quotas,
             datawallet_versions=datawallet_versions,
         )
     )
-    return DevicesModule(tiers, clients, identities, devices, logins)
+    return DevicesModule(clients, identities, devices, logins)

@@ -1,4 +1,4 @@
-"""Tables and queries of identities, devices, OAuth clients and tiers."""
+"""Tables and queries of identities, devices and OAuth clients."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ from backbone.modules.devices.model import (
     IdentityOverview,
     IdentityStatus,
     OAuthClient,
-    Tier,
-    TierOverview,
 )
+from backbone.modules.tiers.model import Tier
 from backbone.platform.db import (
     Page,
     Paged,
@@ -35,15 +34,6 @@ from backbone.platform.db import (
     violation_raises,
 )
 from backbone.platform.odata import ODataQuery
-
-tiers = sa.Table(
-    "tiers",
-    metadata,
-    id_column(primary_key=True),
-    sa.Column("name", sa.Unicode(30), nullable=False, unique=True),
-    sa.Column("can_be_used_as_default_for_client", sa.Boolean, nullable=False),
-    sa.Column("can_be_manually_assigned", sa.Boolean, nullable=False),
-)
 
 oauth_clients = sa.Table(
     "oauth_clients",
@@ -106,10 +96,6 @@ devices = sa.Table(
 _NOT_DELETED = devices.c.deleted_at.is_(None)
 
 
-def _tier(row: Any) -> Tier:
-    return Tier(row.id, row.name, row.can_be_used_as_default_for_client, row.can_be_manually_assigned)
-
-
 def _client(row: Any) -> OAuthClient:
     return OAuthClient(
         row.client_id,
@@ -168,57 +154,6 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-class TierRepository:
-    def add(self, connection: Connection, tier: Tier) -> None:
-        # A concurrent creation of the same name passed the service's check; the unique name refuses it.
-        with violation_raises(model.tier_name_already_exists):
-            connection.execute(
-                tiers.insert().values(
-                    id=tier.id,
-                    name=tier.name,
-                    can_be_used_as_default_for_client=tier.can_be_used_as_default_for_client,
-                    can_be_manually_assigned=tier.can_be_manually_assigned,
-                )
-            )
-
-    def find(self, connection: Connection, tier_id: str) -> Tier | None:
-        row = connection.execute(sa.select(tiers).where(tiers.c.id == tier_id)).first()
-        return None if row is None else _tier(row)
-
-    def find_by_name(self, connection: Connection, name: str) -> Tier | None:
-        row = connection.execute(sa.select(tiers).where(tiers.c.name == name)).first()
-        return None if row is None else _tier(row)
-
-    def overviews(self, connection: Connection) -> list[TierOverview]:
-        """Every tier with its number of identities, by name."""
-        counted = (
-            sa.select(identities.c.tier_id, sa.func.count().label("number"))
-            .group_by(identities.c.tier_id)
-            .subquery()
-        )
-        statement = (
-            sa.select(tiers, sa.func.coalesce(counted.c.number, 0).label("number_of_identities"))
-            .outerjoin(counted, counted.c.tier_id == tiers.c.id)
-            .order_by(tiers.c.name)
-        )
-        return [
-            TierOverview(_tier(row), int(row.number_of_identities)) for row in connection.execute(statement)
-        ]
-
-    def is_used(self, connection: Connection, tier_id: str) -> str | None:
-        """Say what still uses the tier (a client's default, an identity), or None."""
-        as_default = sa.select(oauth_clients.c.client_id).where(oauth_clients.c.default_tier_id == tier_id)
-        if connection.execute(as_default.limit(1)).first() is not None:
-            return "it is the default tier of a client."
-        assigned = sa.select(identities.c.address).where(identities.c.tier_id == tier_id)
-        if connection.execute(assigned.limit(1)).first() is not None:
-            return "identities are assigned to it."
-        return None
-
-    def delete(self, connection: Connection, tier_id: str) -> bool:
-        return connection.execute(tiers.delete().where(tiers.c.id == tier_id)).rowcount == 1
-
-
 class ClientRepository:
     def add(self, connection: Connection, client: OAuthClient) -> None:
         with violation_raises(model.client_id_already_exists):
@@ -245,8 +180,11 @@ class ClientRepository:
         )
         return int(connection.execute(statement).scalar_one())
 
-    def overviews(self, connection: Connection, client_id: str | None = None) -> list[ClientOverview]:
-        """Clients (or the one client) with their default tier and number of identities."""
+    def overviews(
+        self, connection: Connection, tier_of: Callable[[str], Tier], client_id: str | None = None
+    ) -> list[ClientOverview]:
+        """Clients (or the one client) with their default tier (`tier_of` its id) and number of
+        identities."""
         counted = (
             sa.select(identities.c.client_id, sa.func.count().label("number"))
             .where(identities.c.client_id.is_not(None))
@@ -254,31 +192,14 @@ class ClientRepository:
             .subquery()
         )
         statement = (
-            sa.select(
-                oauth_clients,
-                tiers.c.id.label("tier_id"),
-                tiers.c.name.label("tier_name"),
-                tiers.c.can_be_used_as_default_for_client,
-                tiers.c.can_be_manually_assigned,
-                sa.func.coalesce(counted.c.number, 0).label("number_of_identities"),
-            )
-            .join(tiers, tiers.c.id == oauth_clients.c.default_tier_id)
+            sa.select(oauth_clients, sa.func.coalesce(counted.c.number, 0).label("number_of_identities"))
             .outerjoin(counted, counted.c.client_id == oauth_clients.c.client_id)
             .order_by(oauth_clients.c.created_at, oauth_clients.c.client_id)
         )
         if client_id is not None:
             statement = statement.where(oauth_clients.c.client_id == client_id)
         return [
-            ClientOverview(
-                _client(row),
-                Tier(
-                    row.tier_id,
-                    row.tier_name,
-                    row.can_be_used_as_default_for_client,
-                    row.can_be_manually_assigned,
-                ),
-                int(row.number_of_identities),
-            )
+            ClientOverview(_client(row), tier_of(row.default_tier_id), int(row.number_of_identities))
             for row in connection.execute(statement)
         ]
 
@@ -316,10 +237,8 @@ _DEVICES_PER_IDENTITY = (
 _EXPORT_IDENTITIES = (
     sa.select(
         identities,
-        tiers.c.name.label("tier_name"),
         sa.func.coalesce(_DEVICES_PER_IDENTITY.c.number_of_devices, 0).label("number_of_devices"),
     )
-    .join(tiers, tiers.c.id == identities.c.tier_id)
     .outerjoin(_DEVICES_PER_IDENTITY, _DEVICES_PER_IDENTITY.c.identity_address == identities.c.address)
     .order_by(identities.c.created_at, identities.c.address)
     .execution_options(yield_per=_EXPORT_BATCH)
@@ -333,10 +252,9 @@ _EXPORT_DEVICES = (
         identities.c.client_id,
         identities.c.status,
         identities.c.deletion_grace_period_ends_at,
-        tiers.c.name.label("tier_name"),
+        identities.c.tier_id,
     )
     .join(identities, identities.c.address == devices.c.identity_address)
-    .join(tiers, tiers.c.id == identities.c.tier_id)
     .where(_NOT_DELETED)
     .order_by(devices.c.created_at, devices.c.id)
     .execution_options(yield_per=_EXPORT_BATCH)
@@ -344,20 +262,25 @@ _EXPORT_DEVICES = (
 
 
 class IdentityRepository:
-    def export_identities(self, connection: Connection) -> Iterator[IdentityExport]:
+    # The exports name tiers: `tier_of` gives the tier of an id (the tiers module's data).
+    def export_identities(
+        self, connection: Connection, tier_of: Callable[[str], Tier]
+    ) -> Iterator[IdentityExport]:
         for row in connection.execute(_EXPORT_IDENTITIES):
             yield IdentityExport(
                 address=row.address,
                 client_id=row.client_id,
                 created_at=row.created_at,
                 identity_version=row.identity_version,
-                tier_name=row.tier_name,
+                tier_name=tier_of(row.tier_id).name,
                 status=IdentityStatus(row.status),
                 deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
                 number_of_devices=int(row.number_of_devices),
             )
 
-    def export_devices(self, connection: Connection) -> Iterator[DeviceExport]:
+    def export_devices(
+        self, connection: Connection, tier_of: Callable[[str], Tier]
+    ) -> Iterator[DeviceExport]:
         for row in connection.execute(_EXPORT_DEVICES):
             yield DeviceExport(
                 id=row.id,
@@ -365,10 +288,24 @@ class IdentityRepository:
                 created_at=row.created_at,
                 last_login_at=row.last_login_at,
                 client_id=row.client_id,
-                tier_name=row.tier_name,
+                tier_name=tier_of(row.tier_id).name,
                 identity_status=IdentityStatus(row.status),
                 identity_deletion_grace_period_ends_at=row.deletion_grace_period_ends_at,
             )
+
+    def count_per_tier(self, connection: Connection) -> dict[str, int]:
+        statement = sa.select(identities.c.tier_id, sa.func.count()).group_by(identities.c.tier_id)
+        return {tier_id: int(number) for tier_id, number in connection.execute(statement)}
+
+    def what_uses_tier(self, connection: Connection, tier_id: str) -> str | None:
+        """Say what still uses the tier (a client's default, an identity), or None."""
+        as_default = sa.select(oauth_clients.c.client_id).where(oauth_clients.c.default_tier_id == tier_id)
+        if connection.execute(as_default.limit(1)).first() is not None:
+            return "it is the default tier of a client."
+        assigned = sa.select(identities.c.address).where(identities.c.tier_id == tier_id)
+        if connection.execute(assigned.limit(1)).first() is not None:
+            return "identities are assigned to it."
+        return None
 
     def addresses_in_tier(self, connection: Connection, tier_id: str) -> list[str]:
         statement = sa.select(identities.c.address).where(identities.c.tier_id == tier_id)
@@ -434,9 +371,10 @@ class IdentityRepository:
         return [_device(row) for row in connection.execute(statement)]
 
     def overviews(
-        self, connection: Connection, query: ODataQuery
+        self, connection: Connection, query: ODataQuery, tier_of: Callable[[str], Tier]
     ) -> tuple[list[IdentityOverview], int | None]:
-        """Identities as the operators' list shows them, filtered, ordered and cut as asked."""
+        """Identities as the operators' list shows them, filtered, ordered and cut as asked; their
+        tiers come from `tier_of`."""
         device_stats = (
             sa.select(
                 devices.c.identity_address,
@@ -451,13 +389,9 @@ class IdentityRepository:
         statement = (
             sa.select(
                 identities,
-                tiers.c.name.label("tier_name"),
-                tiers.c.can_be_used_as_default_for_client,
-                tiers.c.can_be_manually_assigned,
                 sa.func.coalesce(device_stats.c.number_of_devices, 0).label("number_of_devices"),
                 device_stats.c.last_login_at,
             )
-            .join(tiers, tiers.c.id == identities.c.tier_id)
             .outerjoin(device_stats, device_stats.c.identity_address == identities.c.address)
             .where(*conditions)
         )
@@ -475,12 +409,7 @@ class IdentityRepository:
                 last_login_at=row.last_login_at,
                 created_with_client=row.client_id,
                 identity_version=row.identity_version,
-                tier=Tier(
-                    row.tier_id,
-                    row.tier_name,
-                    row.can_be_used_as_default_for_client,
-                    row.can_be_manually_assigned,
-                ),
+                tier=tier_of(row.tier_id),
                 number_of_devices=int(row.number_of_devices),
             )
             for row in rows

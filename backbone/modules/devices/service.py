@@ -1,4 +1,4 @@
-"""Use cases of identities, devices, OAuth clients and tiers."""
+"""Use cases of identities, devices and OAuth clients."""
 
 from __future__ import annotations
 
@@ -15,14 +15,9 @@ from backbone.modules.devices import model
 from backbone.modules.devices.events import (
     BackupDeviceUsed,
     IdentityCreated,
-    TierCreated,
-    TierDeleted,
     TierOfIdentityChanged,
 )
 from backbone.modules.devices.model import (
-    BASIC_TIER_NAME,
-    QUEUED_FOR_DELETION_TIER_ID,
-    QUEUED_FOR_DELETION_TIER_NAME,
     ClientOverview,
     CreatedClient,
     CreatedIdentity,
@@ -37,14 +32,10 @@ from backbone.modules.devices.model import (
     NewDevice,
     NewIdentity,
     OAuthClient,
-    Tier,
-    TierOverview,
 )
-from backbone.modules.devices.repository import (
-    ClientRepository,
-    IdentityRepository,
-    TierRepository,
-)
+from backbone.modules.devices.repository import ClientRepository, IdentityRepository
+from backbone.modules.tiers.model import QUEUED_FOR_DELETION_TIER_ID
+from backbone.modules.tiers.service import TierService
 from backbone.platform.auth import IssuedToken, PasswordHasher, Principal, TokenIssuer
 from backbone.platform.clock import Clock
 from backbone.platform.crypto import MalformedKeyMaterial, derive_address, raw_public_key
@@ -53,79 +44,6 @@ from backbone.platform.errors import InvalidPropertyValue, NotFound
 from backbone.platform.events import Outbox
 from backbone.platform.ids import Ids
 from backbone.platform.odata import ODataQuery
-
-
-class TierService:
-    def __init__(self, db: Database, tiers: TierRepository, ids: Ids, outbox: Outbox) -> None:
-        self._db = db
-        self._tiers = tiers
-        self._ids = ids
-        self._outbox = outbox
-
-    def ensure_defaults(self) -> None:
-        """Create `Basic` and "Queued for Deletion" when missing (the original seeds both on start)."""
-        with self._db.transaction() as connection:
-            if self._tiers.find(connection, QUEUED_FOR_DELETION_TIER_ID) is None:
-                self._tiers.add(
-                    connection, Tier(QUEUED_FOR_DELETION_TIER_ID, QUEUED_FOR_DELETION_TIER_NAME, False, False)
-                )
-            if self._tiers.find_by_name(connection, BASIC_TIER_NAME) is None:
-                self._tiers.add(connection, Tier(self._ids.new("TIR"), BASIC_TIER_NAME, True, True))
-
-    def find_by_name_or_id(self, name_or_id: str) -> Tier | None:
-        with self._db.read() as connection:
-            return self._tiers.find(connection, name_or_id) or self._tiers.find_by_name(
-                connection, name_or_id
-            )
-
-    def get(self, tier_id: str) -> Tier:
-        with self._db.read() as connection:
-            tier = self._tiers.find(connection, tier_id)
-        if tier is None:
-            raise NotFound("Tier")
-        return tier
-
-    def exists(self, tier_id: str) -> bool:
-        with self._db.read() as connection:
-            return self._tiers.find(connection, tier_id) is not None
-
-    def overviews(self) -> list[TierOverview]:
-        """Every tier with its number of identities."""
-        with self._db.read() as connection:
-            return self._tiers.overviews(connection)
-
-    def create(self, name: str) -> Tier:
-        """Add a tier that clients can use as default and operators can assign."""
-        model.check_tier_name(name)
-        tier = Tier(self._ids.new("TIR"), name)
-        with self._db.transaction() as connection:
-            if self._tiers.find_by_name(connection, name) is not None:
-                raise model.tier_name_already_exists()
-            self._tiers.add(connection, tier)
-            self._outbox.add(TierCreated(id=tier.id, tier_name=tier.name))
-        return tier
-
-    def delete(self, tier_id: str) -> None:
-        """Delete a tier nothing uses; `Basic` and "Queued for Deletion" stay."""
-        if tier_id == QUEUED_FOR_DELETION_TIER_ID:
-            raise model.queued_for_deletion_tier_cannot_be_deleted()
-        with self._db.transaction() as connection:
-            tier = self._tiers.find(connection, tier_id)
-            if tier is None:
-                raise NotFound("Tier")
-            if tier.name == BASIC_TIER_NAME:
-                raise model.basic_tier_cannot_be_deleted()
-            if (reason := self._tiers.is_used(connection, tier_id)) is not None:
-                raise model.used_tier_cannot_be_deleted(reason)
-            self._tiers.delete(connection, tier_id)
-            self._outbox.add(TierDeleted(id=tier_id))
-
-    def default_tier_for_clients(self, name_or_id: str) -> Tier:
-        """The tier a client may take as default, by name or id."""
-        tier = self.find_by_name_or_id(name_or_id)
-        if tier is None or not tier.can_be_used_as_default_for_client:
-            raise model.tier_id_invalid_or_does_not_exist()
-        return tier
 
 
 class ClientService:
@@ -204,11 +122,11 @@ class ClientService:
     def overviews(self) -> list[ClientOverview]:
         """Every client with its default tier and number of identities."""
         with self._db.read() as connection:
-            return self._clients.overviews(connection)
+            return self._clients.overviews(connection, self._tiers.lookup())
 
     def overview(self, client_id: str) -> ClientOverview:
         with self._db.read() as connection:
-            found = self._clients.overviews(connection, client_id)
+            found = self._clients.overviews(connection, self._tiers.lookup(), client_id)
         if not found:
             raise NotFound("Client")
         return found[0]
@@ -285,6 +203,7 @@ class IdentityService:
         db: Database,
         identities: IdentityRepository,
         clients: ClientService,
+        tiers: TierService,
         challenges: ChallengeService,
         hasher: PasswordHasher,
         outbox: Outbox,
@@ -304,7 +223,7 @@ class IdentityService:
         self._ids = ids
         self._did_domain = did_domain
         self._development = development
-        self._tiers = TierRepository()
+        self._tiers = tiers
 
     def create(self, request: NewIdentity) -> CreatedIdentity:
         """Onboard an identity with its first device, proving possession of the identity key."""
@@ -383,6 +302,16 @@ class IdentityService:
             identity = self._identities.find(connection, address)
         return None if identity is None else identity.tier_id
 
+    def count_per_tier(self) -> dict[str, int]:
+        """The number of identities per tier id (tiers without identities are missing)."""
+        with self._db.read() as connection:
+            return self._identities.count_per_tier(connection)
+
+    def what_uses_tier(self, tier_id: str) -> str | None:
+        """Say what still uses the tier (a client's default, an identity), or None."""
+        with self._db.read() as connection:
+            return self._identities.what_uses_tier(connection, tier_id)
+
     def addresses_in_tier(self, tier_id: str) -> list[str]:
         """Addresses of the identities in a tier (to recalculate their quotas)."""
         with self._db.read() as connection:
@@ -399,7 +328,7 @@ class IdentityService:
     def overviews(self, query: ODataQuery) -> tuple[list[IdentityOverview], int | None]:
         """Identities filtered, ordered and cut as the operator asked; the total when asked for."""
         with self._db.read() as connection:
-            return self._identities.overviews(connection, query)
+            return self._identities.overviews(connection, query, self._tiers.lookup())
 
     def change_tier(self, address: str, tier_id: str) -> None:
         """Move an identity to another tier; "Queued for Deletion" is left to deletion processes."""
@@ -409,7 +338,7 @@ class IdentityService:
                 raise NotFound("Identity")
             if QUEUED_FOR_DELETION_TIER_ID in (identity.tier_id, tier_id):
                 raise model.queued_for_deletion_tier_cannot_be_manually_assigned_or_unassigned()
-            tier = self._tiers.find(connection, tier_id)
+            tier = self._tiers.find(tier_id)  # joins this transaction
             if tier is None:
                 raise NotFound("Tier")
             if not tier.can_be_manually_assigned:
@@ -484,13 +413,15 @@ class IdentityService:
 
     def export_identities(self) -> Iterator[IdentityExport]:
         """Every identity, oldest first, for the operators' database export."""
+        tier_of = self._tiers.lookup()
         with self._db.read() as connection:
-            yield from self._identities.export_identities(connection)
+            yield from self._identities.export_identities(connection, tier_of)
 
     def export_devices(self) -> Iterator[DeviceExport]:
         """Every device that is not deleted, oldest first, for the operators' database export."""
+        tier_of = self._tiers.lookup()
         with self._db.read() as connection:
-            yield from self._identities.export_devices(connection)
+            yield from self._identities.export_devices(connection, tier_of)
 
 
 class DeviceService:

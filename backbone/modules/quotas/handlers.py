@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from backbone.modules.devices.events import IdentityCreated, TierDeleted, TierOfIdentityChanged
+from backbone.modules.devices.events import IdentityCreated, TierOfIdentityChanged
 from backbone.modules.files.events import FileUploaded
 from backbone.modules.identity_deletion.events import IdentityDeleted
 from backbone.modules.messages.events import MessageCreated
@@ -14,6 +14,7 @@ from backbone.modules.quotas.events import TierQuotaDefinitionCreated, TierQuota
 from backbone.modules.quotas.model import MetricKey
 from backbone.modules.quotas.service import QuotaService
 from backbone.modules.relationships.events import RelationshipStatusChanged, RelationshipTemplateCreated
+from backbone.modules.tiers.events import TierDeleted
 from backbone.modules.tokens.events import TokenCreated
 from backbone.platform.events import DomainEvent, Handler, on
 

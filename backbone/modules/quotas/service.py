@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from backbone.modules.devices.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.modules.quotas import model
 from backbone.modules.quotas.events import TierQuotaDefinitionCreated, TierQuotaDefinitionDeleted
 from backbone.modules.quotas.model import (
@@ -20,6 +19,7 @@ from backbone.modules.quotas.model import (
     TierQuotaDefinition,
 )
 from backbone.modules.quotas.repository import QuotaRepository
+from backbone.modules.tiers.model import QUEUED_FOR_DELETION_TIER_ID
 from backbone.platform.clock import Clock
 from backbone.platform.db import Database
 from backbone.platform.encoding import format_datetime
