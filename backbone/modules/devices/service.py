@@ -484,12 +484,12 @@ class IdentityService:
 
     def export_identities(self) -> Iterator[IdentityExport]:
         """Every identity, oldest first, for the operators' database export."""
-        with self._db.read() as connection:
+        with self._db.read(streaming=True) as connection:
             yield from self._identities.export_identities(connection)
 
     def export_devices(self) -> Iterator[DeviceExport]:
         """Every device that is not deleted, oldest first, for the operators' database export."""
-        with self._db.read() as connection:
+        with self._db.read(streaming=True) as connection:
             yield from self._identities.export_devices(connection)
 
 
