@@ -89,7 +89,7 @@ _FIND_VISIBLE = sa.select(messages).where(
     messages.c.id == sa.bindparam("message_id", type_=sa.String),
     _visible_to(sa.bindparam("address", type_=sa.String)),
 )
-_MESSAGE_IDS = sa.bindparam("ids", expanding=True)
+_MESSAGE_IDS: sa.BindParameter[str] = sa.bindparam("ids", expanding=True)
 _RECIPIENTS_OF = (
     sa.select(message_recipients)
     .where(message_recipients.c.message_id.in_(_MESSAGE_IDS))
