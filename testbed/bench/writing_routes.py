@@ -200,14 +200,9 @@ def modifications_script(pool: Pool, threads: int) -> Callable[[], str]:
 
 
 def _latest_index(session: IdentitySession) -> int:
-    """The identity's latest modification index: the count of all its modifications, less one."""
-    body = session.call(
-        "GET",
-        "/api/v2/Datawallet/Modifications",
-        query={"pageNumber": 1, "pageSize": 1},
-        datawallet=True,
-        expected=(200,),
-    )
-    pagination = body.get("pagination")
-    total = pagination["totalRecords"] if pagination else len(body["result"])
-    return int(total) - 1
+    """The identity's latest modification index.
+
+    The list holds the newest modification of each object; the pool's all name one object, so
+    it is short whatever was pushed.
+    """
+    return max((int(item["index"]) for item in session.datawallet_modifications()), default=-1)
