@@ -482,7 +482,13 @@ def _measure(case: Case, backbone_url: str, bare_url: str, settings: WrkSettings
         figure.baseline_rps.append(base_rps)
         figure.route_rps.append(route_rps)
         figure.route_errors += errors
-        print(f"  {case.name}: pair {pair + 1}: bare {base_rps:,.0f}/s, route {route_rps:,.0f}/s", flush=True)
+        # The machine may be shared: its load beside each pair tells how noisy the pair was.
+        load = os.getloadavg()[0]
+        print(
+            f"  {case.name}: pair {pair + 1}: bare {base_rps:,.0f}/s, route {route_rps:,.0f}/s "
+            f"(load {load:.1f})",
+            flush=True,
+        )
     return figure
 
 
