@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/real-client/node_modules/.installed
 
-.PHONY: setup run serve test check format bench bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse bench-soak sweep dashboards clean
+.PHONY: setup run serve test check format bench bench-statements bench-arrival bench-seed bench-scenarios bench-report bench-compare bench-capacity bench-sse bench-soak sweep dashboards clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,10 @@ format: setup
 # make bench BENCH_ARGS="--only Files --pairs 5"
 bench: setup
 	$(BIN)/python -m testbed.bench.throughput $(BENCH_ARGS)
+
+# make bench-statements BENCH_ARGS="--only SyncRuns --flame-dir results/flames"
+bench-statements: setup
+	$(BIN)/python -m testbed.bench.statements $(BENCH_ARGS)
 
 bench-arrival: setup
 	$(BIN)/python -m testbed.bench.arrival $(BENCH_ARGS)

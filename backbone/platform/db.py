@@ -3,12 +3,19 @@
 
 Writing units of work run on the primary; read-only ones on a replica when there are any (round
 robin), unless they ask for the primary (docs/decisions.md, "Read replicas").
+
+Round trips are what a request costs most on PostgreSQL (docs/decisions.md, "Hot paths"): a
+read-only unit runs its statements without BEGIN and COMMIT (under READ COMMITTED each statement
+takes its own snapshot inside a transaction too), a unit of one atomic statement may do the same
+(`Database.statement`), and a pooled connection is checked for a server that hung up on it by
+looking at its socket, not by a ping to the server.
 """
 
 from __future__ import annotations
 
 import contextvars
 import itertools
+import select
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection as Connection  # the unit of work's handle, for services
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from backbone.platform import dialects
@@ -159,17 +166,32 @@ class Database:
         """Run a writing unit of work; on SQLite it takes the write lock up front (no upgrade deadlocks)."""
         yield from self._unit(writable=True)
 
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """Run a writing unit of exactly one statement, atomic by itself; or join the open unit.
+
+        On PostgreSQL it runs without BEGIN and COMMIT: two round trips fewer. A second statement
+        in it would commit on its own: use `transaction` for more than one.
+        """
+        yield from self._unit(writable=True, single_statement=True)
+
     @property
     def engines(self) -> tuple[Engine, ...]:
         """The primary's engine and every replica's."""
         return (self.engine, *self.read_engines)
 
     @contextmanager
-    def read(self, *, primary: bool = False) -> Iterator[Connection]:
-        """Run a read-only unit of work (on a replica, if any, unless `primary`), or join the open one."""
-        yield from self._unit(writable=False, on_primary=primary)
+    def read(self, *, primary: bool = False, streaming: bool = False) -> Iterator[Connection]:
+        """Run a read-only unit of work (on a replica, if any, unless `primary`), or join the open one.
 
-    def _unit(self, *, writable: bool, on_primary: bool = True) -> Iterator[Connection]:
+        `streaming`: its rows come through a server-side cursor (`yield_per`), which lives in a
+        transaction on PostgreSQL; other reads run without BEGIN and COMMIT there.
+        """
+        yield from self._unit(writable=False, on_primary=primary, single_statement=not streaming)
+
+    def _unit(
+        self, *, writable: bool, on_primary: bool = True, single_statement: bool = False
+    ) -> Iterator[Connection]:
         outer = _current.get()
         if outer is not None:
             if writable and not outer.writable:
@@ -189,6 +211,10 @@ class Database:
                 connection = connection.execution_options(
                     sqlite_begin="IMMEDIATE" if writable else "DEFERRED"
                 )
+            elif single_statement and self.dialect == "postgresql":
+                # The driver's autocommit: no BEGIN before the first statement, no COMMIT after the
+                # last; the pool resets it when the connection comes back.
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             unit = _Transaction(connection, writable, on_primary)
             token = _current.set(unit)
             try:
@@ -341,18 +367,38 @@ def _server_engine(
     if not prepared_statements:
         # psycopg prepares a statement on its connection after 5 uses; None never prepares.
         connect_args = {**connect_args, "prepare_threshold": None}
-    return sa.create_engine(
+    postgresql = dialects.kind_of(url) == dialects.POSTGRESQL
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=True,
+        # A ping costs a round trip per unit of work; PostgreSQL's connections are checked below.
+        pool_pre_ping=not postgresql,
         pool_recycle=1800,
         # Bound parameters hold password hashes, push handles and addresses: never in errors or logs.
         hide_parameters=True,
         connect_args=connect_args,
         **options,
     )
+    if postgresql:
+        event.listen(engine, "checkout", _refuse_hung_up)
+    return engine
+
+
+def _refuse_hung_up(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Make the pool replace a connection the server has closed or spoken on while it was idle.
+
+    A restarted or crashed server closes its connections (and says why first): the socket of an
+    idle connection is then readable. The pool retries the checkout with a new connection, so a
+    process recovers from an outage as it did with a ping, without a round trip per checkout.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection or sent something while it was idle")
 
 
 def _sqlite_engine(

@@ -36,6 +36,10 @@ def format_datetime(value: datetime) -> str:
     """Render a datetime as the backbone does: UTC, `YYYY-MM-DDTHH:MM:SS.fffZ`."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
+    if value.year >= 1000:
+        # Every response carries two of these (timing headers): isoformat is ~3x strftime's speed,
+        # and renders the same text from year 1000 on (strftime does not pad smaller years).
+        return value.isoformat(timespec="milliseconds")[:23] + "Z"
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

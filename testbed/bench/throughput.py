@@ -30,17 +30,21 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
+import psycopg
+import sqlalchemy as sa
+
 from backbone.platform.encoding import b64url
 from backbone.settings import Settings
 from loadtests.client import DATAWALLET_HEADER, ConsumerApiClient
-from testbed.bench import login_timing
+from loadtests.client.session import modification
+from testbed.bench import login_timing, writing_routes
 from testbed.bench.otlp_sink import running_sink
 from testbed.bench.telemetry_cpu import measure as measure_telemetry_cpu
 from testbed.bench.telemetry_cpu import print_figures as print_telemetry_cpu
@@ -55,6 +59,8 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     # A binary body (uploads) is read from this file by the wrk script instead of `body`.
     body_file: Path | None = None
+    # Routes whose every request must differ: writes the whole wrk script anew before each run.
+    script: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class VariantFigures:
         return [value / base for value, base in zip(self.rps[variant], self.rps[self.baseline], strict=True)]
 
 
+ADMIN_URL = os.environ.get("BACKBONE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TELEMETRY_CASE = "Telemetry: GET /api/v2/Messages"
 LOGIN_CASE = "Login timing: unknown and known usernames"
 CPU_REQUESTS = 1000
@@ -139,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=3, help="A/B pairs per route (at least 3)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument(
-        "--database-url", default="", help="backbone database (default: SQLite, development mode)"
+        "--database-url",
+        default=ADMIN_URL,
+        help="PostgreSQL server on which the bench creates (and drops) a database of its own, or "
+        f"'sqlite' for SQLite in development mode (default: {ADMIN_URL})",
     )
     parser.add_argument("--only", action="append", default=[], help="run only cases whose name contains this")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -161,20 +171,26 @@ def main(argv: list[str] | None = None) -> int:
             "BACKBONE_VAR_DIR": str(scratch / "var"),
             "BACKBONE_JWT_LIFETIME_S": "3600",
             "BACKBONE_MAX_FAILED_LOGINS": "1000",
+            "BACKBONE_MAX_UNRECEIVED_MESSAGES_FROM_ONE_SENDER": str(writing_routes.MAX_UNRECEIVED),
         }
-        if args.database_url:
-            env.update(BACKBONE_DATABASE_URL=args.database_url, BACKBONE_ENVIRONMENT="development")
+        if args.database_url == "sqlite":
+            database_url = f"sqlite:///{scratch / 'var' / 'backbone.sqlite3'}"
+        else:
+            database_url = stack.enter_context(own_database(args.database_url))
+            env.update(BACKBONE_DATABASE_URL=database_url, BACKBONE_ENVIRONMENT="development")
         backbone = stack.enter_context(
             _server(["-m", "backbone", "serve", *server_args], env, "/health", scratch / "backbone.log")
         )
         bare = stack.enter_context(
             _server(["-m", "testbed.bench.bare_app", *server_args], {}, "/constant", scratch / "bare.log")
         )
-        cases = [
-            case
-            for case in _cases(backbone, scratch)
-            if not args.only or any(o in case.name for o in args.only)
-        ]
+        cases = prepare_cases(
+            backbone,
+            scratch,
+            database_url,
+            wrk,
+            lambda name: not args.only or any(o in name for o in args.only),
+        )
         _print_header(args, wrk)
         figures = [_measure(case, backbone, bare, wrk, scratch) for case in cases]
         logins = None
@@ -243,7 +259,7 @@ def _measure_telemetry(
 def _measure_variants(
     name: str, request: Request, urls: dict[str, str], settings: WrkSettings, scratch: Path
 ) -> VariantFigures:
-    script = _lua(request, scratch / "variant.lua")
+    script = write_script(request, scratch / "variant.lua")
     for url in urls.values():
         _wrk(url + request.path, script, settings, settings.warmup_s)
     baseline = next(iter(urls))
@@ -262,8 +278,13 @@ def _measure_variants(
     return figures
 
 
-def _cases(backbone_url: str, scratch: Path) -> list[Case]:
-    """Prepare the data each route needs (outside the timed part) and describe the requests."""
+def prepare_cases(
+    backbone_url: str, scratch: Path, database_url: str, wrk: WrkSettings, wanted: Callable[[str], bool]
+) -> list[Case]:
+    """Prepare the data each wanted route needs (outside the timed part) and describe the requests.
+
+    The routes that write the most come last, so what they leave behind weighs on no other case.
+    """
     client = ConsumerApiClient(backbone_url)
     session = client.onboard("a-bench-password!")
     form = "&".join(
@@ -273,12 +294,7 @@ def _cases(backbone_url: str, scratch: Path) -> list[Case]:
     json_headers = {"Content-Type": "application/json"}
     authenticated = {**json_headers, **session.auth_header, **DATAWALLET_HEADER}
     sync_body = json.dumps({"type": "ExternalEventSync"})
-    upload_body, upload_type = _upload_body(FILE_BYTES)
-    upload_file = scratch / "upload.body"
-    upload_file.write_bytes(upload_body)
-    upload_headers = {**session.auth_header, "Content-Type": upload_type}
-    file_id = _upload(backbone_url, upload_body, upload_headers)
-    return [
+    cases = [
         Case(
             "POST /connect/token",
             Request("POST", "/connect/token", form, form_headers),
@@ -294,17 +310,129 @@ def _cases(backbone_url: str, scratch: Path) -> list[Case]:
             Request("POST", "/api/v2/SyncRuns", sync_body, authenticated),
             Request("POST", "/constant", sync_body, authenticated),
         ),
-        Case(
-            "POST /api/v2/Files (1 MiB)",
-            Request("POST", "/api/v2/Files", headers=upload_headers, body_file=upload_file),
-            Request("POST", "/sink", headers=upload_headers, body_file=upload_file),
-        ),
-        Case(
-            "GET /api/v2/Files/{id} (1 MiB)",
-            Request("GET", f"/api/v2/Files/{file_id}", headers=session.auth_header),
-            Request("GET", f"/bytes/{FILE_BYTES}", headers=session.auth_header),
-        ),
     ]
+    read_message = "GET /api/v2/Messages/{id}"
+    if wanted(read_message):
+        # A message to a peer in an active relationship, read by its sender. Two identities of
+        # their own: the relationship's events would leave the polling identity something to sync.
+        sender, peer = client.onboard("a-bench-password!"), client.onboard("a-bench-password!")
+        relationship = sender.create_relationship(peer.create_template()["id"])
+        peer.accept_relationship(relationship["id"])
+        message_id = sender.send_message([peer.address])["id"]
+        reader = {**json_headers, **sender.auth_header, **DATAWALLET_HEADER}
+        cases.append(
+            Case(
+                read_message,
+                Request("GET", f"/api/v2/Messages/{message_id}", headers=reader),
+                Request("GET", "/constant", headers=reader),
+            )
+        )
+    read_modifications = "GET /api/v2/Datawallet/Modifications"
+    if wanted(read_modifications):
+        for index in range(MODIFICATIONS_READ):
+            session.push_modifications(index - 1 if index else None, [modification(f"bench-{index}")])
+        cases.append(
+            Case(
+                read_modifications,
+                Request("GET", "/api/v2/Datawallet/Modifications", headers=authenticated),
+                Request("GET", "/constant", headers=authenticated),
+            )
+        )
+    if any(wanted(name) for name in ("POST /api/v2/Files (1 MiB)", "GET /api/v2/Files/{id} (1 MiB)")):
+        upload_body, upload_type = _upload_body(FILE_BYTES)
+        upload_file = scratch / "upload.body"
+        upload_file.write_bytes(upload_body)
+        upload_headers = {**session.auth_header, "Content-Type": upload_type}
+        file_id = _upload(backbone_url, upload_body, upload_headers)
+        cases += [
+            Case(
+                "POST /api/v2/Files (1 MiB)",
+                Request("POST", "/api/v2/Files", headers=upload_headers, body_file=upload_file),
+                Request("POST", "/sink", headers=upload_headers, body_file=upload_file),
+            ),
+            Case(
+                "GET /api/v2/Files/{id} (1 MiB)",
+                Request("GET", f"/api/v2/Files/{file_id}", headers=session.auth_header),
+                Request("GET", f"/bytes/{FILE_BYTES}", headers=session.auth_header),
+            ),
+        ]
+    writing = ["POST /api/v2/Messages", "POST /api/v2/Datawallet/Modifications", "POST /api/v2/Relationships"]
+    if any(wanted(name) for name in writing):
+        pool = writing_routes.onboard_pool(client, POOL_SIZE)
+        modifications_body = json.dumps({"localIndex": 0, "modifications": [modification("bench")]})
+        relationship_body = json.dumps(
+            {"relationshipTemplateId": pool.templates[0], "creationContent": "cmVxdWVzdA"}
+        )
+        pool_headers = {**json_headers, "Authorization": f"Bearer {pool.tokens[0]}", **DATAWALLET_HEADER}
+        message_body = json.dumps(
+            {
+                "recipients": [{"address": pool.sessions[1].address, "encryptedKey": b64url(b"k" * 40)}],
+                "body": b64url(b"message"),
+                "attachments": [],
+            }
+        )
+        cases += [
+            Case(
+                writing[0],
+                Request(
+                    "POST",
+                    "/api/v2/Messages",
+                    script=writing_routes.messages_script(pool, database_url, wrk.threads),
+                ),
+                Request("POST", "/constant", message_body, pool_headers),
+            ),
+            Case(
+                writing[1],
+                Request(
+                    "POST",
+                    "/api/v2/Datawallet/Modifications",
+                    script=writing_routes.modifications_script(pool, wrk.threads),
+                ),
+                Request("POST", "/constant", modifications_body, pool_headers),
+            ),
+            Case(
+                writing[2],
+                Request(
+                    "POST",
+                    "/api/v2/Relationships",
+                    script=writing_routes.relationships_script(pool, database_url, wrk.threads),
+                ),
+                Request("POST", "/constant", relationship_body, pool_headers),
+            ),
+        ]
+    return [case for case in cases if wanted(case.name)]
+
+
+# Modifications the read of the datawallet's modifications returns (one page).
+MODIFICATIONS_READ = 5
+# Identities of the writing routes: 80 make 3,080 pairs for relationships, more than one run creates here.
+POOL_SIZE = 80
+
+
+@contextmanager
+def own_database(server_url: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server of `server_url` for this run, dropped afterwards.
+
+    The server's other databases are never touched; `server_url` names the one to connect to.
+    """
+    name = f"bench_throughput_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        raise SystemExit(
+            f"bench: cannot create a database on {_without_password(server_url)}: {error}"
+        ) from None
+    base, _, _ = server_url.partition("?")[0].rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _without_password(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 FILE_BYTES = 1024 * 1024
@@ -341,22 +469,33 @@ def _upload(base_url: str, body: bytes, headers: dict[str, str]) -> str:
 
 
 def _measure(case: Case, backbone_url: str, bare_url: str, settings: WrkSettings, scratch: Path) -> Figure:
-    route_script = _lua(case.route, scratch / "route.lua")
-    baseline_script = _lua(case.baseline, scratch / "baseline.lua")
+    route_script = write_script(case.route, scratch / "route.lua")
+    baseline_script = write_script(case.baseline, scratch / "baseline.lua")
     _wrk(backbone_url + case.route.path, route_script, settings, settings.warmup_s)
     _wrk(bare_url + case.baseline.path, baseline_script, settings, settings.warmup_s)
     figure = Figure(case.name, [], [], 0)
     for pair in range(settings.pairs):
         base_rps, _ = _wrk(bare_url + case.baseline.path, baseline_script, settings, settings.duration_s)
+        if case.route.script is not None:
+            route_script = write_script(case.route, scratch / "route.lua")
         route_rps, errors = _wrk(backbone_url + case.route.path, route_script, settings, settings.duration_s)
         figure.baseline_rps.append(base_rps)
         figure.route_rps.append(route_rps)
         figure.route_errors += errors
-        print(f"  {case.name}: pair {pair + 1}: bare {base_rps:,.0f}/s, route {route_rps:,.0f}/s", flush=True)
+        # The machine may be shared: its load beside each pair tells how noisy the pair was.
+        load = os.getloadavg()[0]
+        print(
+            f"  {case.name}: pair {pair + 1}: bare {base_rps:,.0f}/s, route {route_rps:,.0f}/s "
+            f"(load {load:.1f})",
+            flush=True,
+        )
     return figure
 
 
-def _lua(request: Request, path: Path) -> Path:
+def write_script(request: Request, path: Path) -> Path:
+    if request.script is not None:
+        path.write_text(request.script())
+        return path
     lines = [f'wrk.method = "{request.method}"', f"wrk.body = [==[{request.body}]==]"]
     if request.body_file is not None:
         # Binary bodies cannot sit in a Lua long string (it rewrites line ends); read them as bytes.
@@ -371,11 +510,25 @@ def _lua(request: Request, path: Path) -> Path:
 
 def _wrk(url: str, script: Path, settings: WrkSettings, duration_s: int) -> tuple[float, int]:
     """Run wrk once; return requests/s and the number of non-2xx answers or socket errors."""
+    run = run_wrk(url, script, settings, duration_s)
+    return run.rps, run.errors
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    rps: float
+    # Non-2xx answers and socket errors.
+    errors: int
+    requests: int
+
+
+def run_wrk(url: str, script: Path, settings: WrkSettings, duration_s: float) -> WrkRun:
+    """Run wrk once with the bench's settings and the request of `script`."""
     command = [
         "wrk",
         f"-t{settings.threads}",
         f"-c{settings.connections}",
-        f"-d{duration_s}s",
+        f"-d{duration_s:g}s",
         "--timeout",
         "10s",
         "-s",
@@ -384,11 +537,12 @@ def _wrk(url: str, script: Path, settings: WrkSettings, duration_s: int) -> tupl
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = sum(int(count) for count in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if socket_errors:
         errors += sum(int(count) for count in socket_errors.groups())
-    return rps, errors
+    return WrkRun(rps, errors, requests)
 
 
 @contextmanager
@@ -431,7 +585,11 @@ def _print_header(args: argparse.Namespace, wrk: WrkSettings) -> None:
     print("backbone throughput as ratios to a bare Falcon app (same gunicorn settings, one run)")
     print(f"  machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"  python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in _versions().items()))
-    database = "SQLite (development mode)" if not args.database_url else "as given by --database-url"
+    database = (
+        "SQLite (development mode)"
+        if args.database_url == "sqlite"
+        else f"PostgreSQL, a database of its own on {_without_password(args.database_url)}"
+    )
     iterations = Settings().password_hash_iterations
     print(
         f"  gunicorn: gthread, {args.workers} workers x {args.threads} threads, keep-alive 5 s; "

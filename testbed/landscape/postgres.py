@@ -79,6 +79,8 @@ class ServerSettings:
     work_mem: str = "4MB"
     fsync: bool = True
     synchronous_commit: bool = True
+    # Server libraries loaded at start, e.g. pg_stat_statements for `make bench-statements`.
+    preload_libraries: tuple[str, ...] = ()
 
     def options(self) -> list[str]:
         values = {
@@ -88,6 +90,8 @@ class ServerSettings:
             "fsync": "on" if self.fsync else "off",
             "synchronous_commit": "on" if self.synchronous_commit else "off",
         }
+        if self.preload_libraries:
+            values["shared_preload_libraries"] = ",".join(self.preload_libraries)
         return [argument for name, value in values.items() for argument in ("-c", f"{name}={value}")]
 
 

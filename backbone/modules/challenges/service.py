@@ -30,7 +30,8 @@ class ChallengeService:
             created_by=caller.address if caller else None,
             created_by_device=caller.device_id if caller else None,
         )
-        with self._db.transaction() as connection:
+        # One INSERT: atomic by itself, so no BEGIN and COMMIT around it on PostgreSQL.
+        with self._db.statement() as connection:
             self._repository.add(connection, challenge)
         return challenge
 

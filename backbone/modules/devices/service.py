@@ -414,13 +414,13 @@ class IdentityService:
     def export_identities(self) -> Iterator[IdentityExport]:
         """Every identity, oldest first, for the operators' database export."""
         tier_of = self._tiers.lookup()
-        with self._db.read() as connection:
+        with self._db.read(streaming=True) as connection:
             yield from self._identities.export_identities(connection, tier_of)
 
     def export_devices(self) -> Iterator[DeviceExport]:
         """Every device that is not deleted, oldest first, for the operators' database export."""
         tier_of = self._tiers.lookup()
-        with self._db.read() as connection:
+        with self._db.read(streaming=True) as connection:
             yield from self._identities.export_devices(connection, tier_of)
 
 

@@ -69,7 +69,7 @@ def _recipient(row: Any) -> Recipient:
     )
 
 
-def _visible_to(address: str) -> Any:
+def _visible_to(address: Any) -> Any:
     """Messages the identity sent (to someone it has not decomposed with) or received (and kept)."""
     recipient = message_recipients
     sent = sa.and_(
@@ -83,6 +83,23 @@ def _visible_to(address: str) -> Any:
     )
     return sa.or_(sent, received)
 
+
+# The statements of the authenticated read (a message and its parts), built once.
+_FIND_VISIBLE = sa.select(messages).where(
+    messages.c.id == sa.bindparam("message_id", type_=sa.String),
+    _visible_to(sa.bindparam("address", type_=sa.String)),
+)
+_MESSAGE_IDS: sa.BindParameter[str] = sa.bindparam("ids", expanding=True)
+_RECIPIENTS_OF = (
+    sa.select(message_recipients)
+    .where(message_recipients.c.message_id.in_(_MESSAGE_IDS))
+    .order_by(message_recipients.c.id)
+)
+_ATTACHMENTS_OF = (
+    sa.select(message_attachments)
+    .where(message_attachments.c.message_id.in_(_MESSAGE_IDS))
+    .order_by(message_attachments.c.file_id)
+)
 
 _FIRST_RECIPIENT = message_recipients.alias("first_recipient")
 _FIRST_RECIPIENT_ID = (
@@ -164,8 +181,7 @@ class MessageRepository:
         return int(connection.execute(statement).scalar_one())
 
     def find_visible(self, connection: Connection, message_id: str, address: str) -> Message | None:
-        statement = sa.select(messages).where(messages.c.id == message_id, _visible_to(address))
-        rows = list(connection.execute(statement))
+        rows = list(connection.execute(_FIND_VISIBLE, {"message_id": message_id, "address": address}))
         found = self._assemble(connection, rows)
         return found[0] if found else None
 
@@ -198,22 +214,12 @@ class MessageRepository:
     def _assemble(self, connection: Connection, rows: Sequence[Any]) -> list[Message]:
         if not rows:
             return []
-        ids = [row.id for row in rows]
+        ids = {"ids": [row.id for row in rows]}
         recipients: dict[str, list[Recipient]] = {}
-        statement = (
-            sa.select(message_recipients)
-            .where(message_recipients.c.message_id.in_(ids))
-            .order_by(message_recipients.c.id)
-        )
-        for row in connection.execute(statement):
+        for row in connection.execute(_RECIPIENTS_OF, ids):
             recipients.setdefault(row.message_id, []).append(_recipient(row))
         attachments: dict[str, list[str]] = {}
-        statement = (
-            sa.select(message_attachments)
-            .where(message_attachments.c.message_id.in_(ids))
-            .order_by(message_attachments.c.file_id)
-        )
-        for row in connection.execute(statement):
+        for row in connection.execute(_ATTACHMENTS_OF, ids):
             attachments.setdefault(row.message_id, []).append(row.file_id)
         return [
             Message(

@@ -151,7 +151,7 @@ class MessageService:
 
     def export_messages(self) -> Iterator[MessageExport]:
         """Every message, oldest first, without its body (the operators' database export)."""
-        with self._db.read() as connection:
+        with self._db.read(streaming=True) as connection:
             yield from self._repository.export_messages(connection)
 
     def remove_participant(self, address: str) -> None:

@@ -366,7 +366,7 @@ class RelationshipService:
 
     def export_relationships(self) -> Iterator[RelationshipExport]:
         """Every relationship, oldest first, without contents (the operators' database export)."""
-        with self._db.read() as connection:
+        with self._db.read(streaming=True) as connection:
             yield from self._repository.export_relationships(connection)
 
     def overview_for(self, participant: str, page: Page) -> Paged:
