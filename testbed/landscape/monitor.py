@@ -25,15 +25,14 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.landscape.budgets import CpuGroup
-from testbed.landscape.prometheus import READY_TIMEOUT_S, Prometheus, prometheus_executable
-from testbed.processes import REPOSITORY, answers_200, free_port, stop, wait_until_answers
+from testbed.landscape.prometheus import Prometheus, prometheus_executable, serving
+from testbed.processes import REPOSITORY, free_port
 
 # Inside a landscape's or a run's directory.
 MONITOR_DIR = "prometheus"
@@ -178,16 +177,5 @@ def serving_recorded(directory: Path, work_dir: Path) -> Iterator[Prometheus]:
     command = prometheus_command(executable, directory, port)
     command[1] = f"--config.file={config}"
     log_path = work_dir / "prometheus-recorded.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        server = Prometheus(f"http://127.0.0.1:{port}", log_path)
-        try:
-            wait_until_answers(
-                answers_200(f"{server.url}/-/ready", timeout_s=1.0),
-                process,
-                what=f"prometheus (log {log_path})",
-                timeout_s=READY_TIMEOUT_S,
-            )
-            yield server
-        finally:
-            stop(process)
+    with serving(command, port, log_path) as server:
+        yield server

@@ -92,6 +92,13 @@ def running_prometheus(
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ]
+    with serving(command, port, log_path) as server:
+        yield server
+
+
+@contextmanager
+def serving(command: list[str], port: int, log_path: Path) -> Iterator[Prometheus]:
+    """Start the Prometheus `command` (listening on `port`), wait until it is ready, stop it after."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = Prometheus(f"http://127.0.0.1:{port}", log_path)
