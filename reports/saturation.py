@@ -260,9 +260,10 @@ def pool_rules(
 ) -> list[RuleResult]:
     """Database: the pool is exhausted (used = pool + overflow), or checkout waits >= 10 ms on average.
 
-    Not in the seconds `node_at_budget` marks: a node throttled at its CPU budget holds each
-    connection while it waits for its next quota period, so its threads queue for connections the
-    database would have served at once; that wait is the node's, and its budget rule shows it.
+    Waits do not count in the seconds `node_at_budget` marks: a node throttled at its CPU budget
+    holds each connection while it waits for its next quota period, so its threads queue for
+    connections the database would have served at once; that wait is the node's, and its budget
+    rule shows it. An exhausted pool counts always: every connection it may open is in use.
     """
     results = []
     used = server.gauge(series, "db_client_connection_count", db_client_connection_state="used")
@@ -270,7 +271,7 @@ def pool_rules(
     if not used.empty and not ceiling.empty:
         joined = used.merge(ceiling, on=["t_s", "process"], suffixes=("_used", "_max"))
         joined = joined[joined["value_max"] > 0].reset_index(drop=True)
-        held = _without(per_second(joined, t0_s, joined["value_used"] >= joined["value_max"]), node_at_budget)
+        held = per_second(joined, t0_s, joined["value_used"] >= joined["value_max"])
         figure = (
             f"connections checked out = pool size + overflow ({int(joined['value_max'].max())}) in "
             f"{_percent(float(held.mean()) if len(held) else 0)} of seconds"
