@@ -124,14 +124,14 @@ class PostgresCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{CLUSTER_USER}@127.0.0.1:{self.port}/{database}"
 
-    def init(self, environment: Mapping[str, str] | None = None) -> None:
-        """Run initdb (as the cluster's user when root): trust on loopback, UTF-8, C locale."""
+    def _run_as_cluster_user(
+        self, command: list[str], environment: Mapping[str, str] | None, timeout_s: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL tool in the cluster's directory, as the cluster's user when root."""
         if self.account is not None:
             os.chown(self.directory, *self.account)
-        command = [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", CLUSTER_USER]
-        command += ["-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
         uid, gid = self.account or (None, None)
-        result = subprocess.run(
+        return subprocess.run(
             command,
             capture_output=True,
             text=True,
@@ -141,7 +141,14 @@ class PostgresCluster:
             user=uid,
             group=gid,
             extra_groups=[] if self.account is not None else None,
+            timeout=timeout_s,
         )
+
+    def init(self, environment: Mapping[str, str] | None = None) -> None:
+        """Run initdb (as the cluster's user when root): trust on loopback, UTF-8, C locale."""
+        command = [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", CLUSTER_USER]
+        command += ["-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+        result = self._run_as_cluster_user(command, environment)
         if result.returncode != 0:
             raise PostgresError(f"initdb failed ({result.returncode}): {result.stderr.strip()[-500:]}")
 
@@ -150,26 +157,12 @@ class PostgresCluster:
         primary = self.standby_of
         if primary is None:
             raise PostgresError(f"{self.name} is not a replica: it has no primary to clone")
-        if self.account is not None:
-            os.chown(self.directory, *self.account)
         command = [str(self.bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port)]
         # -R: standby.signal, so the copy starts as a standby; the connection to the primary is
         # the command line's (`command`), under the replica's name.
         command += ["-U", CLUSTER_USER, "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast"]
         command += ["--no-sync"]
-        uid, gid = self.account or (None, None)
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            env=dict(environment) if environment is not None else None,
-            cwd=self.directory,
-            user=uid,
-            group=gid,
-            extra_groups=[] if self.account is not None else None,
-            timeout=300,
-        )
+        result = self._run_as_cluster_user(command, environment, timeout_s=300)
         if result.returncode != 0:
             raise PostgresError(
                 f"pg_basebackup of {self.name} failed ({result.returncode}): {result.stderr.strip()[-500:]}"
