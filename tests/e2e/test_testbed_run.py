@@ -138,11 +138,15 @@ def test_the_run_directory_holds_every_table_and_the_manifest(
     assert cores != manifest.profile.cpu.landscape_cores
     generator = manifest.load_generator
     assert generator.cores == cores
-    assert [(process.name, process.role) for process in generator.processes] == [
-        ("locust-master", "master"),
+    # The workers are listed in the order the master gave out the shares, which is the order they
+    # happened to connect in.
+    master, *workers = generator.processes
+    assert (master.name, master.role) == ("locust-master", "master")
+    assert sorted((process.name, process.role) for process in workers) == [
         ("locust-worker1", "worker"),
         ("locust-worker2", "worker"),
     ]
+    assert [process.share for process in workers] == ["1 of 2", "2 of 2"]
     limits = data.processes.groupby("process", observed=True)["cpu_limit_cores"].max()
     worker_limit = min(1.0, len(cores) / 2)
     assert limits["locust-master"] == 1.0
