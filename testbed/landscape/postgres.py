@@ -89,6 +89,9 @@ class ServerSettings:
             "work_mem": self.work_mem,
             "fsync": "on" if self.fsync else "off",
             "synchronous_commit": "on" if self.synchronous_commit else "off",
+            # Every autovacuum and auto-analyze in the server's log (logs/postgresql.log): a
+            # background pass on a small CPU budget shows as a stall in the run's latencies.
+            "log_autovacuum_min_duration": "0",
         }
         if self.preload_libraries:
             values["shared_preload_libraries"] = ",".join(self.preload_libraries)
