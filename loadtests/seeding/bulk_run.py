@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -31,6 +32,10 @@ from loadtests.seeding.database import (
 )
 from loadtests.seeding.export import bulk_entries, write_export
 from loadtests.seeding.planner import Plan
+
+# How long the VACUUM waits for the writing sessions' server processes to exit (milliseconds, as a
+# rule, once their connections are closed).
+SESSIONS_END_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def seed_bulk(
         engine = sa.create_engine(normalise_url(database_url))
     else:
         engine, _ = prepare(database_url, client_id=client_id, client_secret=client_secret)
+    writers = backend_pids(engine)
     try:
         tier_id = client_tier(engine, client_id)
         key = plan_key(plan)
@@ -91,14 +97,45 @@ def seed_bulk(
         report = write_steps(writer, key, done=done, report=BulkReport(), progress=progress)
         if engine.dialect.name == "postgresql":
             vacuum_started = time.perf_counter()
-            # VACUUM as well as ANALYZE: since PostgreSQL 13 rows inserted alone trigger an
-            # autovacuum, which would otherwise pass over every seeded table in the first minute
-            # of the load, and on a database at a tenth of a core stall it for seconds.
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql("VACUUM (ANALYZE)")
+            vacuum_seeded(engine, writers)
             report.tables["(vacuum analyze)"].seconds += time.perf_counter() - vacuum_started
     finally:
         engine.dispose()
     path = write_export(export_path, plan, "bulk", client_id, bulk_entries(plan))
     report.seconds = time.perf_counter() - started
     return BulkOutcome(report, path, bool(done))
+
+
+def backend_pids(engine: sa.Engine) -> set[int]:
+    """The server processes of every PostgreSQL session the engine hands out from now on."""
+    pids: set[int] = set()
+    if engine.dialect.name == "postgresql":
+
+        def remember(dbapi_connection: Any, *_: Any) -> None:
+            pids.add(dbapi_connection.info.backend_pid)
+
+        sa.event.listen(engine, "checkout", remember)
+    return pids
+
+
+def vacuum_seeded(engine: sa.Engine, writers: set[int]) -> None:
+    """VACUUM (ANALYZE) the database once the sessions that wrote it have ended.
+
+    VACUUM as well as ANALYZE: since PostgreSQL 13 rows inserted alone trigger an autovacuum,
+    which would otherwise pass over every seeded table in the first minute of the load, and on a
+    database at a tenth of a core hold it for seconds. The writing sessions end first: a session
+    reports the rows it inserted to the statistics as late as when it ends, and rows reported
+    after the VACUUM count as inserted since it, enough to trigger that autovacuum all the same.
+    """
+    engine.dispose()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        deadline = time.monotonic() + SESSIONS_END_TIMEOUT_S
+        while (
+            time.monotonic() < deadline
+            and connection.execute(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                {"pids": list(writers)},
+            ).scalar_one()
+        ):
+            time.sleep(0.01)
+        connection.exec_driver_sql("VACUUM (ANALYZE)")
