@@ -66,7 +66,7 @@ bench-seed: setup
 bench-scenarios: setup
 	$(BIN)/python -m testbed.bench.scenarios $(BENCH_ARGS)
 
-# make bench-capacity BENCH_ARGS="--option database.cpu_limit=0.1 --repeats 3"
+# make bench-capacity BENCH_ARGS="--option database.cpu_limit=0.05 --repeats 3"  (a database-bound landscape)
 bench-capacity: setup
 	$(BIN)/python -m testbed.bench.capacity $(BENCH_ARGS)
 
