@@ -137,6 +137,21 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
         process.wait()
 
 
+def run_to_its_end(command: Sequence[str], *, cwd: Path, env: dict[str, str], output: IO[bytes]) -> int:
+    """Run a command that stops gracefully on SIGINT, and wait for it even when this process is
+    interrupted: the command gets SIGINT and all the time it needs to take down what it started, then
+    the interrupt goes on. (`subprocess.run` kills it a quarter of a second after a Ctrl-C, which
+    leaves a landscape it was bringing down half up.)"""
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT) as child:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            with interrupts_deferred():
+                child.send_signal(signal.SIGINT)
+                child.wait()
+            raise
+
+
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP during a block that must finish (stopping what a run started);

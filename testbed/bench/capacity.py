@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +27,8 @@ from importlib import metadata
 from pathlib import Path
 
 from reports.capacity import BRACKETED, LOWER_BOUND, CapacityReport, build_capacity_report
-from testbed.processes import REPOSITORY
+from testbed.processes import REPOSITORY, run_to_its_end
+from testbed.run.commands import stop_on_signals
 
 HEADER = "nodes search     req/s multiplier limited by steps  wall s"
 # One node and two are measured through the same path: a gateway in front of either (a profile
@@ -78,11 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out or REPOSITORY / "var" / "bench-capacity" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
     out.mkdir(parents=True, exist_ok=True)
     _print_header(args, out)
+    stop_on_signals()
     searches: list[Search] = []
-    for repeat in range(1, args.repeats + 1):
-        for nodes in args.nodes:
-            searches.append(_search(args, nodes, repeat, out))
-            print(searches[-1].row(), flush=True)
+    try:
+        for repeat in range(1, args.repeats + 1):
+            for nodes in args.nodes:
+                searches.append(_search(args, nodes, repeat, out))
+                print(searches[-1].row(), flush=True)
+    except KeyboardInterrupt:
+        # The search in progress has taken its landscape down (run_to_its_end waited for it).
+        print(f"interrupted; the landscape is down. the finished searches: {len(searches)}", flush=True)
+        print(_table(searches))
+        return 130
     print(_table(searches))
     print(_summary(searches, args.nodes))
     print(f"\nresults: {out}")
@@ -153,13 +160,13 @@ def _search(args: argparse.Namespace, nodes: int, repeat: int, out: Path) -> Sea
     log = results / "capacity.log"
     started = time.monotonic()
     with log.open("wb") as output:
-        finished = subprocess.run(command, cwd=REPOSITORY, env=env, stdout=output, stderr=subprocess.STDOUT)
+        exit_code = run_to_its_end(command, cwd=REPOSITORY, env=env, output=output)
     wall_s = time.monotonic() - started
     directories = [path for path in results.iterdir() if path.is_dir()]
     report = None
-    if finished.returncode in (0, 1) and len(directories) == 1:
+    if exit_code in (0, 1) and len(directories) == 1:
         report = build_capacity_report(directories[0])
-    return Search(nodes, repeat, finished.returncode, wall_s, log, report)
+    return Search(nodes, repeat, exit_code, wall_s, log, report)
 
 
 def _table(searches: list[Search]) -> str:

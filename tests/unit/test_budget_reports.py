@@ -18,11 +18,18 @@ T0 = 2_000_000.0
 
 
 def budgets_frame(
-    process: str, tier: str, budget: float, used_per_s: float, seconds: int = 20
+    process: str,
+    tier: str,
+    budget: float,
+    used_per_s: float,
+    seconds: int = 20,
+    waited_per_s: float | None = None,
 ) -> pd.DataFrame:
-    """A group's cumulative counters, sampled once a second: ten periods a second, throttled when spent."""
+    """A group's cumulative counters, sampled once a second: ten periods a second, throttled when spent
+    (seven periods, 0.4 s waited a second, unless `waited_per_s` says how long it waited)."""
     t = np.arange(seconds + 1)
-    spent = used_per_s >= 0.95 * budget
+    spent = used_per_s >= 0.95 * budget or bool(waited_per_s)
+    waited = waited_per_s if waited_per_s is not None else (0.4 if spent else 0.0)
     return conform(
         pd.DataFrame(
             {
@@ -35,7 +42,7 @@ def budgets_frame(
                 "used_s": used_per_s * t,
                 "periods": 10 * t,
                 "throttled_periods": (7 if spent else 0) * t,
-                "throttled_s": (0.4 if spent else 0.0) * t,
+                "throttled_s": waited * t,
             }
         ),
         BUDGET_COLUMNS,
@@ -83,7 +90,7 @@ def test_a_database_spending_its_budget_is_the_saturated_tier_with_its_throttlin
     assert first is not None
     assert first.tier == "database"
     assert first.metric == "cgroup CPU usage against its quota (cpu.stat, cpuacct.usage)"
-    assert "postgresql used p95 0.10 of its 0.1-core budget (cgroup v1, period 100 ms)" in first.figure
+    assert "postgresql (0.1-core budget, cgroup v1, period 100 ms) used p95 0.10 cores" in first.figure
     assert "throttled in 140 of 200 periods" in first.figure
     # The budgeted process is judged by its cgroup alone, not also by the process samples.
     assert not [rule for rule in rules if rule.tier == "database" and rule.rule == "cpu"]
@@ -94,6 +101,41 @@ def test_a_tier_below_its_budget_is_not_saturated_even_when_its_process_samples_
     processes = processes_frame([("node1", "node", 190.0, 0.25)])
     rules = saturation.evaluate(empty_series(), processes, T0, machine_cores=2.0, budgets=budgets)
     assert saturation.first_saturated(saturation.tier_verdicts(rules)) is None
+
+
+def test_a_database_that_waits_for_its_quota_at_half_its_budget_is_saturated_and_named_first() -> None:
+    # At 0.05 core with 100 ms periods a query that spends the period's 5 ms holds every other
+    # query for the rest of the period: the database fails a p98 at half its budget. The nodes
+    # wait for their quota too, but for less than 50 ms in a second.
+    budgets = pd.concat(
+        [
+            budgets_frame("postgresql", "database", 0.05, 0.025, waited_per_s=0.08),
+            budgets_frame("node1", "node", 0.2, 0.1, waited_per_s=0.03),
+        ]
+    )
+    processes = processes_frame([("gateway1", "gateway", 5.0, math.nan)])
+    rules = saturation.evaluate(empty_series(), processes, T0, machine_cores=2.0, budgets=budgets)
+    by_rule = {(rule.tier, rule.rule): rule for rule in rules}
+    assert not by_rule[("database", "CPU budget")].saturated
+    assert by_rule[("database", "held by its quota")].saturated
+    assert not by_rule[("node", "held by its quota")].saturated
+    first = saturation.first_saturated(saturation.tier_verdicts(rules))
+    assert first is not None
+    assert first.tier == "database"
+    assert first.metric == "cgroup throttled time (cpu.stat throttled_time)"
+    budget = "postgresql (0.05-core budget, cgroup v1, period 100 ms)"
+    assert f"{budget} waited for its quota p95 80 ms" in first.figure
+    assert ">= 50 ms in 100% of seconds; throttled in 140 of 200 periods" in first.figure
+
+
+def test_a_wait_for_the_quota_is_per_second_of_the_sample_interval() -> None:
+    # Sampled every 2 s: 0.08 s waited per interval is 40 ms a second, under the limit.
+    budgets = budgets_frame("postgresql", "database", 0.05, 0.025, waited_per_s=0.08)
+    budgets = budgets.assign(t_s=T0 + 2 * (budgets["t_s"] - T0))
+    rules = saturation.budget_rules(budgets, T0)
+    held = next(rule for rule in rules if rule.rule == "held by its quota")
+    assert not held.saturated
+    assert "waited for its quota p95 40 ms per second" in held.figure
 
 
 def test_processes_without_a_budget_keep_the_process_cpu_rule() -> None:

@@ -122,7 +122,8 @@ def test_the_budgets_of_the_pooler_and_a_replica_are_judged_in_their_tiers() -> 
         for v in saturation.tier_verdicts(saturation.evaluate(series([]), NO_PROCESSES, T0, budgets=budgets))
     }
     assert by_tier["pooler"].saturated
-    assert "pgbouncer used p95 0.05 of its 0.05-core budget" in by_tier["pooler"].figure
+    budget = "pgbouncer (0.05-core budget, cgroup v1, period 100 ms)"
+    assert f"{budget} used p95 0.05 cores" in by_tier["pooler"].figure
     assert not by_tier["replica"].saturated
 
 

@@ -302,7 +302,9 @@ def test_the_database_tier_is_named_when_pool_wait_dominates_even_with_the_node_
     assert "pool checkout wait p95" in first.figure
 
 
-def node_budget(seconds: int, used_per_s: float, budget: float = 0.125) -> pd.DataFrame:
+def node_budget(
+    seconds: int, used_per_s: float, budget: float = 0.125, waited_per_s: float = 0.0
+) -> pd.DataFrame:
     """The node's cgroup counters, sampled once a second, ten quota periods a second."""
     t = np.arange(seconds + 1)
     frame = pd.DataFrame(
@@ -316,21 +318,26 @@ def node_budget(seconds: int, used_per_s: float, budget: float = 0.125) -> pd.Da
             "used_s": used_per_s * t,
             "periods": 10 * t,
             "throttled_periods": (7 if used_per_s >= 0.9 * budget else 0) * t,
-            "throttled_s": 0.0,
+            "throttled_s": waited_per_s * t,
         }
     )
     return conform(frame, BUDGET_COLUMNS, "budgets")
 
 
-@pytest.mark.parametrize(("node_cores", "named"), [(0.124, "node"), (0.05, "database")])
+@pytest.mark.parametrize(
+    ("node_cores", "waited_per_s", "named"),
+    [(0.124, 0.0, "node"), (0.06, 0.2, "node"), (0.05, 0.0, "database"), (0.05, 0.02, "database")],
+)
 def test_pool_waits_of_a_node_at_its_cpu_budget_are_the_nodes_not_the_databases(
-    node_cores: float, named: str
+    node_cores: float, waited_per_s: float, named: str
 ) -> None:
     # A throttled node holds its connections through the quota periods it waits for: its threads
-    # queue for connections the database would serve at once. Below its budget the wait is the pool's.
+    # queue for connections the database would serve at once, whether the node spent its budget over
+    # the second or waited >= 50 ms for its quota. Otherwise the wait is the pool's.
     # (An exhausted pool is the database's either way: tests/e2e/test_testbed_run.py, a pool of one.)
     series = node_series(30, slots_full_from=None, wait_s=0.2, wait_from=5)
-    rules = saturation.evaluate(series, empty_processes(), T0, budgets=node_budget(30, node_cores))
+    budgets = node_budget(30, node_cores, waited_per_s=waited_per_s)
+    rules = saturation.evaluate(series, empty_processes(), T0, budgets=budgets)
     first = saturation.first_saturated(saturation.tier_verdicts(rules))
     assert first is not None
     assert first.tier == named
