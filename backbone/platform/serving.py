@@ -94,10 +94,16 @@ class EnvelopeThreadWorker(ThreadWorker):  # type: ignore[misc]
         # gunicorn's loop asks to accept whenever it holds fewer connections than it may.
         super().set_accept_enabled(enabled and self.in_pool < self.cfg.threads)
 
+    def accept(self, listener: Any) -> None:
+        if self.in_pool >= self.cfg.threads:
+            # Leave the connection to a worker with a free thread. The listening socket is only
+            # unwatched now that a connection waits: kept-alive traffic pays no epoll changes.
+            self.set_accept_enabled(False)
+            return
+        super().accept(listener)
+
     def enqueue_req(self, conn: Any) -> None:
         self.in_pool += 1
-        if self.in_pool >= self.cfg.threads:
-            self.set_accept_enabled(False)
         super().enqueue_req(conn)
 
     def finish_request(self, conn: Any, fs: Any) -> None:

@@ -60,16 +60,23 @@ def connection(worker: EnvelopeThreadWorker) -> TConn:
     return TConn(worker.cfg, ours, ("127.0.0.1", 0), ("127.0.0.1", 0))
 
 
-def test_a_worker_stops_accepting_while_all_its_threads_are_busy(worker: EnvelopeThreadWorker) -> None:
+def test_a_worker_whose_threads_are_all_busy_leaves_a_new_connection_to_the_others(
+    worker: EnvelopeThreadWorker,
+) -> None:
     worker.set_accept_enabled(True)
-    assert accepting(worker)
     worker.enqueue_req(connection(worker))
-    assert accepting(worker)
     worker.enqueue_req(connection(worker))
-    assert not accepting(worker)
-    # gunicorn's loop asks again on every turn while it holds fewer connections than it may.
-    worker.set_accept_enabled(True)
-    assert not accepting(worker)
+    listener = worker.sockets[0]
+    with socket.create_connection(listener.getsockname()):
+        worker.accept(listener)
+        assert not accepting(worker)
+        assert worker.in_pool == THREADS
+        # gunicorn's loop asks again on every turn while it holds fewer connections than it may.
+        worker.set_accept_enabled(True)
+        assert not accepting(worker)
+        # The connection still waits in the backlog for whichever worker has a free thread.
+        waiting, _ = listener.accept()
+        waiting.close()
 
 
 def test_a_worker_accepts_again_once_a_thread_is_free(worker: EnvelopeThreadWorker) -> None:
@@ -83,6 +90,10 @@ def test_a_worker_accepts_again_once_a_thread_is_free(worker: EnvelopeThreadWork
     worker.set_accept_enabled(True)
     assert accepting(worker)
     assert worker.in_pool == 1
+    listener = worker.sockets[0]
+    with socket.create_connection(listener.getsockname()):
+        worker.accept(listener)
+        assert worker.in_pool == THREADS
 
 
 def test_a_stopping_worker_stops_accepting_whatever_its_threads_do(worker: EnvelopeThreadWorker) -> None:
