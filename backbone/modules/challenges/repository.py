@@ -21,15 +21,21 @@ challenges = sa.Table(
 )
 
 
+# Built once: `POST /Challenges` is a hot path, where building the statement per request cost
+# more than running it (docs/decisions.md, Hot paths).
+_ADD = challenges.insert()
+
+
 class ChallengeRepository:
     def add(self, connection: Connection, challenge: Challenge) -> None:
         connection.execute(
-            challenges.insert().values(
-                id=challenge.id,
-                expires_at=challenge.expires_at,
-                created_by=challenge.created_by,
-                created_by_device=challenge.created_by_device,
-            )
+            _ADD,
+            {
+                "id": challenge.id,
+                "expires_at": challenge.expires_at,
+                "created_by": challenge.created_by,
+                "created_by_device": challenge.created_by_device,
+            },
         )
 
     def find(self, connection: Connection, challenge_id: str) -> Challenge | None:
