@@ -153,10 +153,8 @@ def budget_rules(budgets: pd.DataFrame, t0_s: float) -> list[RuleResult]:
 
 
 def _budget_use(tier: str, rows: pd.DataFrame, t0_s: float) -> RuleResult:
-    held = per_second(rows, t0_s, rows["cores"] >= CPU_LIMIT_SHARE * rows["budget_cores"])
-    usage = rows.groupby("process", observed=True)
-    busiest = (usage["cores"].quantile(0.95) / usage["budget_cores"].max()).sort_values(ascending=False)
-    mine = rows[rows["process"] == str(busiest.index[0])]
+    held = per_second(rows, t0_s, _spent(rows))
+    mine = _busiest(rows, rows["cores"] / rows["budget_cores"])
     figure = (
         f"{_budget_name(mine)} used p95 {mine['cores'].quantile(0.95):.2f} cores; at >= "
         f"{CPU_LIMIT_SHARE:.0%} of it in {_percent(float(held.mean()))} of seconds; {_throttled(mine)}"
@@ -166,16 +164,32 @@ def _budget_use(tier: str, rows: pd.DataFrame, t0_s: float) -> RuleResult:
 
 
 def _budget_held(tier: str, rows: pd.DataFrame, t0_s: float) -> RuleResult:
-    waited = rows["throttled_s"] / rows["interval_s"]
-    held = per_second(rows, t0_s, waited >= BUDGET_HELD_LIMIT_S)
-    longest = waited.groupby(rows["process"], observed=True).quantile(0.95).sort_values(ascending=False)
-    mine = rows[rows["process"] == str(longest.index[0])]
+    held = per_second(rows, t0_s, _waited(rows))
+    waited_s = rows["throttled_s"] / rows["interval_s"]
+    mine = _busiest(rows, waited_s)
     figure = (
-        f"{_budget_name(mine)} waited for its quota p95 {longest.iloc[0] * 1000:.0f} ms per second; >= "
-        f"{BUDGET_HELD_LIMIT_S * 1000:g} ms in {_percent(float(held.mean()))} of seconds; {_throttled(mine)}"
+        f"{_budget_name(mine)} waited for its quota p95 {waited_s[mine.index].quantile(0.95) * 1000:.0f} "
+        f"ms per second; >= {BUDGET_HELD_LIMIT_S * 1000:g} ms in {_percent(float(held.mean()))} of "
+        f"seconds; {_throttled(mine)}"
     )
     metric = "cgroup throttled time (cpu.stat throttled_time)"
     return _result(tier, "held by its quota", metric, held, figure)
+
+
+def _spent(rates: pd.DataFrame) -> pd.Series:
+    """Per sample interval: the group used >= 90 % of its budget."""
+    return rates["cores"] >= CPU_LIMIT_SHARE * rates["budget_cores"]
+
+
+def _waited(rates: pd.DataFrame) -> pd.Series:
+    """Per sample interval: the group's work waited >= 50 ms a second for its next quota period."""
+    return rates["throttled_s"] / rates["interval_s"] >= BUDGET_HELD_LIMIT_S
+
+
+def _busiest(rows: pd.DataFrame, values: pd.Series) -> pd.DataFrame:
+    """The rows of the process whose `values` have the highest p95 (the one a figure names)."""
+    p95 = values.groupby(rows["process"], observed=True).quantile(0.95)
+    return rows[rows["process"] == str(p95.idxmax())]
 
 
 def _budget_name(rows: pd.DataFrame) -> str:
@@ -341,8 +355,7 @@ def node_at_budget(budgets: pd.DataFrame, t0_s: float) -> pd.Series:
     (empty without node budgets)."""
     rates = budget_rates(budgets)
     rows = rates[(rates["t_s"] >= t0_s) & (rates["tier"].astype(str) == "node")].reset_index(drop=True)
-    spent = rows["cores"] >= CPU_LIMIT_SHARE * rows["budget_cores"]
-    return per_second(rows, t0_s, spent | (rows["throttled_s"] / rows["interval_s"] >= BUDGET_HELD_LIMIT_S))
+    return per_second(rows, t0_s, _spent(rows) | _waited(rows))
 
 
 def _mean_at_least(
