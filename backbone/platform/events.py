@@ -14,7 +14,7 @@ import types
 import typing
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -159,10 +159,9 @@ class Inbox:
 
     def handle_once(self, handler: Handler, event: PublishedEvent) -> bool:
         """Run the handler unless it already handled this event; return whether it ran."""
-        tracing = self._tracing.handling(handler.queue, event.traceparent) if self._tracing else nullcontext()
         started = time.perf_counter()
         try:
-            with tracing:
+            with self._traced(handler, event):
                 ran = self._handle_once(handler, event)
         except Exception:
             if self._metrics is not None:
@@ -173,6 +172,9 @@ class Inbox:
             self._metrics.events_handled.labels(handler.queue).inc()
             self._observe_duration(handler, started)
         return ran
+
+    def _traced(self, handler: Handler, event: PublishedEvent) -> AbstractContextManager[object]:
+        return self._tracing.handling(handler.queue, event.traceparent) if self._tracing else nullcontext()
 
     def _observe_duration(self, handler: Handler, started: float) -> None:
         assert self._metrics is not None
@@ -189,6 +191,26 @@ class Inbox:
             handler.handle(event)
         return True
 
+    def handle_together(self, deliveries: Sequence[tuple[Handler, PublishedEvent]]) -> None:
+        """Run each handler once per event, all in one transaction; raise if one fails.
+
+        One BEGIN, one COMMIT and one pooled connection for all of them (docs/decisions.md, Hot
+        paths). A failure rolls every one of them back, inbox rows included, so the caller can run
+        them again one by one; that is why nothing is counted before the commit.
+        """
+        handled: list[tuple[Handler, float]] = []
+        with self._db.transaction():
+            for handler, event in deliveries:
+                started = time.perf_counter()
+                with self._traced(handler, event):
+                    ran = self._handle_once(handler, event)
+                if ran:
+                    handled.append((handler, started))
+        if self._metrics is not None:
+            for handler, started in handled:
+                self._metrics.events_handled.labels(handler.queue).inc()
+                self._observe_duration(handler, started)
+
 
 class InProcessEventBus:
     """Run handlers in the publishing process right after commit (the embedded default)."""
@@ -204,14 +226,25 @@ class InProcessEventBus:
         """Always healthy: the handlers run in this process."""
 
     def publish(self, events: Sequence[PublishedEvent]) -> None:
+        deliveries = [
+            (handler, published) for published in events for handler in self._handlers.get(published.name, ())
+        ]
+        if len(deliveries) > 1:
+            # The common case costs one transaction; when a handler fails (or two transactions
+            # deadlock), each runs again alone, so one failure cannot undo the others' effects.
+            try:
+                self._inbox.handle_together(deliveries)
+                return
+            except Exception:
+                log.info("%d handlers in one transaction failed; each runs alone now", len(deliveries))
+                log.debug("the handlers' transaction failed", exc_info=True)
         failures: list[str] = []
-        for published in events:
-            for handler in self._handlers.get(published.name, ()):
-                try:
-                    self._inbox.handle_once(handler, published)
-                except Exception:
-                    log.exception("handler %s failed on event %s", handler.queue, published.id)
-                    failures.append(handler.queue)
+        for handler, published in deliveries:
+            try:
+                self._inbox.handle_once(handler, published)
+            except Exception:
+                log.exception("handler %s failed on event %s", handler.queue, published.id)
+                failures.append(handler.queue)
         if failures:
             raise HandlerFailed(failures)
 

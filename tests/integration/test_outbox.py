@@ -53,27 +53,49 @@ def test_a_rolled_back_change_publishes_nothing(services: Services, seen: list[P
 def test_a_failing_handler_leaves_the_event_pending_and_the_relay_delivers_it_once(
     services: Services,
 ) -> None:
-    calls = {"good": 0, "flaky": 0}
+    # What a handler changes lands with its transaction's commit, so effects are counted there.
+    effects = {"good": 0, "flaky": 0}
+    downstream_up = False
+
+    def effect(name: str) -> None:
+        services.db.after_commit(lambda: effects.__setitem__(name, effects[name] + 1))
 
     def good(event: PublishedEvent) -> None:
-        calls["good"] += 1
+        effect("good")
 
     def flaky(event: PublishedEvent) -> None:
-        calls["flaky"] += 1
-        if calls["flaky"] == 1:
+        if not downstream_up:
             raise ConnectionError("downstream unavailable")
+        effect("flaky")
 
     services.bus.subscribe(Handler("Good", "ThingHappened", good))
     services.bus.subscribe(Handler("Flaky", "ThingHappened", flaky))
     with services.db.transaction():
         services.outbox.add(ThingHappened(thing_id="T1", count=1))
-    assert calls == {"good": 1, "flaky": 1}
+    assert effects == {"good": 1, "flaky": 0}, "one handler's failure does not undo the other's effect"
     assert services.outbox.pending_count() == 1
 
+    downstream_up = True
     assert services.outbox.relay_pending() == 1
-    assert calls == {"good": 1, "flaky": 2}, "the inbox keeps the good handler from running twice"
+    assert effects == {"good": 1, "flaky": 1}, "the inbox keeps the good handler from having its effect twice"
     assert services.outbox.pending_count() == 0
     assert services.outbox.relay_pending() == 0
+
+
+def test_the_handlers_of_one_publish_share_one_transaction(services: Services) -> None:
+    connections: list[object] = []
+
+    def remember(event: PublishedEvent) -> None:
+        connections.append(services.db.current())
+
+    services.bus.subscribe(Handler("First", "ThingHappened", remember))
+    services.bus.subscribe(Handler("Second", "ThingHappened", remember))
+    with services.db.transaction():
+        services.outbox.add(ThingHappened(thing_id="T1", count=1))
+        services.outbox.add(ThingHappened(thing_id="T2", count=1))
+    assert len(connections) == 4
+    assert all(connection is connections[0] for connection in connections)
+    assert services.outbox.pending_count() == 0
 
 
 class BatchRecordingBus:
