@@ -101,6 +101,20 @@ _ATTACHMENTS_OF = (
     .order_by(message_attachments.c.file_id)
 )
 
+# The statements of a send, built once too.
+_ADD_MESSAGE = messages.insert()
+_ADD_ATTACHMENTS = message_attachments.insert()
+_ADD_RECIPIENTS = message_recipients.insert()
+_COUNT_UNRECEIVED = (
+    sa.select(sa.func.count())
+    .select_from(message_recipients.join(messages, messages.c.id == message_recipients.c.message_id))
+    .where(
+        messages.c.created_by == sa.bindparam("sender", type_=sa.String),
+        message_recipients.c.address == sa.bindparam("recipient", type_=sa.String),
+        message_recipients.c.received_at.is_(None),
+    )
+)
+
 _FIRST_RECIPIENT = message_recipients.alias("first_recipient")
 _FIRST_RECIPIENT_ID = (
     sa.select(sa.func.min(message_recipients.c.id))
@@ -138,21 +152,22 @@ class MessageRepository:
 
     def add(self, connection: Connection, message: Message) -> None:
         connection.execute(
-            messages.insert().values(
-                id=message.id,
-                created_at=message.created_at,
-                created_by=message.created_by,
-                created_by_device=message.created_by_device,
-                body=message.body,
-            )
+            _ADD_MESSAGE,
+            {
+                "id": message.id,
+                "created_at": message.created_at,
+                "created_by": message.created_by,
+                "created_by_device": message.created_by_device,
+                "body": message.body,
+            },
         )
         if message.attachments:
             connection.execute(
-                message_attachments.insert(),
+                _ADD_ATTACHMENTS,
                 [{"message_id": message.id, "file_id": file_id} for file_id in message.attachments],
             )
         connection.execute(
-            message_recipients.insert(),
+            _ADD_RECIPIENTS,
             [
                 {
                     "message_id": message.id,
@@ -169,16 +184,8 @@ class MessageRepository:
         )
 
     def count_unreceived(self, connection: Connection, sender: str, recipient: str) -> int:
-        statement = (
-            sa.select(sa.func.count())
-            .select_from(message_recipients.join(messages, messages.c.id == message_recipients.c.message_id))
-            .where(
-                messages.c.created_by == sender,
-                message_recipients.c.address == recipient,
-                message_recipients.c.received_at.is_(None),
-            )
-        )
-        return int(connection.execute(statement).scalar_one())
+        counted = connection.execute(_COUNT_UNRECEIVED, {"sender": sender, "recipient": recipient})
+        return int(counted.scalar_one())
 
     def find_visible(self, connection: Connection, message_id: str, address: str) -> Message | None:
         rows = list(connection.execute(_FIND_VISIBLE, {"message_id": message_id, "address": address}))
