@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,9 @@ class ScenarioRun:
     outcomes: dict[str, dict[str, int]]
     log_path: Path
     duration_s: float
+    # CPU seconds the Locust process used, and the wall seconds it ran (its logins included).
+    generator_cpu_s: float = 0.0
+    wall_s: float = 0.0
 
     def flow(self, name: str) -> dict[str, Any]:
         for flow in self.arrivals.get("flows", ()):
@@ -103,17 +109,23 @@ def run_scenario(
     duration_s: float,
     timeout_s: float | None = None,
     requests_dir: Path | None = None,
+    cores: Sequence[int] = (),
 ) -> ScenarioRun:
     """Run a derived copy of the scenario (constant `duration_s`, the given rates per flow).
 
     `requests_dir`: also write the per-request tables there (`requests/`, `setup/`).
+    `cores`: keep the Locust process to these cores.
     """
+    pinned = tuple(cores)
     scenario = load_scenario(scenario_path)
     derived = write_derived(scenario, rates_per_s, duration_s, directory, name)
     arrivals_path = directory / f"{name}.arrivals.json"
     outcomes_path = directory / f"{name}.outcomes.json"
     log_path = directory / f"{name}.locust.log"
     environment = {key: value for key, value in os.environ.items() if not key.startswith("BACKBONE_")}
+    # The CPU of this process's waited-for children grows by exactly the Locust process's.
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     with log_path.open("wb") as log:
         completed = subprocess.run(
             [
@@ -144,7 +156,23 @@ def run_scenario(
             stderr=subprocess.STDOUT,
             timeout=timeout_s or duration_s + scenario.drain_timeout_s + 60,
             check=False,
+            preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None,
         )
+    wall_s = time.monotonic() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    generator_cpu_s = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
     arrivals = json.loads(arrivals_path.read_text(encoding="utf-8")) if arrivals_path.exists() else {}
     outcomes = json.loads(outcomes_path.read_text(encoding="utf-8")) if outcomes_path.exists() else {}
-    return ScenarioRun(name, completed.returncode, rates_per_s, arrivals, outcomes, log_path, duration_s)
+    return ScenarioRun(
+        name,
+        completed.returncode,
+        rates_per_s,
+        arrivals,
+        outcomes,
+        log_path,
+        duration_s,
+        generator_cpu_s,
+        wall_s,
+    )

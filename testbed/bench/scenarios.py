@@ -5,13 +5,17 @@ A command, not a test: it prints its figures with the machine, versions and sett
 1. A fresh PostgreSQL database gets the light pool in bulk (as `testbed seed --mode bulk` does).
 2. `backbone serve` runs on it (the limits from the scenario files, see
    `scenarios/backbone_limits.py`; the Basic tier, which has no quotas).
-3. Each scenario runs 60 s at the larger of 10 times its original rate and a rate that schedules
-   at least 300 starts; then the production mix runs 120 s at 10 times (scenario 09 at 1 times).
+3. Each scenario runs 60 s at the larger of 10 times (`--multiplier`) its original rate and a
+   rate that schedules at least 300 starts; then the production mix runs 120 s at 10 times
+   (scenario 09 at 1 times).
 4. A run meets the bar when its achieved start rate is within 2 % of the target, under 1 % of its
-   starts are late and no iteration ended in an unexpected failure. The table says which did.
+   starts are late and no iteration ended in an unexpected failure. The table says which did,
+   and how much CPU the load generator (Locust) and the backbone used, in cores: a generator
+   near all of its cores limits the run, otherwise the server side does.
 
-Load generator and server share this machine's cores: the figures say what this machine
-sustains, and a run whose generator missed its schedule says so.
+Load generator and server share this machine's cores unless `--locust-cores` gives Locust cores
+of its own (the backbone then runs on the others; the PostgreSQL server is not moved): the
+figures say what this machine sustains, and a run whose generator missed its schedule says so.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from loadtests.seeding.bulk import SeedingError
@@ -79,16 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"seeded the {args.pool} pool in bulk in {time.perf_counter() - started:.1f} s\n", flush=True)
         limits = backbone_limits(load_scenario(PRODUCTION_MIX).backbone)
-        with serving(database_url, args, limits.environment(), out) as url:
+        with serving(database_url, args, limits.environment(), out) as (url, backbone):
             for path in SCENARIO_FILES:
                 if args.only and not any(part in path.stem for part in args.only):
                     continue
                 scenario = load_scenario(path)
                 rates = {
-                    flow.name: rate_for_starts(scenario.rate_per_s(flow), args.duration_s)
+                    flow.name: rate_for_starts(
+                        scenario.rate_per_s(flow), args.duration_s, factor=args.multiplier
+                    )
                     for flow in scenario.flows
                 }
-                runs.append(_run(path, path.stem, rates, args.duration_s, url, credentials, out))
+                runs.append(
+                    _run(path, path.stem, rates, args.duration_s, url, credentials, out, args, backbone)
+                )
             if not args.only or "production-mix" in args.only:
                 mix = load_scenario(PRODUCTION_MIX)
                 rates = {
@@ -96,7 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for flow in mix.flows
                 }
                 runs.append(
-                    _run(PRODUCTION_MIX, "production-mix", rates, args.mix_duration_s, url, credentials, out)
+                    _run(
+                        PRODUCTION_MIX,
+                        "production-mix",
+                        rates,
+                        args.mix_duration_s,
+                        url,
+                        credentials,
+                        out,
+                        args,
+                        backbone,
+                    )
                 )
     print(_table(runs))
     failed = [run for run in runs if run.problems()]
@@ -120,6 +139,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument(
+        "--multiplier",
+        type=float,
+        default=10.0,
+        help="each scenario's rate, times its original (default 10; at least 300 starts a run)",
+    )
+    parser.add_argument(
+        "--locust-cores",
+        type=_cores,
+        default=(),
+        help="comma-separated cores for Locust alone, e.g. 1; the backbone runs on the others "
+        "(default: both share every core)",
+    )
+    parser.add_argument(
         "--password-hash-iterations",
         type=int,
         default=1000,
@@ -133,6 +165,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cores(text: str) -> tuple[int, ...]:
+    """The `--locust-cores` list: cores of this machine, leaving at least one for the backbone."""
+    try:
+        cores = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of core numbers") from None
+    available = sorted(os.sched_getaffinity(0))
+    unknown = [core for core in cores if core not in available]
+    if not cores or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine's cores are {available}")
+    if len(cores) == len(available):
+        raise argparse.ArgumentTypeError(f"{text!r} leaves no core for the backbone ({available})")
+    return cores
+
+
+def _backbone_cores(args: argparse.Namespace) -> tuple[int, ...]:
+    if not args.locust_cores:
+        return ()
+    return tuple(core for core in sorted(os.sched_getaffinity(0)) if core not in args.locust_cores)
+
+
 def _print_header(args: argparse.Namespace, out: Path) -> None:
     print("== bench-scenarios ==")
     print(f"date:     {datetime.now(UTC).isoformat(timespec='seconds')}")
@@ -140,9 +193,15 @@ def _print_header(args: argparse.Namespace, out: Path) -> None:
     print(f"python:   {platform.python_version()}; locust {metadata.version('locust')}")
     print(
         f"settings: pool {args.pool} (bulk, PostgreSQL), backbone serve --workers {args.workers} "
-        f"--threads {args.threads}, each scenario {args.duration_s:g} s at max(10x, >= 300 starts), "
-        f"production mix {args.mix_duration_s:g} s at 10x (09 at 1x), one Locust process"
+        f"--threads {args.threads}, each scenario {args.duration_s:g} s at "
+        f"max({args.multiplier:g}x, >= 300 starts), production mix {args.mix_duration_s:g} s at 10x "
+        f"(09 at 1x), one Locust process"
     )
+    if args.locust_cores:
+        print(
+            f"cores:    Locust on {list(args.locust_cores)}, backbone serve on "
+            f"{list(_backbone_cores(args))}, the PostgreSQL server unpinned"
+        )
     print(f"output:   {out}\n", flush=True)
 
 
@@ -161,8 +220,10 @@ def fresh_database() -> Iterator[str]:
 
 
 @contextmanager
-def serving(database_url: str, args: argparse.Namespace, limits: dict[str, str], out: Path) -> Iterator[str]:
-    """`backbone serve` on a free port against the seeded database."""
+def serving(
+    database_url: str, args: argparse.Namespace, limits: dict[str, str], out: Path
+) -> Iterator[tuple[str, psutil.Process]]:
+    """`backbone serve` on a free port against the seeded database: its URL and its process."""
     port = free_port()
     environment = {
         "BACKBONE_DATABASE_URL": database_url,
@@ -186,20 +247,30 @@ def serving(database_url: str, args: argparse.Namespace, limits: dict[str, str],
             ],
             environment,
             log,
+            cores=_backbone_cores(args),
         )
         try:
             url = f"http://localhost:{port}"
             wait_for_http(f"{url}/health", process, timeout_s=60)
-            yield url
+            yield url, psutil.Process(process.pid)
         finally:
             stop(process)
 
 
 def _run(
-    path: Path, name: str, rates: dict[str, float], duration_s: float, url: str, credentials: Path, out: Path
+    path: Path,
+    name: str,
+    rates: dict[str, float],
+    duration_s: float,
+    url: str,
+    credentials: Path,
+    out: Path,
+    args: argparse.Namespace,
+    backbone: psutil.Process,
 ) -> ScenarioRun:
     total = sum(rates.values())
     print(f"-- {name}: {duration_s:g} s at {total:.3f} starts/s --", flush=True)
+    backbone_before = _cpu_s(backbone)
     run = run_scenario(
         path,
         host=url,
@@ -208,10 +279,31 @@ def _run(
         name=name,
         rates_per_s=rates,
         duration_s=duration_s,
+        cores=args.locust_cores,
+    )
+    wall_s = max(run.wall_s, 1e-9)
+    locust_of = f" of {len(args.locust_cores)}" if args.locust_cores else ""
+    backbone_of = f" of {len(_backbone_cores(args))}" if args.locust_cores else ""
+    print(
+        f"   CPU in cores: Locust {run.generator_cpu_s / wall_s:.2f}{locust_of}, backbone "
+        f"{(_cpu_s(backbone) - backbone_before) / wall_s:.2f}{backbone_of} ({wall_s:.0f} s, logins included)",
+        flush=True,
     )
     if not run.arrivals:
         print(f"   no arrival report (exit {run.exit_code}); see {run.log_path}", flush=True)
     return run
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    """User+system CPU seconds of `backbone serve` and its workers now."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _table(runs: list[ScenarioRun]) -> str:

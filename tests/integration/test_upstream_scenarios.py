@@ -10,6 +10,7 @@ the measured window holds no log-in.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,10 @@ def landscape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
         yield Landscape(url, credentials, connector_count(credentials))
 
 
+# Locust kept to one core, as `make bench-scenarios --locust-cores` keeps it.
+LOCUST_CORES = (max(os.sched_getaffinity(0)),)
+
+
 @pytest.mark.parametrize("path", [*SCENARIO_FILES, PRODUCTION_MIX], ids=lambda path: path.stem)
 def test_scenario_runs_without_unexpected_failure(landscape: Landscape, path: Path, tmp_path: Path) -> None:
     scenario = load_scenario(path)
@@ -90,9 +95,12 @@ def test_scenario_runs_without_unexpected_failure(landscape: Landscape, path: Pa
         rates_per_s=rates,
         duration_s=RUN_S,
         requests_dir=tmp_path,
+        cores=LOCUST_CORES,
     )
     log = run.log_path.read_text(encoding="utf-8")
     assert run.arrivals, log
+    # Its CPU is counted, and kept to the one core it was given over the time it ran.
+    assert 0 < run.generator_cpu_s <= run.wall_s * len(LOCUST_CORES) * 1.05, (run.generator_cpu_s, run.wall_s)
     for name in rates:
         flow = run.flow(name)
         assert flow["started"] >= 4, (name, flow, log)
