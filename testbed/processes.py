@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
 
@@ -167,3 +169,15 @@ def interrupts_deferred() -> Iterator[None]:
             signal.signal(number, handler)
         if received:
             signal.raise_signal(received[0])
+
+
+def tree_cpu_s(process: psutil.Process) -> float:
+    """User+system CPU seconds of a process and its children now (those that exited are not counted)."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total

@@ -50,7 +50,7 @@ from testbed.bench.scenario_runs import (
     ScenarioRun,
     run_scenario,
 )
-from testbed.processes import free_port, start_python, stop, wait_for_http
+from testbed.processes import free_port, start_python, stop, tree_cpu_s, wait_for_http
 from testbed.seed import plan_pool, seed_bulk_pool
 
 # The development client `migrate` seeds, in a database that lives for one benchmark.
@@ -270,7 +270,7 @@ def _run(
 ) -> ScenarioRun:
     total = sum(rates.values())
     print(f"-- {name}: {duration_s:g} s at {total:.3f} starts/s --", flush=True)
-    backbone_before = _cpu_s(backbone)
+    backbone_before = tree_cpu_s(backbone)
     run = run_scenario(
         path,
         host=url,
@@ -284,26 +284,15 @@ def _run(
     wall_s = max(run.wall_s, 1e-9)
     locust_of = f" of {len(args.locust_cores)}" if args.locust_cores else ""
     backbone_of = f" of {len(_backbone_cores(args))}" if args.locust_cores else ""
+    backbone_cores = (tree_cpu_s(backbone) - backbone_before) / wall_s
     print(
         f"   CPU in cores: Locust {run.generator_cpu_s / wall_s:.2f}{locust_of}, backbone "
-        f"{(_cpu_s(backbone) - backbone_before) / wall_s:.2f}{backbone_of} ({wall_s:.0f} s, logins included)",
+        f"{backbone_cores:.2f}{backbone_of} ({wall_s:.0f} s, logins included)",
         flush=True,
     )
     if not run.arrivals:
         print(f"   no arrival report (exit {run.exit_code}); see {run.log_path}", flush=True)
     return run
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    """User+system CPU seconds of `backbone serve` and its workers now."""
-    total = 0.0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            times = member.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def _table(runs: list[ScenarioRun]) -> str:

@@ -41,7 +41,7 @@ from testbed.bench.throughput import (
     write_script,
 )
 from testbed.landscape.postgres import ServerSettings, postgres_bin_dir, private_postgres_cluster
-from testbed.processes import free_port, start_python, stop, wait_for_http
+from testbed.processes import free_port, start_python, stop, tree_cpu_s, wait_for_http
 
 TOP_STATEMENTS = 8
 
@@ -134,17 +134,7 @@ def _backbone(server_args: list[str], env: dict[str, str], log: Path) -> Iterato
 
 
 def _cpu_s(process: psutil.Process | None) -> float:
-    """User+system CPU seconds of a process and its children now (those that exited are not counted)."""
-    if process is None:
-        return 0.0
-    total = 0.0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            times = member.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+    return 0.0 if process is None else tree_cpu_s(process)
 
 
 def _measure(
