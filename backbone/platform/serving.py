@@ -76,40 +76,7 @@ _PARSE_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str, str], .
 
 
 class EnvelopeThreadWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's threaded worker, answering the requests it cannot parse in the error envelope.
-
-    It accepts a connection only while one of its threads is free (docs/decisions.md, Hot
-    paths): every worker watches the same listening socket, and the first to wake would
-    otherwise take a whole burst of new connections and keep them, kept alive, while the others
-    idle. A connection no worker can take yet waits in the listen backlog, as it would have
-    waited in the thread pool's queue.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Connections handed to the thread pool whose request is not finished yet.
-        self.in_pool = 0
-
-    def set_accept_enabled(self, enabled: bool) -> None:
-        # gunicorn's loop asks to accept whenever it holds fewer connections than it may.
-        super().set_accept_enabled(enabled and self.in_pool < self.cfg.threads)
-
-    def accept(self, listener: Any) -> None:
-        if self.in_pool >= self.cfg.threads:
-            # Leave the connection to a worker with a free thread. The listening socket is only
-            # unwatched now that a connection waits: kept-alive traffic pays no epoll changes.
-            self.set_accept_enabled(False)
-            return
-        super().accept(listener)
-
-    def enqueue_req(self, conn: Any) -> None:
-        self.in_pool += 1
-        super().enqueue_req(conn)
-
-    def finish_request(self, conn: Any, fs: Any) -> None:
-        # Accepting resumes at the loop's next turn; a read-ahead request is enqueued again here.
-        self.in_pool -= 1
-        super().finish_request(conn, fs)
+    """gunicorn's threaded worker, answering the requests it cannot parse in the error envelope."""
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: Exception) -> None:
         for kinds, status, reason, code, message in _PARSE_REFUSALS:
