@@ -9,9 +9,9 @@ A command, not a test: it prints its figures with the machine, versions and sett
    rate that schedules at least 300 starts; then the production mix runs 120 s at 10 times
    (scenario 09 at 1 times).
 4. A run meets the bar when its achieved start rate is within 2 % of the target, under 1 % of its
-   starts are late and no iteration ended in an unexpected failure. The table says which did,
-   and how much CPU the load generator (Locust) and the backbone used, in cores: a generator
-   near all of its cores limits the run, otherwise the server side does.
+   starts are late and no iteration ended in an unexpected failure. The table says which did;
+   the line after each run says how much CPU the load generator (Locust) and the backbone used,
+   in cores: a generator near all of its cores limits the run, otherwise the server side does.
 
 Load generator and server share this machine's cores unless `--locust-cores` gives Locust cores
 of its own (the backbone then runs on the others; the PostgreSQL server is not moved): the

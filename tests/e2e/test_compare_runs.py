@@ -4,9 +4,9 @@ generous threshold; a candidate whose nodes cannot keep up is a regression of th
 Both sides run the smoke flows at 160 starts/s (120 challenge creations, a write, and 40 tag reads
 per second) for 15 s through stage's gateway, with one thread per gunicorn worker; the baseline's
 nodes use well under their 0.25-core budgets (60 % when this was written, 32 to 40 % in CI on
-2026-12-05), so its two repeats agree. The candidate is the
-issue's pool of one and one worker per node, each node held to half of what the baseline's
-busiest node used in its 95th-percentile second. The two options alone are no regression on
+2026-12-05), so its two repeats agree. The candidate is the issue's pool of one and one worker
+per node, each node held to half of what the baseline's busiest node used in its
+95th-percentile second. The two options alone are no regression on
 this machine: measured side by side, one worker per node spent less CPU than two (63 % against
 82 % of the budget at 240 starts/s) and its challenges' p50 was 23 % lower, since a node that is
 CPU-bound gains nothing from a second process and pays for it. Half of the baseline's p95 is
